@@ -1,0 +1,42 @@
+# Two entry points do all set-up on a fresh machine (see README.md):
+#   make demo   -- build the venv, export the demo model, segment generated scenes into out/demo
+#   make test   -- build the venv, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Keep ROS 2 traffic on this machine, in a domain of its own.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export ROS_DOMAIN_ID ?= 42
+export AMENT_PREFIX_PATH := $(abspath $(VENV))
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+SOURCES := $(shell find lcsnet_seg launch config resource -type f -not -name '*.pyc' 2>/dev/null) setup.py setup.cfg package.xml
+
+.PHONY: demo test bench setup clean
+setup: $(VENV)/.deps $(VENV)/.package
+
+$(VENV)/.deps: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# A real (non-editable) install: it lays out share/ament_index and share/lcsnet_seg as colcon does.
+$(VENV)/.package: $(VENV)/.deps $(SOURCES)
+	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
+	rm -rf build lcsnet_seg.egg-info
+	scripts/link_ros_executables.sh $(VENV)
+	touch $@
+
+demo: setup
+	$(VENV)/bin/convert lcsnet_seg/model/weights/lcsnet_demo.pth --out-dir out/demo/model --name lcsnet_demo \
+		--model-version demo-1 --stages onnx,simplify
+	$(VENV)/bin/demo --model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/cpu_pipeline.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

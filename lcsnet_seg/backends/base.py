@@ -1,0 +1,103 @@
+"""The backend contract: every inference backend offers this interface and passes test/test_backend_contract.py.
+
+A backend is built from a model file, reports its input/output tensor specs and its ModelInfo,
+and runs one inference either on host arrays (``infer``) or on device pointers on a given CUDA
+stream (``infer_device``). Host backends set ``supports_host``; GPU backends set
+``supports_device`` (and may also support host arrays for testing).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from lcsnet_seg.errors import ModelFileError
+from lcsnet_seg.model_info import ModelInfo
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """name, shape (None for a dynamic dimension) and numpy dtype of one model input or output."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+
+class Backend(ABC):
+    name: str = "abstract"
+    supports_host: bool = False
+    supports_device: bool = False
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+
+    @property
+    @abstractmethod
+    def input_spec(self) -> TensorSpec: ...
+
+    @property
+    @abstractmethod
+    def output_spec(self) -> TensorSpec: ...
+
+    @property
+    def device(self) -> str:
+        """Where inference runs, in words ("cpu", "cuda:0 (NVIDIA H100 ...)")."""
+        return "cpu"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """batch: 1 x 3 x h x w float32 (contiguous) -> 1 x C x h x w logits (float32 or float16)."""
+        raise NotImplementedError(f"backend {self.name} has no host-array path")
+
+    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+        """Enqueue inference from a device input buffer into a device output buffer on a CUDA stream.
+
+        Buffers are contiguous, shaped and typed as input_spec/output_spec with the model's input size.
+        Returns without synchronising.
+        """
+        raise NotImplementedError(f"backend {self.name} has no device-pointer path")
+
+    def close(self) -> None:
+        """Free the session/engine and any device memory. Idempotent."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_io_specs(source: str, info: ModelInfo, inp: TensorSpec, out: TensorSpec) -> None:
+    """Refuse a model whose tensors do not fit an image segmenter with ``info`` (one line per problem)."""
+    if len(inp.shape) != 4:
+        raise ModelFileError(f"model file {source}: input '{inp.name}' has rank {len(inp.shape)}; "
+                             "a segmentation model takes N x 3 x H x W")
+    if inp.shape[1] not in (3, None):
+        raise ModelFileError(f"model file {source}: input '{inp.name}' has {inp.shape[1]} channels; "
+                             "a segmentation model takes 3 (colour) channels")
+    for axis, want in zip((2, 3), info.input_size):
+        if inp.shape[axis] is not None and inp.shape[axis] != want:
+            raise ModelFileError(f"model file {source}: input '{inp.name}' is fixed at {inp.shape[2:]} but the "
+                                 f"configured input size is {info.input_size}; use the model's size or re-export "
+                                 "with dynamic height/width")
+    if len(out.shape) != 4:
+        raise ModelFileError(f"model file {source}: output '{out.name}' has rank {len(out.shape)}; "
+                             "expected logits N x C x H x W")
+    if out.shape[1] is not None and out.shape[1] != info.num_classes:
+        raise ModelFileError(f"model file {source}: output '{out.name}' has {out.shape[1]} classes but the metadata "
+                             f"lists {info.num_classes}; the model and its class set disagree")
+
+
+def check_model_path(path) -> None:
+    """A clear one-line error for a missing, unreadable or empty model file."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"model file {p} not found; set model_path to an existing .onnx or .engine file")
+    if not p.is_file():
+        raise ModelFileError(f"model file {p} is not a regular file; set model_path to an .onnx or .engine file")
+    if p.stat().st_size == 0:
+        raise ModelFileError(f"model file {p} is empty; re-export it with `ros2 run lcsnet_seg convert`")

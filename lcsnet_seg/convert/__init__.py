@@ -1,0 +1,1 @@
+"""Offline conversion: .pth -> ONNX -> simplified ONNX -> TensorRT engine, with parity checks."""

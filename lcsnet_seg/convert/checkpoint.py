@@ -1,0 +1,100 @@
+"""Load PyTorch weights safely and fit them to an architecture, reporting mismatches by name."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from lcsnet_seg.errors import ModelFileError
+
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net")
+
+
+def load_checkpoint(path) -> tuple[dict, dict]:
+    """Read a .pth with ``torch.load(weights_only=True)``; never unpickles arbitrary objects.
+
+    Accepts a bare state_dict or a checkpoint dict holding one under a usual key. Returns
+    (state_dict, the checkpoint's other entries). A leading "module." (DataParallel) is removed.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"weights file {path} not found; pass an existing .pth file")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"weights file {path} is empty")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = str(exc).strip().splitlines()
+        if not any("Unsupported global" in line for line in detail):  # else corrupt, not hostile
+            raise ModelFileError(f"weights file {path} is not a readable PyTorch checkpoint "
+                                 "(not a torch.save file, or truncated)") from None
+        why = next((line.strip() for line in detail if "Unsupported global" in line or "GLOBAL" in line), "")
+        raise ModelFileError(f"weights file {path} was refused: it holds objects other than tensors and plain "
+                             f"containers, which are only loaded from trusted code ({why or 'unsafe pickle'}); "
+                             "save a plain state_dict with torch.save(model.state_dict(), path)") from None
+    except Exception as exc:  # RuntimeError (not a zip/pickle), EOFError (truncated), ...
+        raise ModelFileError(f"weights file {path} is not a readable PyTorch checkpoint "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"weights file {path} holds a {type(obj).__name__}, not a state_dict")
+    extra: dict = {}
+    for key in STATE_DICT_KEYS:
+        if isinstance(obj.get(key), dict):
+            extra = {k: v for k, v in obj.items() if k != key}
+            obj = obj[key]
+            break
+    if not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelFileError(f"weights file {path} has no state_dict of tensors (looked at the top level and under "
+                             f"{', '.join(STATE_DICT_KEYS)})")
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+    return state, extra
+
+
+def build_architecture(arch: str, num_classes: int):
+    """A model from the built-in registry (``lcsnet``) or a user factory ``package.module:function``.
+
+    The factory is called as ``function(num_classes=num_classes)`` and must return a torch.nn.Module.
+    """
+    from lcsnet_seg.model.lcsnet import ARCHITECTURES
+
+    if arch in ARCHITECTURES:
+        return ARCHITECTURES[arch](num_classes=num_classes)
+    if ":" not in arch:
+        raise ModelFileError(f"architecture {arch!r} is unknown; use one of {sorted(ARCHITECTURES)} "
+                             "or a factory as package.module:function")
+    module_name, func_name = arch.split(":", 1)
+    try:
+        factory = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelFileError(f"architecture factory {arch!r} could not be imported ({exc})") from None
+    return factory(num_classes=num_classes)
+
+
+def _names(keys, limit: int = 6) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def fit_weights(model, state: dict, source: str, arch: str) -> None:
+    """Load ``state`` into ``model`` strictly; raise one line naming missing/unexpected/mismatched keys."""
+    own = model.state_dict()
+    missing = own.keys() - state.keys()
+    unexpected = state.keys() - own.keys()
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                  for k in own.keys() & state.keys() if state[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_names(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches (file vs model): {_names(mismatched, 4)}")
+    if problems:
+        raise ModelFileError(f"weights file {source} does not fit architecture {arch!r}: " + "; ".join(problems) +
+                             "; check --arch and --num-classes")
+    model.load_state_dict(state, strict=True)

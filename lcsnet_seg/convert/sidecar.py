@@ -1,0 +1,82 @@
+"""The JSON sidecar written beside a TensorRT engine, and the check that an engine fits this machine.
+
+A serialized engine is tied to the TensorRT version and GPU architecture that built it, and to
+the ONNX it was built from. The sidecar records all three plus the ModelInfo, so the loader can
+refuse a stale or foreign engine with a clear message instead of a deserialisation crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from lcsnet_seg.errors import ModelFileError
+from lcsnet_seg.model_info import ModelInfo
+
+SIDECAR_FORMAT = 1
+
+
+def sidecar_path(engine_path) -> Path:
+    return Path(str(engine_path) + ".json")
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_sidecar(engine_path, *, info: ModelInfo, onnx_path, tensorrt_version: str, gpu_name: str,
+                  compute_capability: str, precision: str, io: list[dict], profile: dict | None) -> Path:
+    doc = {
+        "format": SIDECAR_FORMAT,
+        "tensorrt_version": tensorrt_version,
+        "gpu_name": gpu_name,
+        "compute_capability": compute_capability,
+        "precision": precision,
+        "io": io,
+        "profile": profile,
+        "onnx_file": Path(onnx_path).name,
+        "onnx_sha256": sha256_file(onnx_path),
+        "engine_sha256": sha256_file(engine_path),
+        "model_info": json.loads(info.to_json()),
+    }
+    path = sidecar_path(engine_path)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_sidecar(engine_path) -> dict:
+    path = sidecar_path(engine_path)
+    if not path.is_file():
+        raise ModelFileError(f"engine {engine_path} has no sidecar {path.name}; rebuild it with "
+                             "`ros2 run lcsnet_seg convert MODEL.onnx --stages engine`")
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or doc.get("format") != SIDECAR_FORMAT:
+            raise ValueError("unknown format")
+        doc["model_info_parsed"] = ModelInfo.from_json(json.dumps(doc["model_info"]), source=str(path))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"engine sidecar {path} is unreadable ({exc}); rebuild the engine") from None
+    return doc
+
+
+def check_engine_fits(engine_path, doc: dict, *, tensorrt_version: str, compute_capability: str,
+                      onnx_path=None) -> None:
+    """Raise ModelFileError when the engine was built by another TensorRT, for another GPU, or from another ONNX."""
+    problems = []
+    if doc.get("tensorrt_version") != tensorrt_version:
+        problems.append(f"built with TensorRT {doc.get('tensorrt_version')}, this machine has {tensorrt_version}")
+    if doc.get("compute_capability") != compute_capability:
+        problems.append(f"built for compute capability {doc.get('compute_capability')} "
+                        f"({doc.get('gpu_name')}), this GPU is {compute_capability}")
+    if engine_path is not None and Path(engine_path).is_file() and doc.get("engine_sha256") not in (None, sha256_file(engine_path)):
+        problems.append("the engine file changed after its sidecar was written")
+    if onnx_path is not None and Path(onnx_path).is_file() and doc.get("onnx_sha256") != sha256_file(onnx_path):
+        problems.append(f"the source ONNX {Path(onnx_path).name} changed since the engine was built (stale)")
+    if problems:
+        raise ModelFileError(f"engine {engine_path} does not fit: " + "; ".join(problems) +
+                             "; rebuild it on this machine with `ros2 run lcsnet_seg convert MODEL.onnx --stages engine`")

@@ -1,0 +1,1 @@
+"""Evaluation: segmentation metrics, rosbag2 replay and reports."""

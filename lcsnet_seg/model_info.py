@@ -1,0 +1,113 @@
+"""ModelInfo: the facts a model file carries about itself.
+
+Class names, palette, mean/std, input size and colour order are written by the exporter into the
+ONNX metadata (key ``lcsnet_seg``, a JSON object) and into the TensorRT engine's JSON sidecar.
+Everything downstream reads them from there; configuration may override, never duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lcsnet_seg.classes import ClassSet
+from lcsnet_seg.errors import ConfigError, ModelFileError
+
+METADATA_KEY = "lcsnet_seg"
+COLOUR_ORDERS = ("rgb", "bgr")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a segmentation model expects and means.
+
+    input_size: (height, width) in pixels of the network input.
+    mean, std: per-channel, in the model's colour order, applied to pixel/255.
+    colour_order: channel order the network was trained on ("rgb" or "bgr").
+    """
+
+    classes: ClassSet
+    input_size: tuple[int, int] = (384, 512)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    colour_order: str = "rgb"
+    model_name: str = "lcsnet"
+    model_version: str = "unversioned"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        h, w = self.input_size
+        if not (isinstance(h, int) and isinstance(w, int) and 1 <= h <= 8192 and 1 <= w <= 8192):
+            raise ConfigError(f"input size {self.input_size} must be two integers (height, width) in 1..8192")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ConfigError(f"mean {self.mean} and std {self.std} need three values each")
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"std {self.std} must be positive")
+        if self.colour_order not in COLOUR_ORDERS:
+            raise ConfigError(f"colour order {self.colour_order!r} must be one of {COLOUR_ORDERS}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "classes": self.classes.to_records(),
+            "input_size": list(self.input_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "colour_order": self.colour_order,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            **({"extra": self.extra} if self.extra else {}),
+        }, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model metadata") -> "ModelInfo":
+        try:
+            doc = json.loads(text)
+            return cls(
+                classes=ClassSet.from_records(doc["classes"], source=source),
+                input_size=(int(doc["input_size"][0]), int(doc["input_size"][1])),
+                mean=tuple(float(v) for v in doc["mean"]),
+                std=tuple(float(v) for v in doc["std"]),
+                colour_order=str(doc["colour_order"]),
+                model_name=str(doc.get("model_name", "lcsnet")),
+                model_version=str(doc.get("model_version", "unversioned")),
+                extra=dict(doc.get("extra", {})),
+            )
+        except ConfigError as exc:
+            raise ModelFileError(f"{source}: {exc}") from None
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ModelFileError(f"{source}: metadata is malformed ({type(exc).__name__}: {exc}); "
+                                 "re-export the model with `ros2 run lcsnet_seg convert`") from None
+
+    def with_overrides(self, *, input_size=None, mean=None, std=None, colour_order=None,
+                       classes: ClassSet | None = None) -> "ModelInfo":
+        """A copy with configured overrides applied (None keeps the model's own value)."""
+        if classes is not None and len(classes) != self.num_classes:
+            raise ConfigError(f"classes override has {len(classes)} classes but the model predicts "
+                              f"{self.num_classes}; use a class file that matches the model")
+        changes = {k: v for k, v in dict(input_size=tuple(input_size) if input_size else None,
+                                         mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
+                                         colour_order=colour_order, classes=classes).items() if v is not None}
+        return replace(self, **changes)
+
+
+def read_onnx_model_info(path) -> ModelInfo:
+    """Read ModelInfo from an ONNX file's metadata without loading the weights into a session."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        raise ModelFileError(f"model file {path} is not a readable ONNX model ({type(exc).__name__}); "
+                             "re-export it with `ros2 run lcsnet_seg convert`") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelFileError(f"model file {path} has no '{METADATA_KEY}' metadata (class names, mean/std, input "
+                             "size); export it with `ros2 run lcsnet_seg convert`")
+    return ModelInfo.from_json(props[METADATA_KEY], source=f"model file {path}")

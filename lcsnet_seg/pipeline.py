@@ -1,0 +1,116 @@
+"""Segmenter: preprocess -> backend -> postprocess, with per-stage timings.
+
+The CPU path lives here. The GPU path (issue: GPU pre/post-processing) plugs in behind the same
+``__call__`` when a device backend is used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from lcsnet_seg.backends.base import Backend
+from lcsnet_seg.errors import ConfigError
+from lcsnet_seg.image_formats import check_image, pixel_format
+from lcsnet_seg.model_info import ModelInfo
+from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colourise, max_softmax, resize_nearest
+from lcsnet_seg.preprocess import preprocess
+
+OUTPUTS = ("labels", "color_mask", "overlay", "confidence")
+OUTPUT_SIZES = ("input", "network")
+
+
+@dataclass
+class SegmentationResult:
+    """Outputs of one frame. Arrays not requested are None.
+
+    labels: H x W uint8 class ids. color_mask: H x W x 3 uint8 RGB. overlay: H x W x 3 uint8 in
+    ``overlay_order`` (the input's colour order; rgb for mono). confidence: H x W float32 in [0, 1].
+    H x W is the input size, or the network input size when output_size == "network".
+    timings_ms: preprocess, infer, postprocess, total.
+    """
+
+    labels: np.ndarray
+    color_mask: np.ndarray | None = None
+    overlay: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    overlay_order: str = "rgb"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def check_alpha(alpha: float) -> float:
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"overlay_alpha {alpha} must be within 0.0..1.0")
+    return alpha
+
+
+class Segmenter:
+    """Segments H x W x C uint8 images with one backend.
+
+    overlay_alpha: weight of the class colour in the overlay, 0..1 (changeable at run time).
+    output_size: "input" (outputs at the image's size) or "network" (at the model input size).
+    """
+
+    def __init__(self, backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input") -> None:
+        if output_size not in OUTPUT_SIZES:
+            raise ConfigError(f"output_size {output_size!r} must be one of {OUTPUT_SIZES}")
+        self.backend = backend
+        self.overlay_alpha = check_alpha(overlay_alpha)
+        self.output_size = output_size
+        h, w = self.info.input_size
+        self._input = np.empty((1, 3, h, w), np.float32)  # allocated once, reused every frame
+        self._palette = self.info.classes.palette_rgb()
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
+                 outputs: tuple[str, ...] = ("labels", "color_mask", "overlay")) -> SegmentationResult:
+        """Segment one image. ``pixel_format_name``: rgb8, bgr8, rgba8, bgra8 or mono8."""
+        unknown = set(outputs) - set(OUTPUTS)
+        if unknown:
+            raise ConfigError(f"unknown outputs {sorted(unknown)}; choose from {OUTPUTS}")
+        fmt = pixel_format(pixel_format_name)
+        image = check_image(image, fmt)
+        t0 = time.perf_counter()
+        preprocess(image, fmt, self.info, out=self._input)
+        t1 = time.perf_counter()
+        logits = self.backend.infer(self._input)[0]
+        t2 = time.perf_counter()
+        if logits.dtype != np.float32:
+            logits = logits.astype(np.float32)
+        labels = argmax_labels(logits)
+        confidence = max_softmax(logits) if "confidence" in outputs else None
+        if self.output_size == "input":
+            height, width = image.shape[:2]
+        else:
+            height, width = self.info.input_size
+        labels = resize_nearest(labels, height, width)
+        if confidence is not None:
+            confidence = resize_nearest(confidence, height, width)
+        result = SegmentationResult(labels=labels, confidence=confidence, overlay_order=fmt.output_order)
+        if "color_mask" in outputs:
+            result.color_mask = colourise(labels, self._palette, "rgb")
+        if "overlay" in outputs:
+            base = as_three_channel(image, fmt)
+            if base.shape[:2] != (height, width):
+                base = cv2.resize(base, (width, height), interpolation=cv2.INTER_LINEAR)
+            if result.color_mask is None:
+                colours = colourise(labels, self._palette, fmt.output_order)
+            elif fmt.output_order == "bgr":
+                colours = cv2.cvtColor(result.color_mask, cv2.COLOR_RGB2BGR)
+            else:
+                colours = result.color_mask
+            result.overlay = blend(base, colours, self.overlay_alpha)
+        t3 = time.perf_counter()
+        result.timings_ms = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3,
+                             "postprocess": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        return result
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,1 @@
+"""Command-line front ends (thin argparse wrappers), registered as console scripts and ros2 run executables."""

@@ -1,0 +1,91 @@
+"""convert: LCSNet .pth -> ONNX -> simplified ONNX -> TensorRT engine, with parity after each stage.
+
+    ros2 run lcsnet_seg convert weights.pth --out-dir models/
+    ros2 run lcsnet_seg convert models/lcsnet.sim.onnx --stages engine --precision fp16
+
+Exit codes: 0 done; 1 bad input or a failed stage; 2 bad arguments; 3 parity below the threshold;
+4 TensorRT (or a GPU) not found, so the engine stage was skipped after the other stages finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lcsnet_seg.errors import BackendUnavailable, LcsnetError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARITY, EXIT_NO_TENSORRT = 0, 1, 2, 3, 4
+STAGES = ("onnx", "simplify", "engine")
+
+
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+        return h, w
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHTxWIDTH, e.g. 384x512") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="convert", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="weights .pth (state_dict or a checkpoint holding one), or an .onnx to start from")
+    ap.add_argument("--out-dir", required=True, type=Path, help="folder for NAME.onnx, NAME.sim.onnx, NAME.engine")
+    ap.add_argument("--name", help="output base name (default: the input file's stem)")
+    ap.add_argument("--stages", default=",".join(STAGES),
+                    help="comma-separated subset of onnx,simplify,engine (default: all)")
+    g = ap.add_argument_group("model")
+    g.add_argument("--arch", default=None, help="'lcsnet' (built in) or package.module:function (default: from "
+                                                "the checkpoint, else lcsnet)")
+    g.add_argument("--num-classes", type=int, help="default: the checkpoint's, else the class file's count")
+    g.add_argument("--classes", type=Path, help="classes YAML (default: config/classes.yaml)")
+    g.add_argument("--input-size", type=_hw, help="network input HEIGHTxWIDTH (default: the checkpoint's, else 384x512)")
+    g.add_argument("--mean", type=float, nargs=3, help="per-channel mean of pixel/255, in the colour order")
+    g.add_argument("--std", type=float, nargs=3, help="per-channel std of pixel/255")
+    g.add_argument("--colour-order", choices=("rgb", "bgr"), default="rgb")
+    g.add_argument("--model-version", default=None, help="version string written into the metadata")
+    g = ap.add_argument_group("ONNX export")
+    g.add_argument("--opset", type=int, default=17)
+    g.add_argument("--dynamic-hw", action="store_true", help="export with dynamic height and width")
+    g.add_argument("--dynamic-batch", action="store_true", help="export with a dynamic batch dimension")
+    g = ap.add_argument_group("parity")
+    g.add_argument("--parity-images", type=int, default=8, help="images compared after each stage (0: skip)")
+    g.add_argument("--parity-folder", type=Path, help="compare on these images instead of generated scenes")
+    g.add_argument("--min-agreement", type=float, default=0.999, help="minimum argmax agreement (fraction)")
+    g = ap.add_argument_group("TensorRT engine")
+    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    g.add_argument("--workspace-mb", type=int, default=1024)
+    g.add_argument("--timing-cache", type=Path, help="timing cache file, read and updated")
+    g.add_argument("--min-shape", type=_hw)
+    g.add_argument("--opt-shape", type=_hw)
+    g.add_argument("--max-shape", type=_hw)
+    g.add_argument("--calib-folder", type=Path, help="int8: folder of calibration images")
+    g.add_argument("--calib-bag", type=Path, help="int8: rosbag2 recording with calibration images")
+    g.add_argument("--calib-topic", default="/camera/image_raw", help="int8: image topic in --calib-bag")
+    g.add_argument("--calib-images", type=int, default=200, help="int8: how many calibration images")
+    g.add_argument("--calib-cache", type=Path, help="int8: calibration cache, written and reused")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    bad = [s for s in stages if s not in STAGES]
+    if bad or not stages:
+        print(f"convert: --stages {args.stages!r}: choose from {','.join(STAGES)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from lcsnet_seg.tools.convert_stages import run_stages
+
+        return run_stages(args, stages)
+    except BackendUnavailable as exc:
+        print(f"convert: {exc}", file=sys.stderr)
+        return EXIT_NO_TENSORRT
+    except LcsnetError as exc:
+        print(f"convert: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

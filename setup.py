@@ -1,0 +1,32 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "lcsnet_seg"
+
+EXECUTABLES = {
+    "convert": "lcsnet_seg.tools.convert:main",
+    "demo": "lcsnet_seg.tools.demo:main",
+}
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, PACKAGE + ".*"]),
+    package_data={PACKAGE: ["model/weights/*.pth", "model/weights/*.onnx"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    # ROS convention: runtime dependencies come from package.xml (rosdep) or requirements.txt (pip).
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="lcsnet_seg maintainers",
+    maintainer_email="maintainers@lcsnet-seg.invalid",
+    description="Real-time indoor semantic segmentation (LCSNet) for ROS 2",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    entry_points={"console_scripts": [f"{name} = {target}" for name, target in EXECUTABLES.items()]},
+)

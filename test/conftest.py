@@ -1,0 +1,52 @@
+"""Shared fixtures. ROS traffic stays on this machine, in a domain of this test run's own."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)  # 100..199: away from the usual 0..101 defaults
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_PTH = REPO / "lcsnet_seg" / "model" / "weights" / "lcsnet_demo.pth"
+DEMO_ONNX = REPO / "lcsnet_seg" / "model" / "weights" / "lcsnet_demo.onnx"
+
+
+def scale(n: int, minimum: int = 1) -> int:
+    """Scale a test size by LCSNET_TEST_SCALE (1.0 = full size, as in docs/RELIABILITY.md)."""
+    return max(minimum, int(n * float(os.environ.get("LCSNET_TEST_SCALE", "1.0"))))
+
+
+@pytest.fixture(scope="session")
+def demo_onnx() -> Path:
+    return DEMO_ONNX
+
+
+@pytest.fixture(scope="session")
+def ort_backend(demo_onnx):
+    from lcsnet_seg.backends.onnxruntime import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(demo_onnx)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def segmenter(ort_backend):
+    from lcsnet_seg.pipeline import Segmenter
+
+    return Segmenter(ort_backend)
+
+
+@pytest.fixture(scope="session")
+def demo_torch_model():
+    torch = pytest.importorskip("torch")
+    from lcsnet_seg.convert.checkpoint import build_architecture, fit_weights, load_checkpoint
+
+    state, meta = load_checkpoint(DEMO_PTH)
+    model = build_architecture("lcsnet", meta["num_classes"])
+    fit_weights(model, state, str(DEMO_PTH), "lcsnet")
+    torch.set_num_threads(2)
+    return model.eval()

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from lcsnet_seg.errors import ConfigError, ImageError, ModelFileError
+from lcsnet_seg.model.scene import generate_scene
+from lcsnet_seg.postprocess import argmax_labels, resize_nearest
+from lcsnet_seg.preprocess import preprocess
+from lcsnet_seg.image_formats import pixel_format
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_scene(7, 240, 320)
+
+
+def test_outputs_shapes_and_timings(segmenter, scene):
+    image, _ = scene
+    result = segmenter(image, "rgb8", outputs=("labels", "color_mask", "overlay", "confidence"))
+    assert result.labels.shape == (240, 320) and result.labels.dtype == np.uint8
+    assert result.color_mask.shape == (240, 320, 3) and result.overlay.shape == (240, 320, 3)
+    assert result.confidence.dtype == np.float32 and 0 < result.confidence.min() <= result.confidence.max() <= 1
+    assert set(result.timings_ms) == {"preprocess", "infer", "postprocess", "total"}
+    assert all(v >= 0 for v in result.timings_ms.values())
+    palette = segmenter.info.classes.palette_rgb()
+    np.testing.assert_array_equal(result.color_mask, palette[result.labels])
+
+
+def test_labels_are_the_stages_composed(segmenter, scene):
+    image, _ = scene
+    batch = preprocess(image, pixel_format("rgb8"), segmenter.info)
+    logits = segmenter.backend.infer(batch)[0]
+    expected = resize_nearest(argmax_labels(logits), 240, 320)
+    np.testing.assert_array_equal(segmenter(image, "rgb8").labels, expected)
+
+
+def test_bgr_input_gives_the_same_labels_and_a_bgr_overlay(segmenter, scene):
+    image, _ = scene
+    rgb = segmenter(image, "rgb8")
+    bgr = segmenter(np.ascontiguousarray(image[..., ::-1]), "bgr8")
+    np.testing.assert_array_equal(rgb.labels, bgr.labels)
+    assert bgr.overlay_order == "bgr"
+    np.testing.assert_array_equal(rgb.overlay, bgr.overlay[..., ::-1])
+
+
+def test_overlay_alpha_zero_returns_the_image(segmenter, scene):
+    image, _ = scene
+    old = segmenter.overlay_alpha
+    try:
+        segmenter.overlay_alpha = 0.0
+        np.testing.assert_array_equal(segmenter(image, "rgb8").overlay, image)
+    finally:
+        segmenter.overlay_alpha = old
+
+
+def test_network_output_size(ort_backend, scene):
+    from lcsnet_seg.pipeline import Segmenter
+
+    result = Segmenter(ort_backend, output_size="network")(scene[0], "rgb8")
+    assert result.labels.shape == ort_backend.info.input_size
+    assert result.overlay.shape == (*ort_backend.info.input_size, 3)
+
+
+@pytest.mark.parametrize("image, fmt, message", [
+    (np.zeros((4, 4, 3), np.float32), "rgb8", "dtype is float32"),
+    (np.zeros((4, 4, 4), np.uint8), "rgb8", "does not fit rgb8"),
+    (np.zeros((4, 4), np.uint8), "bgr8", "does not fit bgr8"),
+    (np.zeros((0, 4, 3), np.uint8), "rgb8", "empty"),
+    (np.zeros((4, 8, 3), np.uint8)[:, ::2], "rgb8", "not contiguous"),
+    (np.zeros((4, 4, 3), np.uint8)[..., ::-1], "rgb8", "not contiguous"),
+    (np.zeros((4, 4, 3), np.uint8), "yuv422", "not supported"),
+    ([[1, 2, 3]], "rgb8", "numpy array"),
+])
+def test_bad_images_give_clear_errors(segmenter, image, fmt, message):
+    with pytest.raises(ImageError, match=message) as err:
+        segmenter(image, fmt)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_output_and_bad_alpha(ort_backend, segmenter):
+    from lcsnet_seg.pipeline import Segmenter
+
+    with pytest.raises(ConfigError, match="unknown outputs"):
+        segmenter(np.zeros((4, 4, 3), np.uint8), "rgb8", outputs=("labels", "heatmap"))
+    with pytest.raises(ConfigError, match="overlay_alpha"):
+        Segmenter(ort_backend, overlay_alpha=1.5)
+
+
+def test_missing_and_corrupt_model_files(tmp_path):
+    from lcsnet_seg.backends import create_backend
+
+    with pytest.raises(ModelFileError, match="not found"):
+        create_backend("onnxruntime", tmp_path / "missing.onnx")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFileError, match="is empty"):
+        create_backend("auto", empty)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x01garbage" * 100)
+    with pytest.raises(ModelFileError, match="could not be loaded by ONNX Runtime") as err:
+        create_backend("auto", garbage)
+    assert "\n" not in str(err.value)
