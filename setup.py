@@ -5,6 +5,7 @@ from setuptools import find_packages, setup
 PACKAGE = "lcsnet_seg"
 
 EXECUTABLES = {
+    "segmentation_node": "lcsnet_seg.ros.node:main",
     "convert": "lcsnet_seg.tools.convert:main",
     "demo": "lcsnet_seg.tools.demo:main",
 }

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from lcsnet_seg.errors import LcsnetError
+from lcsnet_seg.model import DEMO_ONNX
 
 DEMO_SEED = 3_000_000_000  # outside the training range
 
@@ -33,10 +34,6 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def default_model_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "model" / "weights" / "lcsnet_demo.onnx"
-
-
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from tqdm import tqdm
@@ -47,7 +44,7 @@ def main(argv=None) -> int:
     from lcsnet_seg.pipeline import Segmenter
 
     try:
-        backend, why = create_backend(args.backend, args.model or default_model_path())
+        backend, why = create_backend(args.backend, args.model or DEMO_ONNX)
     except LcsnetError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
@@ -71,7 +68,7 @@ def main(argv=None) -> int:
             cv2.imwrite(str(overlays / f"frame_{i:03d}.png"), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
     scores = cm.scores()
     summary = {
-        "model": str(args.model or default_model_path()),
+        "model": str(args.model or DEMO_ONNX),
         "backend": backend.name,
         "device": backend.device,
         "frames": args.frames,

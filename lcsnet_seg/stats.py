@@ -1,0 +1,66 @@
+"""Rolling latency statistics and rate meters for diagnostics (no ROS imports)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+
+class RollingStats:
+    """Mean and percentiles of the last ``window`` samples of each named quantity (thread-safe)."""
+
+    def __init__(self, window: int = 300) -> None:
+        self._window = window
+        self._samples: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, value: float) -> None:
+        with self._lock:
+            self._samples.setdefault(name, deque(maxlen=self._window)).append(value)
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        """{name: (mean, p95)} over the window."""
+        with self._lock:
+            snapshot = {k: np.fromiter(v, float) for k, v in self._samples.items() if v}
+        return {k: (float(v.mean()), float(np.percentile(v, 95))) for k, v in snapshot.items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._samples.clear()
+
+
+class RateMeter:
+    """Events per second over a sliding time window (thread-safe)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self._window = window_s
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            self.total += 1
+            self._trim(now)
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            if len(self._times) < 2:
+                return 0.0
+            span = max(now - self._times[0], 1e-9)
+            return len(self._times) / span
+
+    def last(self) -> float | None:
+        with self._lock:
+            return self._times[-1] if self._times else None
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self._window:
+            self._times.popleft()

@@ -1,0 +1,85 @@
+"""The YAML parameter file, the launch file and the RViz config agree with the node's parameters and topics.
+
+launch_ros, ros2cli and rviz2 are not installable here: the launch file is checked by reading its
+source (its arguments and the parameters it sets), not by running it.
+"""
+
+import ast
+import re
+
+import yaml
+
+from conftest import REPO
+from lcsnet_seg.ros.params import BY_NAME, PARAMETERS, check_value
+
+CONFIG = REPO / "config" / "lcsnet_seg.yaml"
+LAUNCH = REPO / "launch" / "lcsnet_seg.launch.py"
+RVIZ = REPO / "config" / "lcsnet_seg.rviz"
+
+
+def test_yaml_lists_every_parameter_with_its_default():
+    doc = yaml.safe_load(CONFIG.read_text())
+    params = doc["/**"]["ros__parameters"]
+    commented = set(re.findall(r"^\s*#\s*(\w+):", CONFIG.read_text(), flags=re.M))
+    for spec in PARAMETERS:
+        if spec.default is None:
+            assert spec.name in commented, f"{spec.name} (unset by default) should appear commented out"
+            assert spec.name not in params
+        else:
+            assert params.get(spec.name) == spec.default, spec.name
+    assert set(params) <= set(BY_NAME), f"unknown keys: {set(params) - set(BY_NAME)}"
+
+
+def test_every_parameter_has_a_comment_in_the_yaml():
+    lines = CONFIG.read_text().splitlines()
+    for spec in PARAMETERS:
+        line = next(l for l in lines if re.match(rf"^\s*#?\s*{spec.name}:", l))
+        assert "#" in line.split(":", 1)[1] or line.strip().startswith("#"), spec.name
+
+
+def test_defaults_pass_their_own_validation():
+    for spec in PARAMETERS:
+        assert check_value(spec, spec.default) is None, spec.name
+
+
+def launch_tree():
+    return ast.parse(LAUNCH.read_text())
+
+
+def test_launch_file_arguments_and_parameters_match_the_node():
+    tree = launch_tree()
+    arguments = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
+    names = [elt.elts[0].value for elt in arguments.value.elts]
+    assert names == ["model_path", "backend", "image_topic", "camera_info_topic", "namespace", "params_file",
+                     "autostart", "use_sim_time"]
+    node_call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LifecycleNode")
+    kwargs = {k.arg: k.value for k in node_call.keywords}
+    assert ast.literal_eval(kwargs["package"]) == "lcsnet_seg"
+    assert ast.literal_eval(kwargs["executable"]) == "segmentation_node"
+    assert ast.literal_eval(kwargs["name"]) == "lcsnet_seg"
+    param_dict = next(e for e in kwargs["parameters"].elts if isinstance(e, ast.Dict))
+    keys = {ast.literal_eval(k) for k in param_dict.keys}
+    assert keys <= set(BY_NAME) | {"use_sim_time"}
+    remapped = {ast.literal_eval(e.elts[0]) for e in kwargs["remappings"].elts}
+    assert remapped == {"image", "image/compressed", "camera_info"}
+
+
+def test_setup_installs_launch_and_config_and_registers_the_executables():
+    setup = (REPO / "setup.py").read_text()
+    for needle in ('"share/" + PACKAGE + "/launch"', '"share/" + PACKAGE + "/config"',
+                   "share/ament_index/resource_index/packages", '"segmentation_node": "lcsnet_seg.ros.node:main"'):
+        assert needle in setup
+    cfg = (REPO / "setup.cfg").read_text()
+    assert "install_scripts=$base/lib/lcsnet_seg" in cfg and "script_dir=$base/lib/lcsnet_seg" in cfg
+
+
+def test_rviz_config_shows_the_node_topics():
+    doc = yaml.safe_load(RVIZ.read_text())
+    displays = doc["Visualization Manager"]["Displays"]
+    topics = {d["Topic"]["Value"]: d["Topic"]["Reliability Policy"] for d in displays}
+    assert topics == {"/camera/image_raw": "Best Effort", "/lcsnet_seg/overlay": "Reliable",
+                      "/lcsnet_seg/color_mask": "Reliable"}
+    launch_default_image = next(e for e in ast.walk(launch_tree()) if isinstance(e, ast.Tuple) and e.elts
+                                and isinstance(e.elts[0], ast.Constant) and e.elts[0].value == "image_topic")
+    assert launch_default_image.elts[1].value == "/camera/image_raw"
+    assert all(d["Class"] == "rviz_default_plugins/Image" for d in displays)

@@ -1,0 +1,284 @@
+"""The segmentation node with real rclpy: lifecycle services, topics, encodings, bad input, parameters."""
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
+from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+
+from lcsnet_seg.model.scene import generate_scene  # noqa: E402
+from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
+from ros_harness import RELIABLE, RosHarness, call, header, send_until_answered, wait_for  # noqa: E402
+
+H, W = 240, 320
+
+
+@pytest.fixture
+def ros():
+    harness = RosHarness()
+    yield harness
+    harness.close()
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return generate_scene(11, H, W)[0]
+
+
+def change(ros, transition_id: int) -> bool:
+    client = ros.helper.create_client(ChangeState, "/lcsnet_seg/change_state")
+    request = ChangeState.Request()
+    request.transition.id = transition_id
+    return call(client, request).success
+
+
+def state(ros) -> int:
+    return call(ros.helper.create_client(GetState, "/lcsnet_seg/get_state"), GetState.Request()).current_state.id
+
+
+def set_string(ros, name: str, value: str):
+    request = SetParameters.Request()
+    request.parameters = [ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                                       string_value=value))]
+    return call(ros.helper.create_client(SetParameters, "/lcsnet_seg/set_parameters"), request).results[0]
+
+
+def test_lifecycle_through_services_with_a_failing_then_good_configure(ros, tmp_path, demo_onnx, capfd):
+    ros.make_node(model_path=str(tmp_path / "not_there.onnx"))
+    assert state(ros) == State.PRIMARY_STATE_UNCONFIGURED
+    assert not change(ros, Transition.TRANSITION_CONFIGURE)
+    assert state(ros) == State.PRIMARY_STATE_UNCONFIGURED
+    assert "not_there.onnx not found" in capfd.readouterr().err
+
+    assert set_string(ros, "model_path", str(demo_onnx)).successful
+    assert change(ros, Transition.TRANSITION_CONFIGURE)
+    assert state(ros) == State.PRIMARY_STATE_INACTIVE
+    refused = set_string(ros, "model_path", "/elsewhere.onnx")
+    assert not refused.successful and "unconfigured" in refused.reason
+
+    assert change(ros, Transition.TRANSITION_ACTIVATE)
+    assert state(ros) == State.PRIMARY_STATE_ACTIVE
+    assert change(ros, Transition.TRANSITION_DEACTIVATE)
+    assert state(ros) == State.PRIMARY_STATE_INACTIVE
+    assert change(ros, Transition.TRANSITION_CLEANUP)
+    assert state(ros) == State.PRIMARY_STATE_UNCONFIGURED
+    assert change(ros, Transition.TRANSITION_CONFIGURE) and change(ros, Transition.TRANSITION_ACTIVATE)
+    assert change(ros, Transition.TRANSITION_ACTIVE_SHUTDOWN)
+    assert state(ros) == State.PRIMARY_STATE_FINALIZED
+
+
+def active_node(ros, **params):
+    node = ros.make_node(**params)
+    assert node.trigger_configure().name == "SUCCESS"
+    assert node.trigger_activate().name == "SUCCESS"
+    return node
+
+
+def outputs(ros, names=("label_mask", "color_mask", "overlay", "confidence")):
+    return {name: ros.collect(Image, f"/lcsnet_seg/{name}") for name in names}
+
+
+def as_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    return {"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
+            "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA), "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)}[encoding]
+
+
+def test_every_encoding_gives_every_output_with_the_input_header(ros, frame, segmenter):
+    active_node(ros, publish_confidence=True)
+    got = outputs(ros)
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    for sec, encoding in enumerate(["rgb8", "bgr8", "rgba8", "bgra8", "mono8"], start=100):
+        pixels = np.ascontiguousarray(as_encoding(frame, encoding))
+        msg = array_to_image(Image, pixels, encoding, header(sec, f"cam_{encoding}"))
+        label = send_until_answered(pub, msg, got["label_mask"], sec)
+        assert label is not None, f"no label_mask for {encoding}"
+        assert wait_for(lambda: all(any(m.header.stamp.sec == sec for m in got[k]) for k in got))
+        for name, expected_encoding in (("label_mask", "mono8"), ("color_mask", "rgb8"), ("confidence", "32FC1"),
+                                        ("overlay", "bgr8" if encoding.startswith("bgr") else "rgb8")):
+            out = next(m for m in got[name] if m.header.stamp.sec == sec)
+            assert (out.header.stamp.sec, out.header.stamp.nanosec) == (sec, 1000 + sec)
+            assert out.header.frame_id == f"cam_{encoding}"
+            assert (out.height, out.width, out.encoding) == (H, W, expected_encoding)
+        labels = np.frombuffer(label.data, np.uint8).reshape(H, W)
+        np.testing.assert_array_equal(labels, segmenter(pixels, encoding).labels)
+
+
+def test_padded_rows_are_read_through_step(ros, frame, segmenter):
+    active_node(ros)
+    got = outputs(ros, ("label_mask",))
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    padded = np.zeros((H, W * 3 + 64), np.uint8)
+    padded[:, : W * 3] = frame.reshape(H, W * 3)
+    msg = array_to_image(Image, padded, "rgb8", header(7))
+    msg.width, msg.step = W, W * 3 + 64
+    label = send_until_answered(pub, msg, got["label_mask"], 7)
+    assert label is not None
+    np.testing.assert_array_equal(np.frombuffer(label.data, np.uint8).reshape(H, W), segmenter(frame, "rgb8").labels)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_compressed_input(ros, frame, segmenter, ext):
+    active_node(ros, input_transport="compressed")
+    got = outputs(ros, ("label_mask", "overlay"))
+    pub = ros.helper.create_publisher(CompressedImage, "/image/compressed", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    ok, data = cv2.imencode(ext, frame[..., ::-1])
+    msg = CompressedImage(header=header(21), format="jpeg" if ext == ".jpg" else "png", data=data.tobytes())
+    label = send_until_answered(pub, msg, got["label_mask"], 21)
+    assert label is not None and (label.height, label.width) == (H, W)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(np.frombuffer(label.data, np.uint8).reshape(H, W),
+                                  segmenter(decoded, "bgr8").labels)
+    assert wait_for(lambda: any(m.encoding == "bgr8" for m in got["overlay"]))
+
+
+def bad_image(kind: str, frame: np.ndarray) -> Image:
+    msg = array_to_image(Image, frame, "rgb8", header(1))
+    if kind == "short":
+        msg.data = msg.data[: len(msg.data) // 2]
+    elif kind == "zero_width":
+        msg.width = 0
+    elif kind == "encoding":
+        msg.encoding = "yuv422"
+    elif kind == "step":
+        msg.step = W  # less than width x 3
+    return msg
+
+
+def test_bad_messages_are_counted_and_the_next_good_frame_is_served(ros, frame, capfd):
+    node = active_node(ros)
+    got = outputs(ros, ("label_mask",))
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    kinds = ["short", "zero_width", "encoding", "step"]
+    for i, kind in enumerate(kinds):
+        pub.publish(bad_image(kind, frame))
+        assert wait_for(lambda: node.counters["frames_bad"] >= i + 1), f"{kind} not counted"
+    assert send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(55)), got["label_mask"], 55)
+    log = capfd.readouterr().err
+    assert "dropped a bad image on /image" in log
+    assert node.counters["frames_failed"] == 0
+
+
+def test_corrupt_jpeg_is_counted_and_the_next_good_frame_is_served(ros, frame):
+    node = active_node(ros, input_transport="compressed")
+    got = outputs(ros, ("label_mask",))
+    pub = ros.helper.create_publisher(CompressedImage, "/image/compressed", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    ok, data = cv2.imencode(".jpg", frame)
+    pub.publish(CompressedImage(header=header(3), format="jpeg", data=data.tobytes()[:40] + b"\x00" * 50))
+    assert wait_for(lambda: node.counters["frames_bad"] == 1)
+    good = CompressedImage(header=header(4), format="jpeg", data=data.tobytes())
+    assert send_until_answered(pub, good, got["label_mask"], 4) is not None
+
+
+def test_runtime_parameters_alpha_and_toggles(ros, frame):
+    from rclpy.parameter import Parameter
+
+    node = active_node(ros)
+    assert not node.set_parameters([Parameter("overlay_alpha", value=1.5)])[0].successful
+    assert not node.set_parameters([Parameter("qos_depth", value=0)])[0].successful
+    assert node.set_parameters([Parameter("overlay_alpha", value=0.0)])[0].successful
+    got = outputs(ros, ("overlay", "label_mask", "color_mask"))
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    overlay = send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(9)), got["overlay"], 9)
+    np.testing.assert_array_equal(np.frombuffer(overlay.data, np.uint8).reshape(H, W, 3), frame)
+    assert node.set_parameters([Parameter("publish_color_mask", value=False),
+                                Parameter("output_size", value="network")])[0].successful
+    label = send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(10)), got["label_mask"], 10)
+    assert (label.height, label.width) == (384, 512)
+    assert not any(m.header.stamp.sec == 10 for m in got["color_mask"])
+
+
+def test_outputs_without_subscribers_are_not_computed(ros, frame):
+    node = active_node(ros)
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    pub.publish(array_to_image(Image, frame, "rgb8", header(5)))
+    assert wait_for(lambda: node.counters["frames_received"] == 1)
+    assert not wait_for(lambda: node.counters["frames_processed"] > 0, timeout=1.0)
+
+
+def test_misspelt_parameter_is_reported(ros, capfd):
+    ros.make_node(overlay_alpah=0.3)
+    err = capfd.readouterr().err
+    assert "parameter 'overlay_alpah'" in err and "did you mean 'overlay_alpha'?" in err
+
+
+def test_diagnostics_report_rates_counters_and_latency(ros, frame):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    active_node(ros, diagnostics_period=0.2, force_outputs=True)
+    diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    for sec in range(30, 36):
+        pub.publish(array_to_image(Image, frame, "rgb8", header(sec)))
+        wait_for(lambda: False, timeout=0.1)
+
+    def latest():
+        for msg in reversed(list(diagnostics)):
+            values = {kv.key: kv.value for kv in msg.status[0].values}
+            if int(values.get("frames_processed", 0)) > 0:
+                return msg.status[0], values
+        return None
+
+    assert wait_for(lambda: latest() is not None)
+    status, values = latest()
+    assert status.name == "lcsnet_seg: semantic segmentation"
+    for key in ("input_rate_hz", "output_rate_hz", "frames_dropped", "frames_bad", "backend", "device",
+                "infer_ms_mean", "infer_ms_p95", "decode_ms_mean", "publish_ms_p95", "latency_ms_mean"):
+        assert key in values, key
+    assert values["backend"] == "onnxruntime" and float(values["infer_ms_mean"]) > 0
+
+
+def test_missing_input_topic_is_reported_in_diagnostics(ros):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    active_node(ros, diagnostics_period=0.2)
+    diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
+    assert wait_for(lambda: len(diagnostics) > 0)
+    status = diagnostics[-1].status[0]
+    assert status.level == DiagnosticStatus.WARN and "no publisher on /image" in status.message
+
+
+def test_incompatible_qos_is_logged_loudly(ros, capfd):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    active_node(ros, qos_reliability="reliable")
+    best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    ros.helper.create_publisher(Image, "/image", best_effort)
+    seen: list[str] = []  # accumulate: one read may end in the middle of the line
+    assert wait_for(lambda: seen.append(capfd.readouterr().err) or "QoS MISMATCH on /image" in "".join(seen),
+                    timeout=10, period=0.2)
+
+
+def test_camera_info_is_passed_through_rescaled(ros, frame):
+    active_node(ros, use_camera_info=True, output_size="network")
+    infos = ros.collect(CameraInfo, "/lcsnet_seg/camera_info")
+    got = outputs(ros, ("label_mask",))
+    info_pub = ros.helper.create_publisher(CameraInfo, "/camera_info", RELIABLE)
+    image_pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: info_pub.get_subscription_count() > 0 and image_pub.get_subscription_count() > 0)
+    info = CameraInfo(header=header(60), width=W, height=H)
+    info.k = [300.0, 0.0, 159.5, 0.0, 300.0, 119.5, 0.0, 0.0, 1.0]
+    info.p = [300.0, 0.0, 159.5, 0.0, 0.0, 300.0, 119.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info_pub.publish(info)
+    wait_for(lambda: False, timeout=0.3)
+    assert send_until_answered(image_pub, array_to_image(Image, frame, "rgb8", header(61)), got["label_mask"], 61)
+    assert wait_for(lambda: any(m.header.stamp.sec == 61 for m in infos))
+    out = next(m for m in infos if m.header.stamp.sec == 61)
+    assert (out.width, out.height) == (512, 384)
+    sx, sy = 512 / W, 384 / H
+    assert out.k[0] == pytest.approx(300 * sx) and out.k[4] == pytest.approx(300 * sy)
+    assert out.k[2] == pytest.approx(160 * sx - 0.5) and out.k[5] == pytest.approx(120 * sy - 0.5)
