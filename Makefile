@@ -30,13 +30,14 @@ $(VENV)/.package: $(VENV)/.deps $(SOURCES)
 demo: setup
 	$(VENV)/bin/convert lcsnet_seg/model/weights/lcsnet_demo.pth --out-dir out/demo/model --name lcsnet_demo \
 		--model-version demo-1 --stages onnx,simplify
-	$(VENV)/bin/demo --model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo
+	$(VENV)/bin/demo --model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo --frames 48
 
 test: setup
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/cpu_pipeline.py
+	$(PY) bench/node_latency.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -1,98 +1,224 @@
-"""demo: segment generated indoor scenes with a model and write overlays and a summary.
+"""demo: the segmentation node on a generated indoor camera stream.
 
     demo --model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo --frames 48
 
-Writes OUT/overlays/frame_NNN.png (camera image | overlay | ground truth colours), and
-OUT/summary.json and OUT/summary.md with mIoU, per-class IoU, pixel accuracy, per-stage times and FPS.
+Starts ``segmentation_node`` as its own process (as on a robot), publishes generated camera
+frames on /camera/image_raw, receives ~/label_mask and ~/overlay, and writes
+OUT/overlays/frame_NNN.png (camera image | overlay | ground-truth colours) and OUT/summary.json +
+OUT/summary.md: mIoU against the generator's ground truth, end-to-end latency, throughput and the
+node's own per-stage times (from /diagnostics). Frames are sent one at a time (each after the
+previous result arrived), so none is dropped and each latency is a clean round trip.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from lcsnet_seg.errors import LcsnetError
+from lcsnet_seg.classes import share_file
 from lcsnet_seg.model import DEMO_ONNX
 
 DEMO_SEED = 3_000_000_000  # outside the training range
+CAMERA_TOPIC = "/camera/image_raw"
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, default=None, help="ONNX model (default: the packaged demo model)")
+    ap.add_argument("--model", type=Path, default=DEMO_ONNX, help="model for the node (default: the packaged demo)")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--out-dir", type=Path, default=Path("out/demo"))
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--save", type=int, default=8, help="how many overlay images to write")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the node to come up")
     return ap
+
+
+def start_node(model: Path, backend: str, log_path: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "lcsnet_seg.ros.node", "--ros-args", "-p", f"model_path:={model}",
+               "-p", f"backend:={backend}", "-p", "diagnostics_period:=0.5", "-r", f"image:={CAMERA_TOPIC}"]
+    log = open(log_path, "w")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_node(process: subprocess.Popen) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    # Whole camera frames through shared memory (see config/fastdds_large_images.xml); inherited by the node.
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share_file("config/fastdds_large_images.xml")))
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
     from tqdm import tqdm
 
-    from lcsnet_seg.backends import create_backend
+    from lcsnet_seg.classes import load_class_set
     from lcsnet_seg.eval.metrics import ConfusionMatrix
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.ros.image_codec import array_to_image
 
-    try:
-        backend, why = create_backend(args.backend, args.model or DEMO_ONNX)
-    except LcsnetError as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        return 1
-    segmenter = Segmenter(backend, overlay_alpha=0.5)
-    info = segmenter.info
-    print(f"demo: backend {backend.name} on {backend.device} ({why}); model input {info.input_size}")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     overlays = args.out_dir / "overlays"
-    overlays.mkdir(parents=True, exist_ok=True)
-    palette = info.classes.palette_rgb()
-    cm = ConfusionMatrix(info.num_classes)
-    stage_ms: dict[str, list[float]] = {}
-    for i in tqdm(range(args.frames), desc="segmenting", unit="frame"):
-        image, truth = generate_scene(DEMO_SEED + i, args.height, args.width)
-        result = segmenter(image, "rgb8")
-        cm.update(truth, result.labels)
-        if i >= 1:  # frame 0 warms up the session
-            for k, v in result.timings_ms.items():
-                stage_ms.setdefault(k, []).append(v)
-        if i < args.save:
-            panel = np.concatenate([image, result.overlay, palette[truth]], axis=1)
-            cv2.imwrite(str(overlays / f"frame_{i:03d}.png"), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+    overlays.mkdir(exist_ok=True)
+    node_log = args.out_dir / "node.log"
+    process = start_node(args.model, args.backend, node_log)
+    rclpy.init()
+    camera = rclpy.create_node("lcsnet_demo_camera")
+    reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = camera.create_publisher(Image, CAMERA_TOPIC, reliable)
+    results: dict[str, dict[int, Image]] = {"label_mask": {}, "overlay": {}}
+    arrived = threading.Condition()
+    diagnostics: list[DiagnosticArray] = []
+
+    def keep(topic):
+        def callback(msg):
+            with arrived:
+                results[topic][msg.header.stamp.sec] = msg
+                arrived.notify_all()
+        return callback
+
+    for topic in results:
+        camera.create_subscription(Image, f"/lcsnet_seg/{topic}", keep(topic), reliable)
+    camera.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(camera)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + args.timeout
+        while publisher.get_subscription_count() == 0 or any(camera.count_publishers(f"/lcsnet_seg/{t}") == 0
+                                                              for t in results):
+            if process.poll() is not None or time.monotonic() > deadline:
+                print(f"demo: the node did not come up; its log ({node_log}):\n{node_log.read_text()[-2000:]}",
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.1)
+        print(f"demo: segmentation_node is active (pid {process.pid}); sending {args.frames} frames on {CAMERA_TOPIC}")
+        classes = load_class_set()
+        palette = classes.palette_rgb()
+        cm = ConfusionMatrix(len(classes))
+
+        def frame_message(image, stamp_sec):
+            header = Header(frame_id="camera_optical")
+            header.stamp.sec = stamp_sec
+            return array_to_image(Image, image, "rgb8", header)
+
+        def round_trip(msg, stamp_sec, tries, wait_s):
+            """Publish until both outputs with this stamp arrive (best effort may drop a frame)."""
+            for _ in range(tries):
+                sent = time.perf_counter()
+                publisher.publish(msg)
+                with arrived:
+                    if arrived.wait_for(lambda: all(stamp_sec in r for r in results.values()), timeout=wait_s):
+                        return (time.perf_counter() - sent) * 1e3
+            return None
+
+        # Warm-up: until the node's subscription has matched this publisher, frames are not delivered.
+        warm = frame_message(generate_scene(DEMO_SEED - 1, args.height, args.width)[0], 0)
+        if round_trip(warm, 0, tries=int(args.timeout / 0.5), wait_s=0.5) is None:
+            print(f"demo: no answer from the node; its log ({node_log}):\n{node_log.read_text()[-2000:]}",
+                  file=sys.stderr)
+            return 1
+        latencies, lost = [], 0
+        started = time.perf_counter()
+        for i in tqdm(range(args.frames), desc="segmenting", unit="frame"):
+            image, truth = generate_scene(DEMO_SEED + i, args.height, args.width)
+            latency = round_trip(frame_message(image, i + 1), i + 1, tries=3, wait_s=5.0)
+            if latency is None:
+                lost += 1
+                continue
+            latencies.append(latency)
+            label_msg = results["label_mask"].pop(i + 1)
+            overlay_msg = results["overlay"].pop(i + 1)
+            labels = np.frombuffer(label_msg.data, np.uint8).reshape(label_msg.height, label_msg.width)
+            cm.update(truth, labels)
+            if i < args.save:
+                overlay = np.frombuffer(overlay_msg.data, np.uint8).reshape(overlay_msg.height, overlay_msg.width, 3)
+                panel = np.concatenate([image, overlay, palette[truth]], axis=1)
+                cv2.imwrite(str(overlays / f"frame_{i:03d}.png"), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+        elapsed = time.perf_counter() - started
+        node_values = _last_status_values(diagnostics)
+    finally:
+        executor.shutdown()
+        camera.destroy_node()
+        rclpy.try_shutdown()
+        code = stop_node(process)
+    if not latencies:
+        print(f"demo: no results came back from the node; see {node_log}", file=sys.stderr)
+        return 1
+    summary = _summary(args, cm, classes.names, latencies, lost, elapsed, node_values, code)
+    _write(args.out_dir, summary)
+    return 0 if lost == 0 else 1
+
+
+def _last_status_values(diagnostics) -> dict[str, str]:
+    for msg in reversed(diagnostics):
+        for status in msg.status:
+            if status.name.startswith("lcsnet_seg"):
+                return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
+def _summary(args, cm, names, latencies, lost, elapsed, node_values, exit_code) -> dict:
     scores = cm.scores()
-    summary = {
-        "model": str(args.model or DEMO_ONNX),
-        "backend": backend.name,
-        "device": backend.device,
-        "frames": args.frames,
+    stages = ("decode", "preprocess", "infer", "postprocess", "publish")
+    return {
+        "model": str(args.model), "frames": args.frames, "frames_without_result": lost,
         "image_size": [args.height, args.width],
-        "miou": scores.miou,
-        "pixel_accuracy": scores.pixel_accuracy,
-        "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in
-                          zip(info.classes.names, scores.per_class_iou)},
-        "stage_ms_mean": {k: float(np.mean(v)) for k, v in stage_ms.items()},
-        # Segmenter throughput (preprocess + inference + postprocess); scene generation is not counted.
-        "fps": 1e3 / float(np.mean(stage_ms["total"])) if stage_ms else float("nan"),
+        "backend": node_values.get("backend"), "device": node_values.get("device"),
+        "miou": scores.miou, "pixel_accuracy": scores.pixel_accuracy,
+        "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, scores.per_class_iou)},
+        "end_to_end_latency_ms": {"mean": float(np.mean(latencies)), "p95": float(np.percentile(latencies, 95))},
+        "node_stage_ms_mean": {s: float(node_values[f"{s}_ms_mean"]) for s in stages if f"{s}_ms_mean" in node_values},
+        "node_fps": 1e3 / sum(float(node_values.get(f"{s}_ms_mean", 0)) for s in stages) if node_values else None,
+        "demo_loop_fps": len(latencies) / elapsed,
+        "node_exit_code": exit_code,
     }
-    (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"# lcsnet_seg demo: {args.frames} generated scenes at {args.width}x{args.height}", "",
-             f"backend **{backend.name}** on {backend.device}; mIoU **{scores.miou:.3f}**, pixel accuracy "
-             f"{scores.pixel_accuracy:.3f}, **{summary['fps']:.1f} FPS** (Segmenter: preprocess + inference "
-             "+ postprocess)", "", "| class | IoU |", "| --- | --- |"]
+
+
+def _write(out_dir: Path, summary: dict) -> None:
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lat = summary["end_to_end_latency_ms"]
+    lines = [f"# lcsnet_seg demo: segmentation_node on {summary['frames']} generated frames "
+             f"({summary['image_size'][1]}x{summary['image_size'][0]})", "",
+             f"- backend **{summary['backend']}** on {summary['device']}",
+             f"- mIoU **{summary['miou']:.3f}**, pixel accuracy {summary['pixel_accuracy']:.3f} (against the "
+             "generator's ground truth)",
+             f"- end-to-end latency (publish → label_mask received): mean {lat['mean']:.1f} ms, p95 {lat['p95']:.1f} ms",
+             f"- node processing: {summary['node_fps'] or float('nan'):.1f} FPS from its per-stage means; the demo "
+             f"loop ran at {summary['demo_loop_fps']:.1f} frames/s, scene generation included",
+             f"- frames without a result: {summary['frames_without_result']}; node exit code "
+             f"{summary['node_exit_code']}", "", "| class | IoU |", "| --- | --- |"]
     lines += [f"| {n} | {'absent' if v is None else f'{v:.3f}'} |" for n, v in summary["per_class_iou"].items()]
-    lines += ["", "| stage | mean ms |", "| --- | --- |"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in summary["stage_ms_mean"].items()]
-    (args.out_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    lines += ["", "| node stage | mean ms |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in summary["node_stage_ms_mean"].items()]
+    (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"\ndemo: wrote {overlays}/ and {args.out_dir / 'summary.json'}")
-    return 0
+    print(f"\ndemo: wrote {out_dir / 'overlays'}/, {out_dir / 'summary.md'} and {out_dir / 'summary.json'}")
 
 
 if __name__ == "__main__":
