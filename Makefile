@@ -31,6 +31,10 @@ demo: setup
 	$(VENV)/bin/convert lcsnet_seg/model/weights/lcsnet_demo.pth --out-dir out/demo/model --name lcsnet_demo \
 		--model-version demo-1 --stages onnx,simplify
 	$(VENV)/bin/demo --model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo --frames 48
+	rm -rf out/demo/bag out/demo/eval
+	$(VENV)/bin/make_demo_bag out/demo/bag --frames 60 --storage mcap
+	$(VENV)/bin/evaluate out/demo/bag --image-topic /camera/image_raw --label-topic /camera/labels \
+		--model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo/eval --node --rate 1.0
 
 test: setup
 	$(PY) -m pytest -q

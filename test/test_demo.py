@@ -8,7 +8,7 @@ pytest.importorskip("rclpy")
 
 
 def test_demo_runs_the_node_and_writes_its_results(tmp_path, demo_onnx):
-    from lcsnet_seg.tools.demo import main
+    from lcsnet_seg.ros.demo import main
 
     assert main(["--model", str(demo_onnx), "--out-dir", str(tmp_path), "--frames", "3", "--save", "2"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,7 +22,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lcsnet_seg.classes import share_file
 from lcsnet_seg.model import DEMO_ONNX
 
 DEMO_SEED = 3_000_000_000  # outside the training range
@@ -45,29 +41,11 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def start_node(model: Path, backend: str, log_path: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "lcsnet_seg.ros.node", "--ros-args", "-p", f"model_path:={model}",
-               "-p", f"backend:={backend}", "-p", "diagnostics_period:=0.5", "-r", f"image:={CAMERA_TOPIC}"]
-    log = open(log_path, "w")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_node(process: subprocess.Popen) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    # Whole camera frames through shared memory (see config/fastdds_large_images.xml); inherited by the node.
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share_file("config/fastdds_large_images.xml")))
+    from lcsnet_seg.ros.node_process import ros_environment, start_node, stop_node
+
+    ros_environment()
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -85,7 +63,8 @@ def main(argv=None) -> int:
     overlays = args.out_dir / "overlays"
     overlays.mkdir(exist_ok=True)
     node_log = args.out_dir / "node.log"
-    process = start_node(args.model, args.backend, node_log)
+    process = start_node(node_log, {"model_path": args.model, "backend": args.backend, "diagnostics_period": 0.5},
+                         {"image": CAMERA_TOPIC})
     rclpy.init()
     camera = rclpy.create_node("lcsnet_demo_camera")
     reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)

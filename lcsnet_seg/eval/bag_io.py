@@ -1,0 +1,218 @@
+"""rosbag2 recordings (sqlite3 or mcap) read and written with the `rosbags` library; no ROS install needed.
+
+rosbags' CDR serialisation produces the same bytes as rclpy's, so messages read here can be
+published by rclpy as they are, and rclpy's serialised messages can be written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from lcsnet_seg.errors import ConfigError, ImageError, LcsnetError
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE, COMPRESSED)
+
+
+class BagError(LcsnetError):
+    """A bag is missing, unreadable, empty, or lacks the requested topic."""
+
+
+def typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.LATEST)
+
+
+def open_reader(path):
+    from rosbags.rosbag2 import Reader, ReaderError
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag {path} not found; pass a rosbag2 folder (metadata.yaml with .db3 or .mcap files)")
+    try:
+        reader = Reader(path)
+        reader.open()
+    except (ReaderError, OSError, ValueError, KeyError) as exc:
+        raise BagError(f"bag {path} could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
+                       "is it a complete rosbag2 recording?") from None
+    if reader.message_count == 0:
+        reader.close()
+        raise BagError(f"bag {path} contains no messages")
+    return reader
+
+
+def storage_of(reader) -> str:
+    """'sqlite3' or 'mcap', as recorded in the bag's metadata.yaml."""
+    import yaml
+
+    doc = yaml.safe_load((Path(reader.path) / "metadata.yaml").read_text())
+    return doc["rosbag2_bagfile_information"]["storage_identifier"]
+
+
+def topic_types(reader) -> dict[str, str]:
+    return {c.topic: c.msgtype for c in reader.connections}
+
+
+def connection(reader, topic: str, allowed: tuple[str, ...], role: str):
+    """The connection of ``topic``; a clear error listing the bag's topics when it is missing or mistyped."""
+    types = topic_types(reader)
+    if topic not in types:
+        listing = ", ".join(f"{t} ({m})" for t, m in sorted(types.items()))
+        raise BagError(f"{role} topic {topic} is not in bag {reader.path}; its topics are: {listing}")
+    if types[topic] not in allowed:
+        raise BagError(f"{role} topic {topic} carries {types[topic]}; expected {' or '.join(allowed)}")
+    return next(c for c in reader.connections if c.topic == topic)
+
+
+def stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def decode_image(msg, msgtype: str) -> tuple[np.ndarray, str]:
+    """A rosbags Image/CompressedImage -> (H x W x C uint8, encoding); ImageError when it cannot be used."""
+    if msgtype == COMPRESSED:
+        import cv2
+
+        image = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None or image.dtype != np.uint8:
+            raise ImageError(f"compressed image ({msg.format!r}, {len(msg.data)} bytes) could not be decoded")
+        return image, ("mono8" if image.ndim == 2 else {3: "bgr8", 4: "bgra8"}[image.shape[2]])
+    from lcsnet_seg.image_formats import PIXEL_FORMATS
+
+    fmt = PIXEL_FORMATS.get(msg.encoding)
+    if fmt is None:
+        raise ImageError(f"encoding {msg.encoding!r} is not supported")
+    if msg.height == 0 or msg.width == 0 or msg.step < msg.width * fmt.channels:
+        raise ImageError(f"image size {msg.width} x {msg.height}, step {msg.step} is inconsistent")
+    if msg.data.size < msg.step * msg.height:
+        raise ImageError(f"image data has {msg.data.size} bytes, less than step x height")
+    rows = msg.data[: msg.step * msg.height].reshape(msg.height, msg.step)
+    return rows[:, : msg.width * fmt.channels].reshape(msg.height, msg.width, fmt.channels), msg.encoding
+
+
+@dataclass
+class Frame:
+    log_time: int          # bag receive time, ns
+    stamp: int             # header stamp, ns
+    header: object         # the rosbags header (copied into outputs)
+    image: np.ndarray | None
+    encoding: str | None
+    error: str | None = None
+
+
+def read_frames(reader, conn, start_ns: int | None = None, stop_ns: int | None = None,
+                stride: int = 1) -> Iterator[Frame]:
+    """Frames of an image topic in log-time order; an undecodable message yields a Frame with ``error``."""
+    store = typestore()
+    for index, (_, log_time, raw) in enumerate(reader.messages(connections=[conn], start=start_ns, stop=stop_ns)):
+        if index % stride:
+            continue
+        try:
+            msg = store.deserialize_cdr(raw, conn.msgtype)
+        except Exception as exc:  # noqa: BLE001 - a corrupt record must not end the run
+            yield Frame(log_time, -1, None, None, None, f"message could not be deserialised ({type(exc).__name__})")
+            continue
+        try:
+            image, encoding = decode_image(msg, conn.msgtype)
+            yield Frame(log_time, stamp_ns(msg.header), msg.header, image, encoding)
+        except ImageError as exc:
+            yield Frame(log_time, stamp_ns(msg.header), msg.header, None, None, str(exc))
+
+
+class LabelIndex:
+    """Ground-truth label images of a topic, looked up by header stamp within a tolerance."""
+
+    def __init__(self, reader, conn, tolerance_ns: int) -> None:
+        self._reader, self._conn, self._tolerance = reader, conn, tolerance_ns
+        self._store = typestore()
+        stamps, times = [], []
+        for _, log_time, raw in reader.messages(connections=[conn]):
+            stamps.append(stamp_ns(self._store.deserialize_cdr(raw, conn.msgtype).header))
+            times.append(log_time)
+        order = np.argsort(stamps)
+        self._stamps = np.asarray(stamps, np.int64)[order]
+        self._times = np.asarray(times, np.int64)[order]
+
+    def __len__(self) -> int:
+        return len(self._stamps)
+
+    def find(self, stamp: int) -> np.ndarray | None:
+        """The H x W uint8 label image whose stamp is nearest to ``stamp`` within the tolerance, else None."""
+        if not len(self._stamps):
+            return None
+        i = int(np.searchsorted(self._stamps, stamp))
+        candidates = [j for j in (i - 1, i) if 0 <= j < len(self._stamps)]
+        j = min(candidates, key=lambda k: abs(int(self._stamps[k]) - stamp))
+        if abs(int(self._stamps[j]) - stamp) > self._tolerance:
+            return None
+        target_time, target_stamp = int(self._times[j]), int(self._stamps[j])
+        for _, _, raw in self._reader.messages(connections=[self._conn], start=target_time, stop=target_time + 1):
+            msg = self._store.deserialize_cdr(raw, self._conn.msgtype)
+            if stamp_ns(msg.header) != target_stamp:
+                continue
+            if msg.encoding not in ("mono8", "8UC1"):
+                raise ImageError(f"label image encoding {msg.encoding!r}; ground truth must be mono8 class ids")
+            image, _ = decode_image(msg, IMAGE) if msg.encoding == "mono8" else (
+                msg.data[: msg.step * msg.height].reshape(msg.height, msg.step)[:, : msg.width], None)
+            return image.reshape(msg.height, msg.width)
+        return None
+
+
+class BagWriter:
+    """Writes Image messages to a new bag (same storage as the input)."""
+
+    def __init__(self, path, storage: str) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        path = Path(path)
+        if path.exists():
+            raise ConfigError(f"output bag {path} already exists; remove it or choose another --out-dir")
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self._writer = Writer(path, version=9, storage_plugin=plugin)
+        self._writer.open()
+        self._store = typestore()
+        self._connections: dict[str, object] = {}
+
+    def write_image(self, topic: str, log_time: int, header, array: np.ndarray, encoding: str) -> None:
+        store = self._store
+        if topic not in self._connections:
+            self._connections[topic] = self._writer.add_connection(topic, IMAGE, typestore=store)
+        Image = store.types[IMAGE]
+        contiguous = np.ascontiguousarray(array)
+        msg = Image(header=header, height=contiguous.shape[0], width=contiguous.shape[1], encoding=encoding,
+                    is_bigendian=0, step=contiguous.strides[0], data=contiguous.reshape(-1).view(np.uint8))
+        self._writer.write(self._connections[topic], log_time, store.serialize_cdr(msg, IMAGE))
+
+    def write_raw(self, topic: str, msgtype: str, log_time: int, raw: bytes) -> None:
+        if topic not in self._connections:
+            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self._store)
+        self._writer.write(self._connections[topic], log_time, raw)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def bag_image_batches(path, topic: str, info, limit: int):
+    """Normalised 1 x 3 x H x W batches from an image topic of a bag (INT8 calibration)."""
+    from lcsnet_seg.image_formats import pixel_format
+    from lcsnet_seg.preprocess import preprocess
+
+    reader = open_reader(path)
+    try:
+        conn = connection(reader, topic, IMAGE_TYPES, "calibration image")
+        count = 0
+        for frame in read_frames(reader, conn):
+            if frame.image is None:
+                continue
+            yield preprocess(frame.image, pixel_format(frame.encoding), info)
+            count += 1
+            if count >= limit:
+                break
+    finally:
+        reader.close()

@@ -1,0 +1,118 @@
+"""metrics.json, report.md and its plots (confusion matrix, per-class IoU, sample overlays)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lcsnet_seg.eval.scoring import Scorer, latency_summary
+
+
+def metrics_document(scorer: Scorer, class_names, palette, extra: dict) -> dict:
+    scores = scorer.cm.scores()
+    complete = (scorer.counts["frames_without_output"] == 0 and scorer.counts["frames_bad_image"] == 0
+                and scorer.counts["frames_segmented"] == scorer.counts["frames_in_range"])
+    latency = latency_summary(scorer.latencies_ms)
+    return {
+        **extra,
+        "complete": complete,
+        "classes": list(class_names),
+        "miou": None if np.isnan(scores.miou) else scores.miou,
+        "per_class_iou": {n: (float(v) if present else None)
+                          for n, v, present in zip(class_names, scores.per_class_iou, scores.present)},
+        "class_present_in_ground_truth": {n: bool(p) for n, p in zip(class_names, scores.present)},
+        "pixel_accuracy": None if np.isnan(scores.pixel_accuracy) else scores.pixel_accuracy,
+        "frequency_weighted_iou": None if np.isnan(scores.frequency_weighted_iou) else scores.frequency_weighted_iou,
+        "confusion_matrix": scorer.cm.matrix.tolist(),
+        "invalid_label_pixels": scorer.cm.invalid_gt_pixels,
+        "latency_ms": latency,
+        # segmenter mode: 1 / mean latency; node mode passes the measured output rate in ``extra``
+        "fps": extra.get("fps", (1e3 / latency["mean"]) if latency["mean"] else None),
+        "frames": dict(scorer.counts),
+        "warnings": scorer.warnings,
+    }
+
+
+def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
+    names = doc["classes"]
+
+    matrix = np.asarray(doc["confusion_matrix"], float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows = matrix / matrix.sum(1, keepdims=True)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(np.nan_to_num(rows), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if matrix[i].sum() and rows[i, j] >= 0.005:
+                ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if rows[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title("confusion matrix (rows normalised)")
+    fig.tight_layout()
+    fig.savefig(out_dir / "confusion_matrix.png", dpi=110)
+    plt.close(fig)
+
+    ious = [doc["per_class_iou"][n] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    colours = [tuple(c / 255 for c in palette[i]) for i in range(len(names))]
+    ax.bar(range(len(names)), [v if v is not None else 0 for v in ious], color=colours, edgecolor="black")
+    for i, v in enumerate(ious):
+        ax.text(i, (v or 0) + 0.02, "absent" if v is None else f"{v:.2f}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("IoU")
+    ax.set_title(f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None else "per-class IoU")
+    fig.tight_layout()
+    fig.savefig(out_dir / "per_class_iou.png", dpi=110)
+    plt.close(fig)
+
+    import cv2
+
+    sample_files = []
+    for k, sample in enumerate(scorer.samples):
+        panels = [sample.image_rgb, sample.overlay_rgb]
+        if sample.truth is not None and sample.truth.shape == sample.image_rgb.shape[:2]:
+            panels.append(palette[sample.truth])
+        path = out_dir / f"sample_{k:02d}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(panels, axis=1), cv2.COLOR_RGB2BGR))
+        sample_files.append(path.name)
+
+    lat = doc["latency_ms"]
+    frames = doc["frames"]
+    lines = [f"# Segmentation evaluation: {doc.get('bag')}", "",
+             f"- image topic `{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`; mode **{doc.get('mode')}**, "
+             f"backend {doc.get('backend')} on {doc.get('device')}, model `{doc.get('model')}`",
+             f"- **{'complete' if doc['complete'] else 'INCOMPLETE'}**: {frames['frames_segmented']} of "
+             f"{frames['frames_in_range']} frames segmented, {frames['frames_scored']} scored, "
+             f"{frames['frames_without_label']} without ground truth, {frames['frames_bad_image']} unreadable, "
+             f"{frames['frames_without_output']} without output, {frames['labels_wrong_size']} with wrong-size labels"]
+    if doc["miou"] is not None:
+        lines.append(f"- **mIoU {doc['miou']:.4f}**, pixel accuracy {doc['pixel_accuracy']:.4f}, "
+                     f"frequency-weighted IoU {doc['frequency_weighted_iou']:.4f}")
+    else:
+        lines.append("- no frame could be scored: no mIoU")
+    if lat["mean"] is not None:
+        lines.append(f"- latency mean {lat['mean']:.2f} ms, p50 {lat['p50']:.2f}, p95 {lat['p95']:.2f}, "
+                     f"p99 {lat['p99']:.2f} ms; {doc['fps']:.1f} FPS")
+    lines += ["", "| class | IoU |", "| --- | --- |"]
+    lines += [f"| {n} | {'absent from ground truth' if v is None else f'{v:.4f}'} |" for n, v in zip(names, ious)]
+    lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![per-class IoU](per_class_iou.png)", ""]
+    lines += ["Samples (image | overlay | ground truth):", ""] + [f"![{f}]({f})" for f in sample_files]
+    if doc["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in doc["warnings"]]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report

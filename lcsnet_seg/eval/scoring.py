@@ -1,0 +1,70 @@
+"""Scoring predictions against ground truth from a bag, with counted warnings instead of silent gaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lcsnet_seg.eval.metrics import ConfusionMatrix
+
+
+@dataclass
+class Sample:
+    image_rgb: np.ndarray
+    overlay_rgb: np.ndarray
+    truth: np.ndarray | None
+
+
+@dataclass
+class Scorer:
+    num_classes: int
+    sample_indices: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.cm = ConfusionMatrix(self.num_classes)
+        self.counts = dict(frames_in_range=0, frames_segmented=0, frames_scored=0, frames_without_label=0,
+                           frames_bad_image=0, frames_without_output=0, labels_wrong_size=0)
+        self.warnings: list[str] = []
+        self.latencies_ms: list[float] = []
+        self.samples: list[Sample] = []
+
+    def warn(self, text: str, limit: int = 20) -> None:
+        if len(self.warnings) < limit:
+            self.warnings.append(text)
+        elif len(self.warnings) == limit:
+            self.warnings.append("... further warnings not listed; see the counters")
+
+    def score(self, index: int, stamp: int, prediction: np.ndarray, truth: np.ndarray | None) -> None:
+        if truth is None:
+            self.counts["frames_without_label"] += 1
+            return
+        if truth.shape != prediction.shape:
+            self.counts["labels_wrong_size"] += 1
+            self.warn(f"label image at stamp {stamp} is {truth.shape[1]}x{truth.shape[0]} but the image is "
+                      f"{prediction.shape[1]}x{prediction.shape[0]}: frame not scored")
+            return
+        before = self.cm.invalid_gt_pixels
+        self.cm.update(truth, prediction)
+        if self.cm.invalid_gt_pixels > before:
+            self.warn(f"label image at stamp {stamp} has {self.cm.invalid_gt_pixels - before} pixels with class ids "
+                      f"outside 0..{self.num_classes - 1} (and not 255): those pixels are not scored")
+        self.counts["frames_scored"] += 1
+
+    def keep_sample(self, index: int, image_rgb: np.ndarray, overlay_rgb: np.ndarray, truth) -> None:
+        if index in self.sample_indices:
+            self.samples.append(Sample(image_rgb, overlay_rgb, truth))
+
+
+def sample_positions(total: int, count: int) -> set[int]:
+    if total <= 0 or count <= 0:
+        return set()
+    return {int(round(x)) for x in np.linspace(0, total - 1, min(count, total))}
+
+
+def latency_summary(latencies_ms: list[float]) -> dict[str, float | None]:
+    if not latencies_ms:
+        return {"mean": None, "p50": None, "p95": None, "p99": None}
+    arr = np.asarray(latencies_ms)
+    return {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
+            "p99": float(np.percentile(arr, 99))}

@@ -1,0 +1,39 @@
+"""Start and stop segmentation_node as a separate process (the demo and the node replay mode)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from lcsnet_seg.classes import share_file
+
+
+def ros_environment() -> None:
+    """Local-only discovery, and whole camera frames through Fast DDS shared memory
+    (config/fastdds_large_images.xml). Inherited by child processes; values already set win."""
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share_file("config/fastdds_large_images.xml")))
+
+
+def start_node(log_path: Path, parameters: dict[str, object], remappings: dict[str, str]) -> subprocess.Popen:
+    args = [sys.executable, "-m", "lcsnet_seg.ros.node", "--ros-args"]
+    for name, value in parameters.items():
+        args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+    for src, dst in remappings.items():
+        args += ["-r", f"{src}:={dst}"]
+    log = open(log_path, "w")
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_node(process: subprocess.Popen) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

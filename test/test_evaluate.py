@@ -1,0 +1,206 @@
+"""evaluate and make_demo_bag on bags written here, in both storages."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lcsnet_seg.eval import bag_io
+from lcsnet_seg.tools import evaluate, make_demo_bag
+
+FRAMES = 4
+
+
+@pytest.fixture(scope="module", params=["sqlite3", "mcap"])
+def demo_bag(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp(request.param) / "bag"
+    assert make_demo_bag.main([str(path), "--frames", str(FRAMES), "--storage", request.param, "--compressed",
+                               "--height", "240", "--width", "320"]) == 0
+    return path
+
+
+def ground_truth(bag):
+    reader = bag_io.open_reader(bag)
+    conn = bag_io.connection(reader, "/camera/labels", (bag_io.IMAGE,), "label")
+    truth = {f.stamp: f.image[..., 0].copy() for f in bag_io.read_frames(reader, conn)}
+    reader.close()
+    return truth
+
+
+class ScriptedSegmenter:
+    """Returns ground truth passed through ``perturb``: an oracle whose mistakes are known exactly."""
+
+    def __init__(self, real, truth_by_image, perturb=lambda labels: labels):
+        self.real, self.truth_by_image, self.perturb = real, truth_by_image, perturb
+        self.backend, self.info = real.backend, real.info
+
+    def __call__(self, image, encoding, outputs=None):
+        result = self.real(image, encoding)
+        result.labels = self.perturb(self.truth_by_image[image.tobytes()].copy())
+        return result
+
+
+def images_to_truth(bag, topic="/camera/image_raw"):
+    truth = ground_truth(bag)
+    reader = bag_io.open_reader(bag)
+    conn = bag_io.connection(reader, topic, bag_io.IMAGE_TYPES, "image")
+    mapping = {f.image.tobytes(): truth[f.stamp] for f in bag_io.read_frames(reader, conn)}
+    reader.close()
+    return mapping, truth
+
+
+def run(bag, out, segmenter=None, extra=()):
+    args = evaluate.parser().parse_args([str(bag), "--image-topic", "/camera/image_raw", "--label-topic",
+                                         "/camera/labels", "--out-dir", str(out), *extra])
+    args.segmenter = segmenter
+    code = evaluate.run(args)
+    return code, json.loads((out / "metrics.json").read_text())
+
+
+def test_oracle_scores_one(demo_bag, tmp_path, segmenter):
+    mapping, _ = images_to_truth(demo_bag)
+    code, metrics = run(demo_bag, tmp_path / "out", ScriptedSegmenter(segmenter, mapping))
+    assert code == 0 and metrics["complete"]
+    assert metrics["miou"] == 1.0 and metrics["pixel_accuracy"] == 1.0
+    assert metrics["frames"]["frames_scored"] == FRAMES
+
+
+def test_known_perturbation_gives_hand_computed_ious(demo_bag, tmp_path, segmenter):
+    mapping, truth = images_to_truth(demo_bag)
+
+    def floor_as_wall(labels):
+        labels[labels == 1] = 0
+        return labels
+
+    _, metrics = run(demo_bag, tmp_path / "out", ScriptedSegmenter(segmenter, mapping, floor_as_wall))
+    all_truth = np.concatenate([t.ravel() for t in truth.values()])
+    walls, floors = np.count_nonzero(all_truth == 0), np.count_nonzero(all_truth == 1)
+    assert floors > 0 and walls > 0
+    iou = metrics["per_class_iou"]
+    assert iou["floor"] == 0.0
+    assert iou["wall"] == pytest.approx(walls / (walls + floors))
+    present = [n for n, p in metrics["class_present_in_ground_truth"].items() if p]
+    for name in present:
+        if name not in ("wall", "floor"):
+            assert iou[name] == 1.0
+    assert metrics["miou"] == pytest.approx((walls / (walls + floors) + (len(present) - 2)) / len(present))
+    assert metrics["pixel_accuracy"] == pytest.approx(1 - floors / all_truth.size)
+
+
+def test_real_model_output_bag_and_report(demo_bag, tmp_path):
+    out = tmp_path / "out"
+    code, metrics = run(demo_bag, out)
+    assert code == 0 and metrics["complete"] and metrics["miou"] > 0.6
+    for key in ("miou", "per_class_iou", "pixel_accuracy", "frequency_weighted_iou", "fps", "latency_ms"):
+        assert metrics[key] is not None, key
+    assert set(metrics["latency_ms"]) == {"mean", "p50", "p95", "p99"}
+    for name in ("report.md", "confusion_matrix.png", "per_class_iou.png", "sample_00.png"):
+        assert (out / name).is_file(), name
+    reader = bag_io.open_reader(out / "segmentation_bag")
+    assert bag_io.storage_of(reader) == bag_io.storage_of(bag_io.open_reader(demo_bag))
+    stamps = {}
+    for topic in ("/lcsnet_seg/label_mask", "/lcsnet_seg/color_mask", "/lcsnet_seg/overlay"):
+        conn = bag_io.connection(reader, topic, (bag_io.IMAGE,), "output")
+        stamps[topic] = [f.stamp for f in bag_io.read_frames(reader, conn)]
+    assert all(s == sorted(ground_truth(demo_bag)) for s in stamps.values())
+    reader.close()
+
+
+def test_compressed_input(demo_bag, tmp_path):
+    args = evaluate.parser().parse_args([str(demo_bag), "--image-topic", "/camera/image_raw/compressed",
+                                         "--label-topic", "/camera/labels", "--out-dir", str(tmp_path)])
+    assert evaluate.run(args) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["frames"]["frames_scored"] == FRAMES and metrics["miou"] > 0.6
+
+
+def test_absent_class_is_reported_absent_not_zero(tmp_path):
+    from lcsnet_seg.model.scene import generate_scene
+
+    frames = []
+    for seed in (1, 2):
+        image, labels = generate_scene(seed, 120, 160)
+        labels[labels == 2] = 0   # no whiteboard in the ground truth at all
+        frames.append((image, labels))
+    write_bag(tmp_path / "bag", frames)
+    _, metrics = run(tmp_path / "bag", tmp_path / "out")
+    assert metrics["class_present_in_ground_truth"]["whiteboard"] is False
+    assert metrics["per_class_iou"]["whiteboard"] is None
+    present = [v for n, v in metrics["per_class_iou"].items() if metrics["class_present_in_ground_truth"][n]]
+    assert metrics["miou"] == pytest.approx(sum(present) / len(present))
+    assert "absent from ground truth" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_missing_topic_lists_the_topics(demo_bag, tmp_path, capsys):
+    code = evaluate.main([str(demo_bag), "--image-topic", "/camera/rgb", "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == evaluate.EXIT_ERROR
+    assert "/camera/rgb is not in bag" in err and "/camera/image_raw (sensor_msgs/msg/Image)" in err
+    assert "/camera/labels" in err
+
+
+def test_wrong_message_type(demo_bag, tmp_path, capsys):
+    code = evaluate.main([str(demo_bag), "--image-topic", "/camera/image_raw", "--label-topic",
+                          "/camera/image_raw/compressed", "--out-dir", str(tmp_path)])
+    assert code == evaluate.EXIT_ERROR
+    assert "carries sensor_msgs/msg/CompressedImage; expected sensor_msgs/msg/Image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty_dir", "garbage_db"])
+def test_corrupt_or_missing_bag(tmp_path, capsys, damage):
+    bag = tmp_path / "bag"
+    if damage == "empty_dir":
+        bag.mkdir()
+    elif damage == "garbage_db":
+        bag.mkdir()
+        (bag / "metadata.yaml").write_text("rosbag2_bagfile_information: {version: 9}\n")
+        (bag / "bag_0.db3").write_bytes(b"not sqlite" * 100)
+    code = evaluate.main([str(bag), "--image-topic", "/camera/image_raw", "--out-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == evaluate.EXIT_ERROR and str(bag) in err and "Traceback" not in err
+
+
+def write_bag(path, frames, storage="sqlite3"):
+    writer = bag_io.BagWriter(path, storage)
+    store = bag_io.typestore()
+    Header, Time = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
+    for i, (image, labels) in enumerate(frames):
+        header = Header(stamp=Time(sec=100 + i, nanosec=0), frame_id="cam")
+        writer.write_image("/camera/image_raw", (100 + i) * 10**9, header, image, "rgb8")
+        if labels is not None:
+            writer.write_image("/camera/labels", (100 + i) * 10**9, header, labels, "mono8")
+    writer.close()
+
+
+def test_bad_labels_are_counted_not_hidden(tmp_path):
+    from lcsnet_seg.model.scene import generate_scene
+
+    image, labels = generate_scene(1, 120, 160)
+    wrong_ids = labels.copy()
+    wrong_ids[:10, :10] = 42
+    write_bag(tmp_path / "bag", [(image, labels[:60, :80].copy()), (image, wrong_ids), (image, None)])
+    code, metrics = run(tmp_path / "bag", tmp_path / "out")
+    frames = metrics["frames"]
+    assert frames["labels_wrong_size"] == 1 and frames["frames_without_label"] == 1
+    assert frames["frames_scored"] == 1 and metrics["invalid_label_pixels"] == 100
+    assert any("is 80x60 but the image is 160x120" in w for w in metrics["warnings"])
+    assert any("outside 0..7" in w for w in metrics["warnings"])
+
+
+def test_stamp_tolerance_and_stride(demo_bag, tmp_path):
+    code, metrics = run(demo_bag, tmp_path / "out", extra=("--stride", "2"))
+    assert metrics["frames"]["frames_in_range"] == FRAMES // 2 and metrics["frames"]["frames_scored"] == FRAMES // 2
+
+
+def test_node_mode_evaluates_the_node_as_deployed(tmp_path):
+    pytest.importorskip("rclpy")
+    bag = tmp_path / "bag"
+    assert make_demo_bag.main([str(bag), "--frames", "4", "--height", "240", "--width", "320"]) == 0
+    code, metrics = run(bag, tmp_path / "out", extra=("--node", "--rate", "1.0"))
+    assert metrics["mode"] == "node"
+    assert metrics["frames"]["frames_segmented"] + metrics["frames"]["frames_without_output"] == 4
+    assert code == (0 if metrics["complete"] else evaluate.EXIT_INCOMPLETE)
+    assert metrics["frames"]["frames_segmented"] >= 3 and metrics["miou"] > 0.6
+    reader = bag_io.open_reader(tmp_path / "out" / "segmentation_bag")
+    assert "/lcsnet_seg/label_mask" in bag_io.topic_types(reader)
+    reader.close()
