@@ -114,3 +114,12 @@ class Segmenter:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def make_segmenter(backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input", device_id: int = 0):
+    """The GPU Segmenter for a device-pointer backend (TensorRT, torch_cuda), else the CPU Segmenter."""
+    if backend.supports_device:
+        from lcsnet_seg.gpu.segmenter import GpuSegmenter
+
+        return GpuSegmenter(backend, overlay_alpha, output_size, device_id)
+    return Segmenter(backend, overlay_alpha, output_size)

@@ -7,8 +7,11 @@ import pytest
 pytest.importorskip("rclpy")
 
 
-def test_demo_runs_the_node_and_writes_its_results(tmp_path, demo_onnx):
+def test_demo_runs_the_node_and_writes_its_results(tmp_path, demo_onnx, monkeypatch):
     from lcsnet_seg.ros.demo import main
+
+    # The demo sets the Fast DDS profile in its own process environment; keep it out of later tests.
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
 
     assert main(["--model", str(demo_onnx), "--out-dir", str(tmp_path), "--frames", "3", "--save", "2"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

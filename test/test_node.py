@@ -255,12 +255,14 @@ def test_missing_input_topic_is_reported_in_diagnostics(ros):
 def test_incompatible_qos_is_logged_loudly(ros, capfd):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    active_node(ros, qos_reliability="reliable")
+    node = active_node(ros, qos_reliability="reliable")
+    wait_for(lambda: False, timeout=0.5)  # let the executor take up the new subscription's event handler
     best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
     ros.helper.create_publisher(Image, "/image", best_effort)
+    assert wait_for(lambda: node.counters["qos_incompatible_events"] >= 1, timeout=15, period=0.1)
     seen: list[str] = []  # accumulate: one read may end in the middle of the line
     assert wait_for(lambda: seen.append(capfd.readouterr().err) or "QoS MISMATCH on /image" in "".join(seen),
-                    timeout=10, period=0.2)
+                    timeout=5, period=0.2)
 
 
 def test_camera_info_is_passed_through_rescaled(ros, frame):

@@ -5,35 +5,64 @@ from __future__ import annotations
 from pathlib import Path
 
 from lcsnet_seg.backends.base import Backend, TensorSpec
-from lcsnet_seg.errors import BackendUnavailable, ConfigError
+from lcsnet_seg.errors import ConfigError
 
 BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch_cuda")
 
 __all__ = ["Backend", "TensorSpec", "BACKEND_NAMES", "create_backend"]
 
 
-def create_backend(name: str, model_path, info_overrides: dict | None = None) -> tuple[Backend, str]:
+def create_backend(name: str, model_path, info_overrides: dict | None = None, device: int = 0) -> tuple[Backend, str]:
     """Build the backend ``name`` for ``model_path``; returns (backend, why it was chosen).
 
-    ``auto`` picks TensorRT for an .engine file, else ONNX Runtime (CPU, or its CUDA provider
-    where present).
+    auto: an .engine runs on TensorRT; an LCSNet .pth runs on PyTorch CUDA (the GPU path) when a
+    GPU is present, else PyTorch on the CPU; an .onnx runs on ONNX Runtime (its CUDA provider
+    where installed, else the CPU).
     """
     if name not in BACKEND_NAMES:
         raise ConfigError(f"backend {name!r} is unknown; use one of {BACKEND_NAMES}")
     path = Path(model_path)
+    overrides = {k: v for k, v in (info_overrides or {}).items() if v is not None}
     if name == "auto":
         if path.suffix == ".engine":
             name, why = "tensorrt", "model_path is a TensorRT engine"
+        elif path.suffix == ".pth":
+            from lcsnet_seg.gpu import unavailable_reason
+
+            gpu_problem = unavailable_reason() or _torch_cuda_problem()
+            if gpu_problem is None:
+                name, why = "torch_cuda", "model_path is a .pth and a CUDA GPU is present"
+            else:
+                from lcsnet_seg.backends.pytorch import TorchBackend
+
+                return (TorchBackend.from_checkpoint(path, overrides),
+                        f"model_path is a .pth but the GPU path is unavailable ({gpu_problem}): PyTorch on the CPU")
         else:
             name, why = "onnxruntime", "model_path is an ONNX model"
     else:
         why = "requested by the backend parameter"
     if name == "onnxruntime":
-        if path.suffix == ".engine":
-            raise ConfigError(f"backend onnxruntime cannot run the TensorRT engine {path}; "
-                              "point model_path at the .onnx file")
+        if path.suffix != ".onnx":
+            raise ConfigError(f"backend onnxruntime needs an .onnx model, got {path}; export it with convert")
         from lcsnet_seg.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, info_overrides), why
-    raise BackendUnavailable(f"backend {name!r} is not available in this build; use backend onnxruntime "
-                             "with an .onnx model")
+        return OnnxRuntimeBackend(path, overrides), why
+    if name == "torch_cuda":
+        if path.suffix != ".pth":
+            raise ConfigError(f"backend torch_cuda runs LCSNet weights (.pth), got {path}")
+        from lcsnet_seg.backends.pytorch import TorchBackend
+
+        return TorchBackend.from_checkpoint(path, overrides, device=f"cuda:{device}"), why
+    if path.suffix != ".engine":
+        raise ConfigError(f"backend tensorrt needs an .engine file, got {path}; build one with convert")
+    from lcsnet_seg.backends.tensorrt import TensorRTBackend
+
+    return TensorRTBackend(path, overrides), why
+
+
+def _torch_cuda_problem() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return "PyTorch is not installed"
+    return None if torch.cuda.is_available() else "PyTorch has no CUDA device"

@@ -1,7 +1,9 @@
 """PyTorch backend: LCSNet weights run eagerly in torch (CPU host arrays, or CUDA).
 
 Used as the baseline of the CPU benchmark and, on GPU machines without TensorRT, as the
-device-pointer backend of the GPU pipeline.
+device-pointer backend of the GPU pipeline (``backend: torch_cuda``): the preprocess kernel's
+output buffer is handed to torch without a copy through __cuda_array_interface__ (a raw device
+pointer needs no DLPack producer of our own), and the model runs on the pipeline's CUDA stream.
 """
 
 from __future__ import annotations
@@ -14,6 +16,23 @@ from lcsnet_seg.model_info import ModelInfo
 
 class TorchBackend(Backend):
     name = "torch"
+
+    @classmethod
+    def from_checkpoint(cls, weights_path, info_overrides: dict | None = None, device: str = "cpu"):
+        """A backend for an LCSNet .pth: its ModelInfo from the checkpoint's input size, the class
+        file (config/classes.yaml unless overridden) and ImageNet mean/std."""
+        from lcsnet_seg.classes import load_class_set
+        from lcsnet_seg.convert.checkpoint import load_checkpoint
+
+        overrides = dict(info_overrides or {})
+        _, meta = load_checkpoint(weights_path)
+        classes = overrides.pop("classes", None) or load_class_set(expected_count=meta.get("num_classes"))
+        size = tuple(meta.get("input_size", (384, 512)))
+        info = ModelInfo(classes=classes, input_size=(int(size[0]), int(size[1])),
+                         model_name=str(meta.get("arch", "lcsnet"))).with_overrides(**overrides)
+        backend = cls(weights_path, info, arch=str(meta.get("arch", "lcsnet")), device=device)
+        backend.name = "torch_cuda" if backend.supports_device else "torch"
+        return backend
     supports_host = True
 
     def __init__(self, weights_path, info: ModelInfo, arch: str = "lcsnet", device: str = "cpu") -> None:
@@ -27,6 +46,10 @@ class TorchBackend(Backend):
         fit_weights(self._model, state, str(weights_path), arch)
         self._torch = torch
         self._device = torch.device(device)
+        if self._device.type == "cuda" and not torch.cuda.is_available():
+            from lcsnet_seg.errors import BackendUnavailable
+
+            raise BackendUnavailable("backend torch_cuda needs PyTorch with CUDA and a GPU; use onnxruntime")
         self._model = self._model.eval().to(self._device)
         self.supports_device = self._device.type == "cuda"
         h, w = info.input_size
@@ -49,6 +72,16 @@ class TorchBackend(Backend):
         torch = self._torch
         with torch.inference_mode():
             return self._model(torch.from_numpy(batch).to(self._device)).cpu().numpy()
+
+    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+        from lcsnet_seg.gpu.runtime import CudaArrayView
+
+        torch = self._torch
+        stream = torch.cuda.ExternalStream(stream_handle, device=self._device)
+        x = torch.as_tensor(CudaArrayView(input_ptr, self._input.shape, self._input.dtype), device=self._device)
+        out = torch.as_tensor(CudaArrayView(output_ptr, self._output.shape, self._output.dtype), device=self._device)
+        with torch.cuda.stream(stream), torch.inference_mode():
+            out.copy_(self._model(x))
 
     def close(self) -> None:
         self._model = None

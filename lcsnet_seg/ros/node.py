@@ -37,7 +37,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from lcsnet_seg.backends import create_backend
 from lcsnet_seg.errors import ImageError, LcsnetError
 from lcsnet_seg.model import DEMO_ONNX
-from lcsnet_seg.pipeline import Segmenter
+from lcsnet_seg.pipeline import make_segmenter
 from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array
 from lcsnet_seg.ros.image_codec import array_to_image, compressed_to_array, image_to_array
 from lcsnet_seg.ros.params import BY_NAME, PARAMETERS, ParamSpec, check_value
@@ -93,7 +93,7 @@ class SegmentationNode(LifecycleNode):
         self._stats = RollingStats()
         self._input_rate, self._output_rate = RateMeter(), RateMeter()
         self._counters = dict(frames_received=0, frames_processed=0, frames_dropped=0, frames_bad=0,
-                              frames_failed=0)
+                              frames_failed=0, qos_incompatible_events=0)
         self._recent = dict(frames_bad_recent=0, frames_failed_recent=0)
         self._model_path = ""
         self._backend_desc = ("none", "none")
@@ -161,9 +161,9 @@ class SegmentationNode(LifecycleNode):
                 from lcsnet_seg.classes import load_class_set
 
                 overrides["classes"] = load_class_set(self.param("classes_file"))
-            backend, why = create_backend(self.param("backend"), model_path, overrides)
-            self._segmenter = Segmenter(backend, overlay_alpha=self.param("overlay_alpha"),
-                                        output_size=self.param("output_size"))
+            backend, why = create_backend(self.param("backend"), model_path, overrides, device=self.param("device"))
+            self._segmenter = make_segmenter(backend, overlay_alpha=self.param("overlay_alpha"),
+                                             output_size=self.param("output_size"), device_id=self.param("device"))
         except LcsnetError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -171,7 +171,7 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._model_path = model_path
-        self._backend_desc = (backend.name, backend.device)
+        self._backend_desc = (backend.name, getattr(self._segmenter, "device", backend.device))
         qos = self._qos(self.param("output_qos_reliability"), 1)
         events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub)
         for topic in OUTPUTS:
@@ -339,12 +339,14 @@ class SegmentationNode(LifecycleNode):
 
     # ------------------------------------------------------------------ QoS events and diagnostics
     def _on_incompatible_qos_sub(self, info) -> None:
+        self._counters["qos_incompatible_events"] += 1
         self.get_logger().error(
             f"QoS MISMATCH on {self._topic}: a publisher's {_policy(info)} policy is incompatible with this "
             f"subscription ({self.param('qos_reliability')}, depth {self.param('qos_depth')}), so NO images arrive; "
             "set qos_reliability to match the camera driver")
 
     def _on_incompatible_qos_pub(self, info) -> None:
+        self._counters["qos_incompatible_events"] += 1
         self.get_logger().error(
             f"QoS MISMATCH on an output topic: a subscriber requests a {_policy(info)} policy this node does not "
             f"offer ({self.param('output_qos_reliability')}), so it receives nothing; set output_qos_reliability "

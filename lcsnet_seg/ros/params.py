@@ -31,9 +31,9 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("model_path", "", "str", "ONNX model or TensorRT engine; empty: the packaged demo model"),
-    ParamSpec("backend", "auto", "str", "inference backend; auto: tensorrt for an .engine, else onnxruntime",
-              choices=BACKEND_NAMES),
+    ParamSpec("model_path", "", "str", "ONNX model, TensorRT engine or LCSNet .pth; empty: the packaged demo model"),
+    ParamSpec("backend", "auto", "str", "inference backend; auto: tensorrt for an .engine, torch_cuda for a .pth "
+              "on a GPU, onnxruntime for an .onnx", choices=BACKEND_NAMES),
     ParamSpec("device", 0, "int", "CUDA device index for GPU backends", int_range=(0, 63)),
     ParamSpec("input_transport", "raw", "str", "raw: sensor_msgs/Image on 'image'; compressed: "
               "sensor_msgs/CompressedImage on 'image/compressed'", choices=TRANSPORTS),

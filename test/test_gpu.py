@@ -1,0 +1,195 @@
+"""GPU kernels and the GPU Segmenter against the CPU reference. Run on a machine with a CUDA GPU
+and cuda-python; elsewhere every test here is skipped with the reason."""
+
+import ctypes
+
+import numpy as np
+import pytest
+
+from lcsnet_seg.gpu import unavailable_reason
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"GPU path: {unavailable_reason()}")
+
+ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"]
+SIZES = [(480, 640), (720, 1280), (1080, 1920), (333, 517)]
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    from lcsnet_seg.gpu.runtime import GpuContext
+
+    return GpuContext(0)
+
+
+@pytest.fixture(scope="module")
+def info():
+    from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.model_info import ModelInfo
+
+    return ModelInfo(classes=load_class_set(), input_size=(384, 512))
+
+
+def image_of(encoding, h, w, rng, pad=0):
+    channels = {"mono8": 1, "rgba8": 4, "bgra8": 4}.get(encoding, 3)
+    rows = rng.integers(0, 256, (h, w * channels + pad), dtype=np.uint8)
+    view = rows[:, : w * channels].reshape(h, w, channels)
+    return view if channels > 1 or pad else view[..., 0]
+
+
+def run_preprocess(ctx, image, fmt, info, dtype):
+    from lcsnet_seg.gpu.preprocess import GpuPreprocess
+    from lcsnet_seg.preprocess import channel_sources, normalisation
+
+    h, w = info.input_size
+    image3 = image if image.ndim == 3 else image[..., None]
+    span = image3.strides[0] * (image3.shape[0] - 1) + image3.shape[1] * image3.shape[2]
+    src = ctx.device_buffer(span)
+    host, view = ctx.pinned_array((span,), np.uint8)
+    ctypes.memmove(int(host.handle), image3.ctypes.data, span)  # the image as laid out, row padding included
+    ctx.copy_to_device(int(src.handle), int(host.handle), span)
+    dst = ctx.device_buffer(3 * h * w * np.dtype(dtype).itemsize)
+    scale, offset = normalisation(info)
+    GpuPreprocess(ctx, dtype)(int(src.handle), image3.shape[1], image3.shape[0], image3.strides[0], image3.shape[2],
+                              channel_sources(fmt, info.colour_order), int(dst.handle), w, h, scale, offset)
+    out_host, out = ctx.pinned_array((1, 3, h, w), dtype)
+    ctx.copy_to_host(int(out_host.handle), int(dst.handle), out.nbytes)
+    ctx.synchronize()
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("size", SIZES + [(480, 640, "padded")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_preprocess_matches_cpu_reference(ctx, info, encoding, size, dtype):
+    from lcsnet_seg.image_formats import pixel_format
+    from lcsnet_seg.preprocess import preprocess
+
+    rng = np.random.default_rng(hash((encoding, size)) % 2**32)
+    image = image_of(encoding, size[0], size[1], rng, pad=24 if len(size) == 3 else 0)
+    fmt = pixel_format(encoding)
+    ref = preprocess(image, fmt, info)
+    got = run_preprocess(ctx, image, fmt, info, dtype)
+    tolerance = 1e-3 if dtype == np.float32 else 1e-2
+    assert np.abs(got - ref).max() <= tolerance
+
+
+def run_postprocess(ctx, logits, image, fmt, out_hw, alpha, palette, conf=True):
+    from lcsnet_seg.gpu.postprocess import GpuPostprocess
+
+    c, h, w = logits.shape
+    dev = {}
+
+    def upload(array):
+        host, view = ctx.pinned_array(array.shape, array.dtype)
+        view[...] = array
+        buf = ctx.device_buffer(array.nbytes)
+        ctx.copy_to_device(int(buf.handle), int(host.handle), array.nbytes)
+        dev.setdefault("_keep", []).append((host, buf))
+        return buf
+
+    lg, img, pal = upload(np.ascontiguousarray(logits)), upload(np.ascontiguousarray(image)), upload(palette)
+    oh, ow = out_hw
+    outs = {}
+    for name, shape, dtype in (("labels", (oh, ow), np.uint8), ("color", (oh, ow, 3), np.uint8),
+                               ("overlay", (oh, ow, 3), np.uint8), ("conf", (oh, ow), np.float32)):
+        outs[name] = (ctx.device_buffer(int(np.prod(shape)) * np.dtype(dtype).itemsize),) + ctx.pinned_array(shape, dtype)
+    image3 = image if image.ndim == 3 else image[..., None]
+    GpuPostprocess(ctx, logits.dtype)(int(lg.handle), c, w, h, int(img.handle), image3.shape[1], image3.shape[0],
+                                      image3.shape[1] * image3.shape[2], image3.shape[2], ow, oh, int(pal.handle),
+                                      alpha, fmt.output_order == "bgr", int(outs["labels"][0].handle),
+                                      int(outs["color"][0].handle), int(outs["overlay"][0].handle),
+                                      int(outs["conf"][0].handle) if conf else 0)
+    for buf, host, view in outs.values():
+        ctx.copy_to_host(int(host.handle), int(buf.handle), view.nbytes)
+    ctx.synchronize()
+    return {k: np.array(v[2]) for k, v in outs.items()}
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_postprocess_matches_cpu_reference(ctx, info, encoding, size, dtype):
+    from lcsnet_seg.image_formats import pixel_format
+    from lcsnet_seg.postprocess import (argmax_labels, as_three_channel, blend, colourise, max_softmax,
+                                        resize_nearest)
+
+    rng = np.random.default_rng(7)
+    fmt = pixel_format(encoding)
+    logits = rng.normal(0, 3, (8, 384, 512)).astype(dtype)  # continuous values: no ties
+    image = np.ascontiguousarray(image_of(encoding, size[0], size[1], rng))
+    palette = info.classes.palette_rgb()
+    alpha = 0.37
+    got = run_postprocess(ctx, logits, image, fmt, size[:2], alpha, palette)
+    logits32 = logits.astype(np.float32)
+    labels = resize_nearest(argmax_labels(logits32), *size[:2])
+    np.testing.assert_array_equal(got["labels"], labels)
+    np.testing.assert_array_equal(got["color"], colourise(labels, palette, "rgb"))
+    overlay = blend(as_three_channel(image, fmt), colourise(labels, palette, fmt.output_order), alpha)
+    assert np.abs(got["overlay"].astype(int) - overlay).max() <= 1
+    np.testing.assert_allclose(got["conf"], resize_nearest(max_softmax(logits32), *size[:2]), atol=1e-4)
+
+
+def test_postprocess_at_network_size_overlays_a_resized_image(ctx, info):
+    import cv2
+
+    from lcsnet_seg.image_formats import pixel_format
+    from lcsnet_seg.postprocess import argmax_labels, blend, colourise
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 3, (8, 384, 512)).astype(np.float32)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8), (0, 0), 2)
+    palette = info.classes.palette_rgb()
+    got = run_postprocess(ctx, logits, image, pixel_format("rgb8"), (384, 512), 0.5, palette)
+    labels = argmax_labels(logits)
+    np.testing.assert_array_equal(got["labels"], labels)
+    base = cv2.resize(image, (512, 384), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(got["overlay"].astype(int) - blend(base, colourise(labels, palette), 0.5)).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def torch_cuda_backend():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch has no CUDA device")
+    from lcsnet_seg.backends import create_backend
+    from lcsnet_seg.model import DEMO_PTH
+
+    backend, why = create_backend("auto", DEMO_PTH)
+    assert backend.name == "torch_cuda" and backend.supports_device, why
+    return backend
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_gpu_segmenter_end_to_end_matches_cpu_segmenter(torch_cuda_backend, segmenter, encoding):
+    import cv2
+
+    from lcsnet_seg.gpu.segmenter import GpuSegmenter
+    from lcsnet_seg.model.scene import generate_scene
+
+    gpu = GpuSegmenter(torch_cuda_backend)
+    agree = total = 0
+    for seed in range(3):
+        rgb, _ = generate_scene(9_000 + seed, 480, 640)
+        image = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
+                 "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA), "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)}[encoding]
+        image = np.ascontiguousarray(image)
+        result = gpu(image, encoding, outputs=("labels", "color_mask", "overlay", "confidence"))
+        reference = segmenter(image, encoding)
+        agree += int(np.count_nonzero(result.labels == reference.labels))
+        total += reference.labels.size
+        assert result.overlay.shape == reference.overlay.shape and result.overlay_order == reference.overlay_order
+        assert set(result.timings_ms) == {"preprocess", "infer", "postprocess", "total"}
+    assert agree / total >= 0.999  # ONNX Runtime (CPU) vs PyTorch CUDA on the same weights
+
+
+def test_gpu_buffers_are_reused_until_the_size_changes(torch_cuda_backend):
+    from lcsnet_seg.gpu.segmenter import GpuSegmenter
+
+    gpu = GpuSegmenter(torch_cuda_backend)
+    a = np.zeros((240, 320, 3), np.uint8)
+    gpu(a, "rgb8")
+    first = gpu._frames
+    gpu(a + 1, "rgb8")
+    assert gpu._frames is first
+    gpu(np.zeros((200, 300, 3), np.uint8), "rgb8")
+    assert gpu._frames is not first
