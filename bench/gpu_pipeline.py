@@ -104,7 +104,7 @@ def main() -> int:
     C = info.num_classes
     scale, offset = normalisation(info)
     pre = GpuPreprocess(ctx, np.float32)
-    post = GpuPostprocess(ctx, np.float32)
+    post = GpuPostprocess(ctx, np.float32, C)
     palette_t = torch.as_tensor(info.classes.palette_rgb(), device="cuda")
     palette_c = cp.asarray(info.classes.palette_rgb())
     mean_t = torch.tensor(info.mean, device="cuda").view(1, 3, 1, 1) * 255

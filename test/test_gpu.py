@@ -94,7 +94,7 @@ def run_postprocess(ctx, logits, image, fmt, out_hw, alpha, palette, conf=True):
                                ("overlay", (oh, ow, 3), np.uint8), ("conf", (oh, ow), np.float32)):
         outs[name] = (ctx.device_buffer(int(np.prod(shape)) * np.dtype(dtype).itemsize),) + ctx.pinned_array(shape, dtype)
     image3 = image if image.ndim == 3 else image[..., None]
-    GpuPostprocess(ctx, logits.dtype)(int(lg.handle), c, w, h, int(img.handle), image3.shape[1], image3.shape[0],
+    GpuPostprocess(ctx, logits.dtype, c)(int(lg.handle), c, w, h, int(img.handle), image3.shape[1], image3.shape[0],
                                       image3.shape[1] * image3.shape[2], image3.shape[2], ow, oh, int(pal.handle),
                                       alpha, fmt.output_order == "bgr", int(outs["labels"][0].handle),
                                       int(outs["color"][0].handle), int(outs["overlay"][0].handle),

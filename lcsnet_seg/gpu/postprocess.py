@@ -21,6 +21,18 @@ __device__ __forceinline__ float load(const unsigned short* p) {
     return f;
 }
 
+// floor((2 * dst + 1) * src_size / (2 * dst_size)), exact, in 32-bit arithmetic: a float estimate
+// (off by at most one for sizes up to 8192) corrected with integer products. A 64-bit division
+// per pixel, the obvious way to write it, is emulated in software and dominated the kernel's time.
+__device__ __forceinline__ int nearest_source(int dst, int src_size, int dst_size) {
+    unsigned int num = (2u * dst + 1u) * (unsigned int)src_size;
+    unsigned int den = 2u * (unsigned int)dst_size;
+    int s = (int)((float)num / (float)den);
+    if ((unsigned int)(s + 1) * den <= num) ++s;
+    else if ((unsigned int)s * den > num) --s;
+    return s;
+}
+
 __device__ __forceinline__ float image_value(const unsigned char* img, int img_w, int img_h, int step, int channels,
                                              int c, int x, int y, int out_w, int out_h) {
     if (img_w == out_w && img_h == out_h) return (float)img[(size_t)y * step + x * channels + c];
@@ -40,18 +52,23 @@ __device__ __forceinline__ float image_value(const unsigned char* img, int img_w
     return rintf(top * (1.f - fy) + bot * fy);
 }
 
+// NUM_CLASSES is defined when the source is compiled (NVRTC, at first use, for the model at hand):
+// with it known, the loads of all class logits are issued together instead of one after another.
 template <typename InT>
-__device__ __forceinline__ void classify(const InT* p, size_t plane, int num_classes, bool want_conf, int& arg,
-                                         float& conf) {
-    float best = load(p);
+__device__ __forceinline__ void classify(const InT* p, size_t plane, bool want_conf, int& arg, float& conf) {
+    float v[NUM_CLASSES];
+#pragma unroll
+    for (int c = 0; c < NUM_CLASSES; ++c) v[c] = load(p + c * plane);
+    float best = v[0];
     arg = 0;
-    for (int c = 1; c < num_classes; ++c) {
-        float v = load(p + c * plane);
-        if (v > best) { best = v; arg = c; }
+#pragma unroll
+    for (int c = 1; c < NUM_CLASSES; ++c) {
+        if (v[c] > best) { best = v[c]; arg = c; }
     }
     if (want_conf) {
         float sum = 0.f;
-        for (int c = 0; c < num_classes; ++c) sum += __expf(load(p + c * plane) - best);
+#pragma unroll
+        for (int c = 0; c < NUM_CLASSES; ++c) sum += __expf(v[c] - best);
         conf = 1.f / sum;
     }
 }
@@ -74,7 +91,7 @@ __device__ void postprocess(const InT* __restrict__ logits, int num_classes, int
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x0 >= out_w || y >= out_h) return;
     int n = min(4, out_w - x0);
-    int sy = (int)(((2LL * y + 1) * net_h) / (2LL * out_h));
+    int sy = nearest_source(y, net_h, out_h);
     size_t plane = (size_t)net_w * net_h;
     const InT* row = logits + (size_t)sy * net_w;
     bool want_conf = conf_out != 0;
@@ -86,9 +103,9 @@ __device__ void postprocess(const InT* __restrict__ logits, int num_classes, int
     for (int i = 0; i < 4; ++i) {
         if (i < n) {
             int x = x0 + i;
-            int sx = (int)(((2LL * x + 1) * net_w) / (2LL * out_w));
+            int sx = nearest_source(x, net_w, out_w);
             if (sx != prev_sx) {
-                classify(row + sx, plane, num_classes, want_conf, arg, conf);
+                classify(row + sx, plane, want_conf, arg, conf);
                 prev_sx = sx;
             }
             lab[i] = (unsigned char)arg;
@@ -155,10 +172,11 @@ BLOCK = (32, 8)
 class GpuPostprocess:
     """Launcher of the fused postprocessing kernel. Pointers of 0 skip that output."""
 
-    def __init__(self, context, logits_dtype=np.float32) -> None:
+    def __init__(self, context, logits_dtype=np.float32, num_classes: int = 8) -> None:
         self.context = context
+        self.num_classes = int(num_classes)
         name = "postprocess_f16" if np.dtype(logits_dtype) == np.float16 else "postprocess_f32"
-        self.kernel = context.kernel(SOURCE, name)
+        self.kernel = context.kernel(f"#define NUM_CLASSES {self.num_classes}\n" + SOURCE, name)
 
     def __call__(self, logits_ptr: int, num_classes: int, net_w: int, net_h: int, image_ptr: int, img_w: int,
                  img_h: int, img_step: int, channels: int, out_w: int, out_h: int, palette_ptr: int, alpha: float,
@@ -166,6 +184,8 @@ class GpuPostprocess:
                  confidence_ptr: int = 0) -> None:
         from cuda.core import LaunchConfig, launch
 
+        if num_classes != self.num_classes:
+            raise ValueError(f"kernel compiled for {self.num_classes} classes, called with {num_classes}")
         quads = (out_w + 3) // 4  # each thread writes 4 adjacent pixels
         grid = ((quads + BLOCK[0] - 1) // BLOCK[0], (out_h + BLOCK[1] - 1) // BLOCK[1])
         i32, u64 = np.int32, np.uint64

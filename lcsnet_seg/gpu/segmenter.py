@@ -67,7 +67,7 @@ class GpuSegmenter:
         h, w = info.input_size
         in_dtype, out_dtype = backend.input_spec.dtype, backend.output_spec.dtype
         self.preprocess = GpuPreprocess(self.ctx, in_dtype)
-        self.postprocess = GpuPostprocess(self.ctx, out_dtype)
+        self.postprocess = GpuPostprocess(self.ctx, out_dtype, info.num_classes)
         self._input = self.ctx.device_buffer(3 * h * w * in_dtype.itemsize)
         self._logits = self.ctx.device_buffer(info.num_classes * h * w * out_dtype.itemsize)
         palette_host, palette_view = self.ctx.pinned_array((256, 3), np.uint8)
