@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SOURCES := $(shell find lcsnet_seg launch config resource -type f -not -name '*.pyc' 2>/dev/null) setup.py setup.cfg package.xml
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test reliability bench setup clean
 setup: $(VENV)/.deps $(VENV)/.package
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt
@@ -36,8 +36,13 @@ demo: setup
 	$(VENV)/bin/evaluate out/demo/bag --image-topic /camera/image_raw --label-topic /camera/labels \
 		--model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo/eval --node --rate 1.0
 
+# Fuzz/soak/cycling sizes: a tenth in the everyday test run; `make reliability` runs them in full.
 test: setup
-	$(PY) -m pytest -q
+	LCSNET_TEST_SCALE=$${LCSNET_TEST_SCALE:-0.1} $(PY) -m pytest -q
+
+reliability: setup
+	mkdir -p out
+	LCSNET_TEST_SCALE=1 $(PY) -m pytest -q -s test/test_reliability.py 2>&1 | tee out/reliability.log
 
 bench: setup
 	$(PY) bench/cpu_pipeline.py

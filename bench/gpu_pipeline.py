@@ -82,7 +82,6 @@ def main() -> int:
     from lcsnet_seg.backends.onnxruntime import OnnxRuntimeBackend
     from lcsnet_seg.gpu.postprocess import GpuPostprocess
     from lcsnet_seg.gpu.preprocess import GpuPreprocess
-    from lcsnet_seg.gpu.runtime import CudaArrayView
     from lcsnet_seg.gpu.segmenter import GpuSegmenter
     from lcsnet_seg.image_formats import pixel_format
     from lcsnet_seg.model import DEMO_ONNX, DEMO_PTH
@@ -111,7 +110,6 @@ def main() -> int:
     std_t = torch.tensor(info.std, device="cuda").view(1, 3, 1, 1) * 255
     rows = []
     for height, width in SIZES:
-        rng = np.random.default_rng(height)
         frame = generate_scene(77, height, width)[0]
         images = [torch.as_tensor(np.roll(frame, k * 7, axis=1), device="cuda") for k in range(ROTATE)]
         logits = [torch.randn(1, C, net_h, net_w, device="cuda") * 3 for _ in range(ROTATE)]
@@ -199,7 +197,7 @@ def main() -> int:
         cpu_pre_post = []
         for _ in range(10):
             a = time.perf_counter()
-            batch = preprocess(frame, fmt, info)
+            preprocess(frame, fmt, info)
             b = time.perf_counter()
             lab = resize_nearest(argmax_labels(logits[0][0].cpu().numpy()), height, width)
             blend(as_three_channel(frame, fmt), colourise(lab, info.classes.palette_rgb()), 0.5)

@@ -41,6 +41,15 @@ class SegmentationResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+def check_request(image: np.ndarray, pixel_format_name: str, outputs: tuple[str, ...]):
+    """Validate one segmentation request; returns (PixelFormat, image as H x W x C). Shared by both Segmenters."""
+    unknown = set(outputs) - set(OUTPUTS)
+    if unknown:
+        raise ConfigError(f"unknown outputs {sorted(unknown)}; choose from {OUTPUTS}")
+    fmt = pixel_format(pixel_format_name)
+    return fmt, check_image(image, fmt)
+
+
 def check_alpha(alpha: float) -> float:
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
@@ -72,11 +81,7 @@ class Segmenter:
     def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
                  outputs: tuple[str, ...] = ("labels", "color_mask", "overlay")) -> SegmentationResult:
         """Segment one image. ``pixel_format_name``: rgb8, bgr8, rgba8, bgra8 or mono8."""
-        unknown = set(outputs) - set(OUTPUTS)
-        if unknown:
-            raise ConfigError(f"unknown outputs {sorted(unknown)}; choose from {OUTPUTS}")
-        fmt = pixel_format(pixel_format_name)
-        image = check_image(image, fmt)
+        fmt, image = check_request(image, pixel_format_name, outputs)
         t0 = time.perf_counter()
         preprocess(image, fmt, self.info, out=self._input)
         t1 = time.perf_counter()

@@ -1,7 +1,5 @@
 """The convert command on the CPU: .pth -> ONNX -> simplified ONNX, parity, metadata, refusals."""
 
-import json
-import pickle
 import sys
 import textwrap
 
@@ -40,6 +38,7 @@ def test_full_chain_without_tensorrt(chain):
 def _no_tensorrt():
     try:
         import tensorrt  # noqa: F401
+
         return False
     except ImportError:
         return True

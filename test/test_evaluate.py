@@ -204,3 +204,14 @@ def test_node_mode_evaluates_the_node_as_deployed(tmp_path):
     reader = bag_io.open_reader(tmp_path / "out" / "segmentation_bag")
     assert "/lcsnet_seg/label_mask" in bag_io.topic_types(reader)
     reader.close()
+
+
+def test_int8_calibration_images_come_from_a_bag_topic(demo_bag, ort_backend):
+    """convert --calib-bag reads these batches (the TensorRT calibrator itself needs TensorRT)."""
+    from lcsnet_seg.eval.bag_io import bag_image_batches
+
+    batches = list(bag_image_batches(demo_bag, "/camera/image_raw/compressed", ort_backend.info, limit=3))
+    assert len(batches) == 3
+    assert all(b.shape == (1, 3, 384, 512) and b.dtype == np.float32 and np.isfinite(b).all() for b in batches)
+    with pytest.raises(bag_io.BagError, match="calibration image topic /nope is not in bag"):
+        list(bag_image_batches(demo_bag, "/nope", ort_backend.info, limit=3))

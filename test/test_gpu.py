@@ -193,3 +193,42 @@ def test_gpu_buffers_are_reused_until_the_size_changes(torch_cuda_backend):
     assert gpu._frames is first
     gpu(np.zeros((200, 300, 3), np.uint8), "rgb8")
     assert gpu._frames is not first
+
+
+def test_gpu_configure_cleanup_cycles_leak_no_gpu_memory(torch_cuda_backend):
+    """The GPU half of lifecycle cycling: build the backend and the GPU Segmenter, run a frame,
+    close both, as configure/cleanup does; device memory in use must not grow."""
+    import gc
+
+    import torch
+    from cuda.bindings import runtime as cudart
+
+    from conftest import scale
+    from lcsnet_seg.backends import create_backend
+    from lcsnet_seg.model import DEMO_PTH
+    from lcsnet_seg.pipeline import make_segmenter
+
+    frame = np.full((480, 640, 3), 100, np.uint8)
+
+    def used_bytes():
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        err, free, total = cudart.cudaMemGetInfo()
+        return total - free
+
+    def cycle():
+        backend, _ = create_backend("torch_cuda", DEMO_PTH)
+        segmenter = make_segmenter(backend)
+        segmenter(frame, "rgb8")
+        segmenter.close()
+
+    for _ in range(3):
+        cycle()
+    before = used_bytes()
+    rounds = scale(100, 10)
+    for _ in range(rounds):
+        cycle()
+    after = used_bytes()
+    print(f"RELIABILITY gpu_cycles {{\"rounds\": {rounds}, \"gpu_used_mb\": [{before / 2**20:.1f}, {after / 2**20:.1f}]}}")
+    assert after - before <= 2 * 2**20, f"GPU memory grew by {(after - before) / 2**20:.1f} MiB over {rounds} cycles"

@@ -56,8 +56,12 @@ def create_backend(name: str, model_path, info_overrides: dict | None = None, de
     if path.suffix != ".engine":
         raise ConfigError(f"backend tensorrt needs an .engine file, got {path}; build one with convert")
     from lcsnet_seg.backends.tensorrt import TensorRTBackend
+    from lcsnet_seg.errors import BackendUnavailable
 
-    return TensorRTBackend(path, overrides), why
+    try:
+        return TensorRTBackend(path, overrides), why
+    except BackendUnavailable as exc:
+        raise BackendUnavailable(f"engine {path} cannot run here: {exc}") from None
 
 
 def _torch_cuda_problem() -> str | None:

@@ -8,7 +8,7 @@ stream (``infer_device``). Host backends set ``supports_host``; GPU backends set
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,20 +27,24 @@ class TensorSpec:
 
 
 class Backend(ABC):
+    """Subclasses set ``_input`` and ``_output`` (TensorSpec) in their constructor."""
+
     name: str = "abstract"
     supports_host: bool = False
     supports_device: bool = False
+    _input: TensorSpec
+    _output: TensorSpec
 
     def __init__(self, info: ModelInfo) -> None:
         self.info = info
 
     @property
-    @abstractmethod
-    def input_spec(self) -> TensorSpec: ...
+    def input_spec(self) -> TensorSpec:
+        return self._input
 
     @property
-    @abstractmethod
-    def output_spec(self) -> TensorSpec: ...
+    def output_spec(self) -> TensorSpec:
+        return self._output
 
     @property
     def device(self) -> str:

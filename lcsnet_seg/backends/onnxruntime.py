@@ -55,14 +55,6 @@ class OnnxRuntimeBackend(Backend):
         self.providers = self._session.get_providers()
 
     @property
-    def input_spec(self) -> TensorSpec:
-        return self._input
-
-    @property
-    def output_spec(self) -> TensorSpec:
-        return self._output
-
-    @property
     def device(self) -> str:
         return "cuda (ONNX Runtime CUDA provider)" if self.providers[0].startswith("CUDA") else "cpu"
 

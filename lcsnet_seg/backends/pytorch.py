@@ -57,14 +57,6 @@ class TorchBackend(Backend):
         self._output = TensorSpec("logits", (1, info.num_classes, h, w), np.dtype(np.float32))
 
     @property
-    def input_spec(self) -> TensorSpec:
-        return self._input
-
-    @property
-    def output_spec(self) -> TensorSpec:
-        return self._output
-
-    @property
     def device(self) -> str:
         return str(self._device)
 

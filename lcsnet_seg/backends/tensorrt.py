@@ -72,14 +72,6 @@ class TensorRTBackend(Backend):
         self._output = TensorSpec(self._output.name, (1, self.info.num_classes, h, w), self._output.dtype)
 
     @property
-    def input_spec(self) -> TensorSpec:
-        return self._input
-
-    @property
-    def output_spec(self) -> TensorSpec:
-        return self._output
-
-    @property
     def device(self) -> str:
         return f"cuda ({self._gpu}, TensorRT)"
 

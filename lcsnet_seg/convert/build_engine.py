@@ -98,6 +98,8 @@ def build_engine(onnx_path, engine_path, info: ModelInfo, options: EngineOptions
         profile.set_shape(input_tensor.name, *shapes)
         config.add_optimization_profile(profile)
         profile_doc = {"input": input_tensor.name, "min": shapes[0], "opt": shapes[1], "max": shapes[2]}
+    if hasattr(trt, "IProgressMonitor"):  # TensorRT 10: show the builder's phases as progress bars
+        config.progress_monitor = _progress_monitor(trt)
     log(f"building TensorRT {trt.__version__} engine ({options.precision}) for {gpu_name} (sm {capability}); "
         "this takes a minute or more")
     serialized = builder.build_serialized_network(network, config)
@@ -117,6 +119,33 @@ def build_engine(onnx_path, engine_path, info: ModelInfo, options: EngineOptions
     write_sidecar(engine_path, info=info, onnx_path=onnx_path, tensorrt_version=trt.__version__, gpu_name=gpu_name,
                   compute_capability=capability, precision=options.precision, io=io, profile=profile_doc)
     return engine_path
+
+
+def _progress_monitor(trt):
+    """A TensorRT IProgressMonitor drawing one tqdm bar per builder phase."""
+    from tqdm import tqdm
+
+    class TqdmMonitor(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self.bars: dict[str, tqdm] = {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps) -> None:
+            self.bars[phase_name] = tqdm(total=num_steps, desc=phase_name, leave=False)
+
+        def step_complete(self, phase_name, step) -> bool:
+            bar = self.bars.get(phase_name)
+            if bar is not None:
+                bar.n = step + 1
+                bar.refresh()
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name) -> None:
+            bar = self.bars.pop(phase_name, None)
+            if bar is not None:
+                bar.close()
+
+    return TqdmMonitor()
 
 
 def _make_calibrator(trt, options: EngineOptions, info: ModelInfo):

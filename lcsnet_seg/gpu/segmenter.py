@@ -23,9 +23,8 @@ from lcsnet_seg.errors import ConfigError
 from lcsnet_seg.gpu.postprocess import GpuPostprocess
 from lcsnet_seg.gpu.preprocess import GpuPreprocess
 from lcsnet_seg.gpu.runtime import GpuContext
-from lcsnet_seg.image_formats import check_image, pixel_format
 from lcsnet_seg.model_info import ModelInfo
-from lcsnet_seg.pipeline import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha
+from lcsnet_seg.pipeline import OUTPUT_SIZES, SegmentationResult, check_alpha, check_request
 from lcsnet_seg.preprocess import channel_sources, normalisation
 
 
@@ -96,11 +95,7 @@ class GpuSegmenter:
 
     def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
                  outputs: tuple[str, ...] = ("labels", "color_mask", "overlay")) -> SegmentationResult:
-        unknown = set(outputs) - set(OUTPUTS)
-        if unknown:
-            raise ConfigError(f"unknown outputs {sorted(unknown)}; choose from {OUTPUTS}")
-        fmt = pixel_format(pixel_format_name)
-        image = check_image(image, fmt)
+        fmt, image = check_request(image, pixel_format_name, outputs)
         info, ctx = self.info, self.ctx
         net_h, net_w = info.input_size
         out_h, out_w = image.shape[:2] if self.output_size == "input" else (net_h, net_w)

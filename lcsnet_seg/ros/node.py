@@ -79,7 +79,7 @@ class SegmentationNode(LifecycleNode):
             self.declare_parameter(spec.name, value, _descriptor(spec))
         self._report_unknown_overrides()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._segmenter: Segmenter | None = None
+        self._segmenter = None  # Segmenter or GpuSegmenter, from make_segmenter at configure
         self._output_pubs: dict[str, object] = {}
         self._camera_info_pub = None
         self._diagnostics_pub = None

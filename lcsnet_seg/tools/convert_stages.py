@@ -66,7 +66,7 @@ def run_stages(args, stages: list[str]) -> int:
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
     onnx_path, sim_path = out / f"{name}.onnx", out / f"{name}.sim.onnx"
-    reference = None
+    reference = None  # the PyTorch model as a batch -> logits function, when the input is a .pth
     parity_ok = True
     current = None
 
@@ -88,9 +88,11 @@ def run_stages(args, stages: list[str]) -> int:
         model.eval()
         info = _model_info(args, meta, num_classes)
 
-        def reference(batch):
+        def run_pytorch(batch):
             with torch.no_grad():
                 return model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+
+        reference = run_pytorch
 
         if "onnx" not in stages:
             raise ConfigError("a .pth input needs the onnx stage; pass --stages onnx[,simplify[,engine]]")

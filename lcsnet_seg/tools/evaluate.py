@@ -60,7 +60,6 @@ def main(argv=None) -> int:
 def run(args) -> int:
     from lcsnet_seg.eval import bag_io
     from lcsnet_seg.eval.report import metrics_document, write_report
-    from lcsnet_seg.eval.scoring import Scorer, sample_positions
     from lcsnet_seg.model import DEMO_ONNX
 
     model = args.model or DEMO_ONNX
