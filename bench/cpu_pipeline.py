@@ -37,7 +37,7 @@ def main() -> int:
 
     torch.set_num_threads(os.cpu_count() or 1)
     ort_backend = OnnxRuntimeBackend(WEIGHTS / "lcsnet_demo.onnx")
-    torch_backend = TorchBackend(WEIGHTS / "lcsnet_demo.pth", ort_backend.info)
+    torch_backend = TorchBackend.from_checkpoint(WEIGHTS / "lcsnet_demo.pth", info=ort_backend.info)
     runners = {"onnxruntime": Segmenter(ort_backend), "pytorch": Segmenter(torch_backend)}
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}; "
           f"model input {ort_backend.info.input_size}")

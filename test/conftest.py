@@ -43,10 +43,7 @@ def segmenter(ort_backend):
 @pytest.fixture(scope="session")
 def demo_torch_model():
     torch = pytest.importorskip("torch")
-    from lcsnet_seg.convert.checkpoint import build_architecture, fit_weights, load_checkpoint
+    from lcsnet_seg.convert.checkpoint import load_model
 
-    state, meta = load_checkpoint(DEMO_PTH)
-    model = build_architecture("lcsnet", meta["num_classes"])
-    fit_weights(model, state, str(DEMO_PTH), "lcsnet")
     torch.set_num_threads(2)
-    return model.eval()
+    return load_model(DEMO_PTH)[0]

@@ -16,45 +16,47 @@ from lcsnet_seg.model_info import ModelInfo
 
 class TorchBackend(Backend):
     name = "torch"
-
-    @classmethod
-    def from_checkpoint(cls, weights_path, info_overrides: dict | None = None, device: str = "cpu"):
-        """A backend for an LCSNet .pth: its ModelInfo from the checkpoint's input size, the class
-        file (config/classes.yaml unless overridden) and ImageNet mean/std."""
-        from lcsnet_seg.classes import load_class_set
-        from lcsnet_seg.convert.checkpoint import load_checkpoint
-
-        overrides = dict(info_overrides or {})
-        _, meta = load_checkpoint(weights_path)
-        classes = overrides.pop("classes", None) or load_class_set(expected_count=meta.get("num_classes"))
-        size = tuple(meta.get("input_size", (384, 512)))
-        info = ModelInfo(classes=classes, input_size=(int(size[0]), int(size[1])),
-                         model_name=str(meta.get("arch", "lcsnet"))).with_overrides(**overrides)
-        backend = cls(weights_path, info, arch=str(meta.get("arch", "lcsnet")), device=device)
-        backend.name = "torch_cuda" if backend.supports_device else "torch"
-        return backend
     supports_host = True
 
-    def __init__(self, weights_path, info: ModelInfo, arch: str = "lcsnet", device: str = "cpu") -> None:
+    def __init__(self, model, info: ModelInfo, device: str = "cpu") -> None:
+        """``model``: a torch module with its weights loaded (see from_checkpoint)."""
         import torch
 
-        from lcsnet_seg.convert.checkpoint import build_architecture, fit_weights, load_checkpoint
-
         super().__init__(info)
-        state, meta = load_checkpoint(weights_path)
-        self._model = build_architecture(meta.get("arch", arch), info.num_classes)
-        fit_weights(self._model, state, str(weights_path), arch)
         self._torch = torch
         self._device = torch.device(device)
         if self._device.type == "cuda" and not torch.cuda.is_available():
             from lcsnet_seg.errors import BackendUnavailable
 
             raise BackendUnavailable("backend torch_cuda needs PyTorch with CUDA and a GPU; use onnxruntime")
-        self._model = self._model.eval().to(self._device)
+        self._model = model.eval().to(self._device)
         self.supports_device = self._device.type == "cuda"
+        self.name = "torch_cuda" if self.supports_device else "torch"
+        self._streams: dict[int, object] = {}
         h, w = info.input_size
         self._input = TensorSpec("image", (1, 3, h, w), np.dtype(np.float32))
         self._output = TensorSpec("logits", (1, info.num_classes, h, w), np.dtype(np.float32))
+
+    @classmethod
+    def from_checkpoint(cls, weights_path, info_overrides: dict | None = None, device: str = "cpu",
+                        info: ModelInfo | None = None) -> "TorchBackend":
+        """A backend for an LCSNet .pth, read once. Without ``info``, its ModelInfo comes from the
+        checkpoint's input size, the class file (config/classes.yaml unless overridden) and ImageNet mean/std."""
+        from lcsnet_seg.classes import load_class_set
+        from lcsnet_seg.convert.checkpoint import load_model
+        from lcsnet_seg.errors import ConfigError
+
+        model, meta, num_classes = load_model(weights_path)
+        if info is None:
+            overrides = dict(info_overrides or {})
+            classes = overrides.pop("classes", None) or load_class_set(expected_count=num_classes)
+            size = tuple(meta.get("input_size", (384, 512)))
+            info = ModelInfo(classes=classes, input_size=(int(size[0]), int(size[1])),
+                             model_name=str(meta.get("arch", "lcsnet"))).with_overrides(**overrides)
+        elif info.num_classes != num_classes:
+            raise ConfigError(f"weights file {weights_path} predicts {num_classes} classes, the given model info "
+                              f"{info.num_classes}")
+        return cls(model, info, device=device)
 
     @property
     def device(self) -> str:
@@ -69,7 +71,9 @@ class TorchBackend(Backend):
         from lcsnet_seg.gpu.runtime import CudaArrayView
 
         torch = self._torch
-        stream = torch.cuda.ExternalStream(stream_handle, device=self._device)
+        stream = self._streams.get(stream_handle)
+        if stream is None:  # one torch view of the pipeline's stream, not one per frame
+            stream = self._streams[stream_handle] = torch.cuda.ExternalStream(stream_handle, device=self._device)
         x = torch.as_tensor(CudaArrayView(input_ptr, self._input.shape, self._input.dtype), device=self._device)
         out = torch.as_tensor(CudaArrayView(output_ptr, self._output.shape, self._output.dtype), device=self._device)
         with torch.cuda.stream(stream), torch.inference_mode():
@@ -77,3 +81,4 @@ class TorchBackend(Backend):
 
     def close(self) -> None:
         self._model = None
+        self._streams.clear()

@@ -98,3 +98,22 @@ def fit_weights(model, state: dict, source: str, arch: str) -> None:
         raise ModelFileError(f"weights file {source} does not fit architecture {arch!r}: " + "; ".join(problems) +
                              "; check --arch and --num-classes")
     model.load_state_dict(state, strict=True)
+
+
+def load_model(path, arch: str | None = None, num_classes: int | None = None, classes_file=None):
+    """Load a .pth safely and fit it to its architecture: (model in eval mode, checkpoint entries, class count).
+
+    The architecture and class count default to the checkpoint's own; a checkpoint without a class
+    count takes the count of ``classes_file`` (config/classes.yaml when None).
+    """
+    state, meta = load_checkpoint(path)
+    arch = arch or str(meta.get("arch", "lcsnet"))
+    if not num_classes:
+        num_classes = int(meta.get("num_classes", 0))
+    if not num_classes:
+        from lcsnet_seg.classes import load_class_set
+
+        num_classes = len(load_class_set(classes_file))
+    model = build_architecture(arch, num_classes)
+    fit_weights(model, state, str(path), arch)
+    return model.eval(), meta, num_classes

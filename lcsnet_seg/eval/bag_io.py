@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from lcsnet_seg.errors import ConfigError, ImageError, LcsnetError
+from lcsnet_seg.image_messages import compressed_to_array, image_to_array
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -76,24 +77,7 @@ def stamp_ns(header) -> int:
 
 def decode_image(msg, msgtype: str) -> tuple[np.ndarray, str]:
     """A rosbags Image/CompressedImage -> (H x W x C uint8, encoding); ImageError when it cannot be used."""
-    if msgtype == COMPRESSED:
-        import cv2
-
-        image = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if image is None or image.dtype != np.uint8:
-            raise ImageError(f"compressed image ({msg.format!r}, {len(msg.data)} bytes) could not be decoded")
-        return image, ("mono8" if image.ndim == 2 else {3: "bgr8", 4: "bgra8"}[image.shape[2]])
-    from lcsnet_seg.image_formats import PIXEL_FORMATS
-
-    fmt = PIXEL_FORMATS.get(msg.encoding)
-    if fmt is None:
-        raise ImageError(f"encoding {msg.encoding!r} is not supported")
-    if msg.height == 0 or msg.width == 0 or msg.step < msg.width * fmt.channels:
-        raise ImageError(f"image size {msg.width} x {msg.height}, step {msg.step} is inconsistent")
-    if msg.data.size < msg.step * msg.height:
-        raise ImageError(f"image data has {msg.data.size} bytes, less than step x height")
-    rows = msg.data[: msg.step * msg.height].reshape(msg.height, msg.step)
-    return rows[:, : msg.width * fmt.channels].reshape(msg.height, msg.width, fmt.channels), msg.encoding
+    return compressed_to_array(msg) if msgtype == COMPRESSED else image_to_array(msg)
 
 
 @dataclass
@@ -158,8 +142,7 @@ class LabelIndex:
                 continue
             if msg.encoding not in ("mono8", "8UC1"):
                 raise ImageError(f"label image encoding {msg.encoding!r}; ground truth must be mono8 class ids")
-            image, _ = decode_image(msg, IMAGE) if msg.encoding == "mono8" else (
-                msg.data[: msg.step * msg.height].reshape(msg.height, msg.step)[:, : msg.width], None)
+            image, _ = image_to_array(msg, as_encoding="mono8")
             return image.reshape(msg.height, msg.width)
         return None
 

@@ -35,7 +35,7 @@ class _FrameBuffers:
                  out_w: int) -> None:
         self.key = (height, width, channels, step, out_h, out_w)
         self.image_bytes = step * (height - 1) + width * channels
-        self.image_host, self.image_host_view = ctx.pinned_array((self.image_bytes,), np.uint8)
+        self.image_host, _ = ctx.pinned_array((self.image_bytes,), np.uint8)
         self.image_dev = ctx.device_buffer(self.image_bytes)
         self.host: dict[str, np.ndarray] = {}
         self.dev: dict[str, object] = {}

@@ -22,6 +22,7 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
     from sensor_msgs.msg import CompressedImage, Image
     from tqdm import tqdm
 
+    from lcsnet_seg.classes import load_class_set
     from lcsnet_seg.errors import LcsnetError
     from lcsnet_seg.eval import bag_io
     from lcsnet_seg.eval.scoring import Scorer, sample_positions
@@ -56,7 +57,10 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
     executor = SingleThreadedExecutor()
     executor.add_node(player)
     threading.Thread(target=executor.spin, daemon=True).start()
-    scorer = Scorer(8, sample_positions(in_range, args.samples))
+    info = read_onnx_model_info(model) if str(model).endswith(".onnx") else None
+    classes = info.classes if info else load_class_set()  # an engine or .pth: the configured class file
+    scorer = Scorer(len(classes), sample_positions(in_range, args.samples))
+    scorer.counts["frames_in_range"] = in_range
     output_fps = None
     try:
         frame_list = list(frames)
@@ -67,12 +71,8 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
                 scorer.warn(f"image at stamp {f.stamp}: {f.error}")
         if not good:
             raise bag_io.BagError(f"no readable images on {args.image_topic}")
-        info = read_onnx_model_info(model) if str(model).endswith(".onnx") else None
-        scorer.__init__(info.num_classes if info else 8, scorer.sample_indices)
-        scorer.counts["frames_in_range"] = in_range
-        scorer.counts["frames_bad_image"] = len(frame_list) - len(good)
 
-        def message(frame, stamp_override=None):
+        def message(frame):
             out = store.types[image_msgtype]
             if compressed:
                 import cv2
@@ -140,4 +140,4 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
         rclpy.try_shutdown()
         code = stop_node(process)
     return scorer, {"backend": "segmentation_node", "device": f"node process (exit {code})",
-                    "rate": args.rate, "fps": output_fps, "class_set": info.classes if info else None}
+                    "rate": args.rate, "fps": output_fps, "class_set": classes}

@@ -39,7 +39,8 @@ from lcsnet_seg.errors import ImageError, LcsnetError
 from lcsnet_seg.model import DEMO_ONNX
 from lcsnet_seg.pipeline import make_segmenter
 from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array
-from lcsnet_seg.ros.image_codec import array_to_image, compressed_to_array, image_to_array
+from lcsnet_seg.image_messages import compressed_to_array, image_to_array
+from lcsnet_seg.ros.image_codec import array_to_image
 from lcsnet_seg.ros.params import BY_NAME, PARAMETERS, ParamSpec, check_value
 from lcsnet_seg.stats import RateMeter, RollingStats
 
@@ -287,10 +288,7 @@ class SegmentationNode(LifecycleNode):
             else:
                 image, encoding = image_to_array(msg)
         except ImageError as exc:
-            self._counters["frames_bad"] += 1
-            self._recent["frames_bad_recent"] += 1
-            self.get_logger().warning(f"dropped a bad image on {self._topic}: {exc} "
-                                      f"({self._counters['frames_bad']} so far)", throttle_duration_sec=5.0)
+            self._count_bad_image(exc)
             return
         wanted = self._wanted_outputs()
         if not wanted:
@@ -301,9 +299,7 @@ class SegmentationNode(LifecycleNode):
             t2 = time.perf_counter()
             self._publish(msg.header, wanted, result)
         except ImageError as exc:
-            self._counters["frames_bad"] += 1
-            self._recent["frames_bad_recent"] += 1
-            self.get_logger().warning(f"dropped a bad image on {self._topic}: {exc}", throttle_duration_sec=5.0)
+            self._count_bad_image(exc)
             return
         except Exception as exc:  # noqa: BLE001 - a frame must never take the node down
             self._counters["frames_failed"] += 1
@@ -321,6 +317,12 @@ class SegmentationNode(LifecycleNode):
             stats.add(stage, result.timings_ms[stage])
         stats.add("publish", (t3 - t2) * 1e3)
         stats.add("latency", (t3 - received_at) * 1e3)
+
+    def _count_bad_image(self, exc: ImageError) -> None:
+        self._counters["frames_bad"] += 1
+        self._recent["frames_bad_recent"] += 1
+        self.get_logger().warning(f"dropped a bad image on {self._topic}: {exc} "
+                                  f"({self._counters['frames_bad']} so far)", throttle_duration_sec=5.0)
 
     def _wanted_outputs(self) -> list[str]:
         force = self.param("force_outputs")

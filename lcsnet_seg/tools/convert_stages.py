@@ -74,18 +74,9 @@ def run_stages(args, stages: list[str]) -> int:
         import numpy as np
         import torch
 
-        from lcsnet_seg.convert.checkpoint import build_architecture, fit_weights, load_checkpoint
+        from lcsnet_seg.convert.checkpoint import load_model
 
-        state, meta = load_checkpoint(src)
-        arch = args.arch or str(meta.get("arch", "lcsnet"))
-        num_classes = args.num_classes or int(meta.get("num_classes", 0)) or None
-        if num_classes is None:
-            from lcsnet_seg.classes import load_class_set
-
-            num_classes = len(load_class_set(args.classes))
-        model = build_architecture(arch, num_classes)
-        fit_weights(model, state, str(src), arch)
-        model.eval()
+        model, meta, num_classes = load_model(src, args.arch, args.num_classes, args.classes)
         info = _model_info(args, meta, num_classes)
 
         def run_pytorch(batch):

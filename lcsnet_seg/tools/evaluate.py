@@ -72,7 +72,10 @@ def run(args) -> int:
             labels = bag_io.LabelIndex(reader, label_conn, int(args.stamp_tolerance_ms * 1e6))
         start_ns = reader.start_time + int(args.start * 1e9) if args.start is not None else None
         stop_ns = reader.start_time + int(args.end * 1e9) if args.end is not None else None
-        total = sum(1 for _ in reader.messages(connections=[image_conn], start=start_ns, stop=stop_ns))
+        if start_ns is None and stop_ns is None:
+            total = image_conn.msgcount  # from the bag's index: no pass over the data
+        else:
+            total = sum(1 for _ in reader.messages(connections=[image_conn], start=start_ns, stop=stop_ns))
         in_range = len(range(0, total, args.stride))
         if in_range == 0:
             raise bag_io.BagError(f"no {args.image_topic} messages between --start and --end in {args.bag}")
