@@ -35,6 +35,16 @@ def metrics_document(scorer: Scorer, class_names, palette, extra: dict) -> dict:
     }
 
 
+def latency_line(latency: dict, fps: float | None) -> str:
+    """One line of latency and throughput that says which figure is missing instead of failing on it."""
+    if latency.get("mean") is None:
+        text = "latency not measured (no frame came back)"
+    else:
+        text = (f"latency mean {latency['mean']:.2f} ms, p50 {latency['p50']:.2f}, p95 {latency['p95']:.2f}, "
+                f"p99 {latency['p99']:.2f} ms")
+    return text + ("; FPS not measured (fewer than two outputs)" if fps is None else f"; {fps:.1f} FPS")
+
+
 def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) -> Path:
     import matplotlib
 
@@ -74,7 +84,7 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("IoU")
-    ax.set_title(f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None else "per-class IoU")
+    ax.set_title(f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None else "per-class IoU (no mIoU)")
     fig.tight_layout()
     fig.savefig(out_dir / "per_class_iou.png", dpi=110)
     plt.close(fig)
@@ -104,9 +114,7 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
                      f"frequency-weighted IoU {doc['frequency_weighted_iou']:.4f}")
     else:
         lines.append("- no frame could be scored: no mIoU")
-    if lat["mean"] is not None:
-        lines.append(f"- latency mean {lat['mean']:.2f} ms, p50 {lat['p50']:.2f}, p95 {lat['p95']:.2f}, "
-                     f"p99 {lat['p99']:.2f} ms; {doc['fps']:.1f} FPS")
+    lines.append(f"- {latency_line(lat, doc['fps'])}")
     lines += ["", "| class | IoU |", "| --- | --- |"]
     lines += [f"| {n} | {'absent from ground truth' if v is None else f'{v:.4f}'} |" for n, v in zip(names, ious)]
     lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![per-class IoU](per_class_iou.png)", ""]

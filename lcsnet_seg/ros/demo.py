@@ -82,7 +82,12 @@ def main(argv=None) -> int:
 
     for topic in results:
         camera.create_subscription(Image, f"/lcsnet_seg/{topic}", keep(topic), reliable)
-    camera.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    def keep_status(msg):
+        with arrived:
+            diagnostics.append(msg)
+            arrived.notify_all()
+
+    camera.create_subscription(DiagnosticArray, "/diagnostics", keep_status, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(camera)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -140,43 +145,81 @@ def main(argv=None) -> int:
                 panel = np.concatenate([image, overlay, palette[truth]], axis=1)
                 cv2.imwrite(str(overlays / f"frame_{i:03d}.png"), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         elapsed = time.perf_counter() - started
-        node_values = _last_status_values(diagnostics)
+        # The node's own figures come with /diagnostics every diagnostics_period: wait (with a deadline) for
+        # one that has seen this run's frames, so even a short run reports the backend and its stage times.
+        node_values = _wait_for_status(diagnostics, arrived, len(latencies), timeout=5.0)
     finally:
         executor.shutdown()
         camera.destroy_node()
         rclpy.try_shutdown()
         code = stop_node(process)
+    summary = _summary(args, cm, classes.names, latencies, lost, elapsed, node_values, code)
+    _write(args.out_dir, summary)
     if not latencies:
         print(f"demo: no results came back from the node; see {node_log}", file=sys.stderr)
         return 1
-    summary = _summary(args, cm, classes.names, latencies, lost, elapsed, node_values, code)
-    _write(args.out_dir, summary)
     return 0 if lost == 0 else 1
 
 
-def _last_status_values(diagnostics) -> dict[str, str]:
-    for msg in reversed(diagnostics):
-        for status in msg.status:
-            if status.name.startswith("lcsnet_seg"):
-                return {kv.key: kv.value for kv in status.values}
-    return {}
+def _status_values(msg) -> dict[str, str] | None:
+    for status in msg.status:
+        if status.name.startswith("lcsnet_seg"):
+            return {kv.key: kv.value for kv in status.values}
+    return None
+
+
+def _wait_for_status(diagnostics: list, arrived: threading.Condition, frames: int, timeout: float) -> dict[str, str]:
+    """The newest node status that counts at least ``frames`` processed frames; waits up to ``timeout`` s
+    for it, then settles for the newest status there is ({} when the node sent none)."""
+
+    def newest() -> dict[str, str]:
+        for msg in reversed(list(diagnostics)):
+            values = _status_values(msg)
+            if values is not None:
+                return values
+        return {}
+
+    def done() -> bool:
+        return int(newest().get("frames_processed", -1)) >= frames
+
+    with arrived:
+        arrived.wait_for(done, timeout=timeout)
+    return newest()
 
 
 def _summary(args, cm, names, latencies, lost, elapsed, node_values, exit_code) -> dict:
+    """Everything the run measured; a figure that could not be measured is None and named in ``missing``."""
     scores = cm.scores()
     stages = ("decode", "preprocess", "infer", "postprocess", "publish")
+    stage_means = {s: float(node_values[f"{s}_ms_mean"]) for s in stages if f"{s}_ms_mean" in node_values}
+    stage_sum = sum(stage_means.values())
+    missing = []
+    if not latencies:
+        missing.append("results: no frame came back from the node")
+    if not node_values:
+        missing.append("node status: the node sent no /diagnostics before the run ended")
+    elif len(stage_means) < len(stages):
+        missing.append("node stage times: " + ", ".join(s for s in stages if s not in stage_means)
+                       + " not yet measured by the node")
     return {
         "model": str(args.model), "frames": args.frames, "frames_without_result": lost,
         "image_size": [args.height, args.width],
         "backend": node_values.get("backend"), "device": node_values.get("device"),
-        "miou": scores.miou, "pixel_accuracy": scores.pixel_accuracy,
+        "miou": None if np.isnan(scores.miou) else scores.miou,
+        "pixel_accuracy": None if np.isnan(scores.pixel_accuracy) else scores.pixel_accuracy,
         "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, scores.per_class_iou)},
-        "end_to_end_latency_ms": {"mean": float(np.mean(latencies)), "p95": float(np.percentile(latencies, 95))},
-        "node_stage_ms_mean": {s: float(node_values[f"{s}_ms_mean"]) for s in stages if f"{s}_ms_mean" in node_values},
-        "node_fps": 1e3 / sum(float(node_values.get(f"{s}_ms_mean", 0)) for s in stages) if node_values else None,
-        "demo_loop_fps": len(latencies) / elapsed,
+        "end_to_end_latency_ms": ({"mean": float(np.mean(latencies)), "p95": float(np.percentile(latencies, 95))}
+                                  if latencies else None),
+        "node_stage_ms_mean": stage_means,
+        "node_fps": 1e3 / stage_sum if len(stage_means) == len(stages) and stage_sum > 0 else None,
+        "demo_loop_fps": len(latencies) / elapsed if latencies and elapsed > 0 else None,
         "node_exit_code": exit_code,
+        "missing": missing,
     }
+
+
+def _figure(value, fmt: str, missing: str = "not measured") -> str:
+    return missing if value is None else format(value, fmt)
 
 
 def _write(out_dir: Path, summary: dict) -> None:
@@ -184,14 +227,17 @@ def _write(out_dir: Path, summary: dict) -> None:
     lat = summary["end_to_end_latency_ms"]
     lines = [f"# lcsnet_seg demo: segmentation_node on {summary['frames']} generated frames "
              f"({summary['image_size'][1]}x{summary['image_size'][0]})", "",
-             f"- backend **{summary['backend']}** on {summary['device']}",
-             f"- mIoU **{summary['miou']:.3f}**, pixel accuracy {summary['pixel_accuracy']:.3f} (against the "
-             "generator's ground truth)",
-             f"- end-to-end latency (publish → label_mask received): mean {lat['mean']:.1f} ms, p95 {lat['p95']:.1f} ms",
-             f"- node processing: {summary['node_fps'] or float('nan'):.1f} FPS from its per-stage means; the demo "
-             f"loop ran at {summary['demo_loop_fps']:.1f} frames/s, scene generation included",
+             f"- backend **{summary['backend'] or 'unknown'}** on {summary['device'] or 'unknown device'}",
+             f"- mIoU **{_figure(summary['miou'], '.3f')}**, pixel accuracy {_figure(summary['pixel_accuracy'], '.3f')}"
+             " (against the generator's ground truth)",
+             "- end-to-end latency (publish → label_mask received): "
+             + (f"mean {lat['mean']:.1f} ms, p95 {lat['p95']:.1f} ms" if lat else "not measured"),
+             f"- node processing: {_figure(summary['node_fps'], '.1f')} FPS from its per-stage means; the demo "
+             f"loop ran at {_figure(summary['demo_loop_fps'], '.1f')} frames/s, scene generation included",
              f"- frames without a result: {summary['frames_without_result']}; node exit code "
-             f"{summary['node_exit_code']}", "", "| class | IoU |", "| --- | --- |"]
+             f"{summary['node_exit_code']}"]
+    lines += [f"- missing: {m}" for m in summary["missing"]]
+    lines += ["", "| class | IoU |", "| --- | --- |"]
     lines += [f"| {n} | {'absent' if v is None else f'{v:.3f}'} |" for n, v in summary["per_class_iou"].items()]
     lines += ["", "| node stage | mean ms |", "| --- | --- |"]
     lines += [f"| {k} | {v:.2f} |" for k, v in summary["node_stage_ms_mean"].items()]
