@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 PACKAGE = "lcsnet_seg"
 
 EXECUTABLES = {
-    "segmentation_node": "lcsnet_seg.ros.node:main",
+    "segmentation_node": "lcsnet_seg.ros.segmentation_node:main",
     "convert": "lcsnet_seg.tools.convert:main",
     "demo": "lcsnet_seg.ros.demo:main",
     "evaluate": "lcsnet_seg.tools.evaluate:main",

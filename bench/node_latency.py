@@ -140,8 +140,8 @@ def main() -> int:
               f"{added / med['relay']:12.2f} {seg_fps:8.1f} {relay_fps:10.1f} {node_fps:9.1f} {node_fps / floor:11.2f}")
     print(f"\nmedians over {args.frames} frames; targets: added/relay <= 1.5, node/floor >= 0.90")
     executor.shutdown()
-    seg_node._stop_processing()
-    seg_node._release()
+    seg_node.stop_processing()
+    seg_node.release()
     for n in (seg_node, bench, relay):
         n.destroy_node()
     rclpy.shutdown()

@@ -38,14 +38,14 @@ class RateMeter:
     def __init__(self, window_s: float = 5.0) -> None:
         self._window = window_s
         self._times: deque[float] = deque()
+        self._last: float | None = None
         self._lock = threading.Lock()
-        self.total = 0
 
     def tick(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
             self._times.append(now)
-            self.total += 1
+            self._last = now
             self._trim(now)
 
     def rate(self, now: float | None = None) -> float:
@@ -58,9 +58,40 @@ class RateMeter:
             return len(self._times) / span
 
     def last(self) -> float | None:
+        """When the newest event happened (time.monotonic()), also once it has left the window; None before any."""
         with self._lock:
-            return self._times[-1] if self._times else None
+            return self._last
 
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self._window:
             self._times.popleft()
+
+
+class Counters:
+    """Named event counters shared between threads (the executor's callbacks and the frame worker).
+
+    Each counter has a running total and a "recent" part that ``take_recent`` hands over and resets
+    (what happened since the last diagnostics message); both change under one lock.
+    """
+
+    def __init__(self, *names: str) -> None:
+        self._totals = dict.fromkeys(names, 0)
+        self._recent = dict.fromkeys(names, 0)
+        self._lock = threading.Lock()
+
+    def add(self, name: str, count: int = 1) -> int:
+        """Add ``count`` to ``name``; returns the new total."""
+        with self._lock:
+            self._totals[name] += count
+            self._recent[name] += count
+            return self._totals[name]
+
+    def totals(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._totals)
+
+    def take_recent(self) -> dict[str, int]:
+        """The counts since the previous call, and start counting afresh."""
+        with self._lock:
+            recent, self._recent = self._recent, dict.fromkeys(self._recent, 0)
+            return recent

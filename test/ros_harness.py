@@ -24,6 +24,25 @@ def wait_for(predicate, timeout: float = 10.0, period: float = 0.01) -> bool:
     return predicate()
 
 
+def wait_until(predicate, what: str, timeout: float = 30.0, period: float = 0.01) -> None:
+    """Wait for ``predicate`` with a deadline; on time-out fail with what was waited for."""
+    if not wait_for(predicate, timeout, period):
+        raise AssertionError(f"waited {timeout:.0f} s for {what}, in vain")
+
+
+def settled(read, quiet_s: float):
+    """A predicate for wait_for/wait_until: true once ``read()`` has not changed for ``quiet_s`` seconds."""
+    state = {"value": object(), "since": time.monotonic()}
+
+    def check() -> bool:
+        value, now = read(), time.monotonic()
+        if value != state["value"]:
+            state["value"], state["since"] = value, now
+        return now - state["since"] >= quiet_s
+
+    return check
+
+
 def call(client, request, timeout: float = 10.0):
     assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} not available"
     future = client.call_async(request)
@@ -61,8 +80,8 @@ class RosHarness:
         self.executor.shutdown(timeout_sec=5)
         self._thread.join(timeout=5)
         for node in self.nodes:
-            node._stop_processing()
-            node._release()
+            node.stop_processing()
+            node.release()
             node.destroy_node()
         self.helper.destroy_node()
         rclpy.shutdown(context=self.context)
@@ -89,5 +108,5 @@ def send_until_answered(publisher, msg, outputs: list, sec: int, tries: int = 3,
     return None
 
 
-__all__ = ["RosHarness", "SimpleNamespace", "call", "wait_for", "header", "first_with_stamp", "send_until_answered",
+__all__ = ["RosHarness", "SimpleNamespace", "call", "settled", "wait_for", "wait_until", "header", "first_with_stamp", "send_until_answered",
            "RELIABLE"]

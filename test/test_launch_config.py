@@ -67,7 +67,7 @@ def test_launch_file_arguments_and_parameters_match_the_node():
 def test_setup_installs_launch_and_config_and_registers_the_executables():
     setup = (REPO / "setup.py").read_text()
     for needle in ('"share/" + PACKAGE + "/launch"', '"share/" + PACKAGE + "/config"',
-                   "share/ament_index/resource_index/packages", '"segmentation_node": "lcsnet_seg.ros.node:main"'):
+                   "share/ament_index/resource_index/packages", '"segmentation_node": "lcsnet_seg.ros.segmentation_node:main"'):
         assert needle in setup
     cfg = (REPO / "setup.cfg").read_text()
     assert "install_scripts=$base/lib/lcsnet_seg" in cfg and "script_dir=$base/lib/lcsnet_seg" in cfg

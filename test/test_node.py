@@ -15,7 +15,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from lcsnet_seg.model.scene import generate_scene  # noqa: E402
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
-from ros_harness import RELIABLE, RosHarness, call, header, send_until_answered, wait_for  # noqa: E402
+from ros_harness import RELIABLE, RosHarness, call, header, send_until_answered, wait_for, wait_until  # noqa: E402
 
 H, W = 240, 320
 
@@ -200,6 +200,53 @@ def test_runtime_parameters_alpha_and_toggles(ros, frame):
     assert not any(m.header.stamp.sec == 10 for m in got["color_mask"])
 
 
+def test_a_runtime_change_waits_for_the_next_frame(ros, frame):
+    """The worker applies overlay_alpha/output_size between frames, never halfway through one."""
+    from rclpy.parameter import Parameter
+
+    node = active_node(ros, force_outputs=True)
+    got = outputs(ros, ("label_mask",))
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    assert send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(20)), got["label_mask"], 20)
+    assert node.set_parameters([Parameter("overlay_alpha", value=0.25)])[0].successful
+    assert node._segmenter.overlay_alpha == 0.5  # not yet: no frame has started since the change
+    assert send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(21)), got["label_mask"], 21)
+    assert node._segmenter.overlay_alpha == 0.25
+
+
+def test_all_parameters_come_back_in_one_request_as_ros2_param_dump_reads_them(ros):
+    from rcl_interfaces.srv import GetParameters, ListParameters
+
+    from lcsnet_seg.ros.params import BY_NAME
+
+    ros.make_node()
+    names = call(ros.helper.create_client(ListParameters, "/lcsnet_seg/list_parameters"),
+                 ListParameters.Request()).result.names
+    assert set(BY_NAME) <= set(names)
+    request = GetParameters.Request()
+    request.names = list(names)
+    values = call(ros.helper.create_client(GetParameters, "/lcsnet_seg/get_parameters"), request).values
+    assert len(values) == len(names), "one uninitialised parameter empties the whole answer"
+    by_name = dict(zip(names, values))
+    assert all(v.type != ParameterType.PARAMETER_NOT_SET for v in values)
+    assert by_name["overlay_alpha"].double_value == 0.5
+    assert list(by_name["mean"].byte_array_value) == []  # unset: the model's own mean applies
+
+
+def test_unset_arrays_take_values_of_their_kind_only(ros):
+    from rclpy.parameter import Parameter
+
+    node = ros.make_node()
+    assert node.set_parameters([Parameter("mean", value=[0.5, 0.5, 0.5])])[0].successful
+    assert node.param("mean") == [0.5, 0.5, 0.5]
+    assert node.set_parameters([Parameter("input_size", value=[256, 320])])[0].successful
+    refused = node.set_parameters([Parameter("input_size", value=[256.5, 320.0])])[0]
+    assert not refused.successful and "input_size must be a list of 2 integers" in refused.reason
+    assert not node.set_parameters([Parameter("std", value=["a", "b", "c"])])[0].successful
+    assert node.set_parameters([Parameter("mean", value=[])])[0].successful and node.param("mean") is None
+
+
 def test_outputs_without_subscribers_are_not_computed(ros, frame):
     node = active_node(ros)
     pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
@@ -222,9 +269,9 @@ def test_diagnostics_report_rates_counters_and_latency(ros, frame):
     diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
     pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
     assert wait_for(lambda: pub.get_subscription_count() > 0)
-    for sec in range(30, 36):
+    for k, sec in enumerate(range(30, 36)):
         pub.publish(array_to_image(Image, frame, "rgb8", header(sec)))
-        wait_for(lambda: False, timeout=0.1)
+        wait_until(lambda: ros.nodes[-1].counters["frames_received"] > k, f"frame {sec} to reach the node")
 
     def latest():
         for msg in reversed(list(diagnostics)):
@@ -256,10 +303,17 @@ def test_incompatible_qos_is_logged_loudly(ros, capfd):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     node = active_node(ros, qos_reliability="reliable")
-    wait_for(lambda: False, timeout=0.5)  # let the executor take up the new subscription's event handler
     best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-    ros.helper.create_publisher(Image, "/image", best_effort)
-    assert wait_for(lambda: node.counters["qos_incompatible_events"] >= 1, timeout=15, period=0.1)
+
+    def mismatch_seen() -> bool:
+        # An event raised before the executor took up the subscription's event handler is lost: offer a
+        # fresh incompatible publisher until the node has seen one.
+        publisher = ros.helper.create_publisher(Image, "/image", best_effort)
+        seen = wait_for(lambda: node.counters["qos_incompatible_events"] >= 1, timeout=2.0, period=0.05)
+        ros.helper.destroy_publisher(publisher)
+        return seen
+
+    wait_until(mismatch_seen, "the node to count an incompatible-QoS event", timeout=30)
     seen: list[str] = []  # accumulate: one read may end in the middle of the line
     assert wait_for(lambda: seen.append(capfd.readouterr().err) or "QoS MISMATCH on /image" in "".join(seen),
                     timeout=5, period=0.2)

@@ -4,9 +4,9 @@
 
 configure: validate parameters, load the model and backend, create the (lifecycle) publishers.
 activate: subscribe and start processing. deactivate: stop. cleanup: free the backend.
-Frames are handed from the subscription callback to one worker thread through a one-slot
-mailbox, so the newest frame is always the next one processed. A frame that arrives while an
-older one still waits replaces it and is counted as dropped.
+Frames go from the subscription callback to one worker thread (ros/frame_worker.py), so the
+newest frame is always the next one processed; the node itself is glue: parameters, lifecycle,
+topics, messages <-> arrays.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ import traceback
 
 import rclpy
 from lifecycle_msgs.msg import State
-from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
-                                SetParametersResult)
+from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 try:  # Iron and newer
@@ -36,38 +34,18 @@ from diagnostic_msgs.msg import DiagnosticArray
 
 from lcsnet_seg.backends import create_backend
 from lcsnet_seg.errors import ImageError, LcsnetError
+from lcsnet_seg.image_messages import compressed_to_array, image_to_array
 from lcsnet_seg.model import DEMO_ONNX
 from lcsnet_seg.pipeline import make_segmenter
-from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array
-from lcsnet_seg.image_messages import compressed_to_array, image_to_array
-from lcsnet_seg.ros.image_codec import array_to_image
-from lcsnet_seg.ros.params import BY_NAME, PARAMETERS, ParamSpec, check_value
-from lcsnet_seg.stats import RateMeter, RollingStats
+from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array, input_problem
+from lcsnet_seg.ros.frame_worker import LatestFrameWorker
+from lcsnet_seg.ros.output_publishers import OutputPublishers
+from lcsnet_seg.ros.params import BY_NAME, PARAMETERS, READ_ONLY, check_value, declared_value, descriptor
+from lcsnet_seg.stats import Counters, RateMeter, RollingStats
 
 NODE_NAME = "lcsnet_seg"
-# output topic -> (Segmenter output, enabling parameter)
-OUTPUTS = {"label_mask": ("labels", "publish_label_mask"), "color_mask": ("color_mask", "publish_color_mask"),
-           "overlay": ("overlay", "publish_overlay"), "confidence": ("confidence", "publish_confidence")}
-_TYPES = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
-          "float": ParameterType.PARAMETER_DOUBLE, "str": ParameterType.PARAMETER_STRING,
-          "int[]": ParameterType.PARAMETER_INTEGER_ARRAY, "float[]": ParameterType.PARAMETER_DOUBLE_ARRAY}
-_PARAM_TYPES = {"int[]": Parameter.Type.INTEGER_ARRAY, "float[]": Parameter.Type.DOUBLE_ARRAY}
-
-
-def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    d = ParameterDescriptor(name=spec.name, type=_TYPES[spec.kind], description=spec.description,
-                            read_only=spec.name == "autostart")
-    notes = []
-    if spec.choices:
-        notes.append("one of: " + ", ".join(spec.choices))
-    if spec.reconfigure and spec.name != "autostart":
-        notes.append("changes only while unconfigured (cleanup, set, configure)")
-    d.additional_constraints = "; ".join(notes)
-    if spec.float_range:
-        d.floating_point_range = [FloatingPointRange(from_value=spec.float_range[0], to_value=spec.float_range[1])]
-    if spec.int_range:
-        d.integer_range = [IntegerRange(from_value=spec.int_range[0], to_value=spec.int_range[1], step=1)]
-    return d
+# Run-time parameters that the Segmenter holds: applied by the worker between frames.
+SEGMENTER_SETTINGS = ("overlay_alpha", "output_size")
 
 
 class SegmentationNode(LifecycleNode):
@@ -76,37 +54,32 @@ class SegmentationNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
         for spec in PARAMETERS:
-            value = _PARAM_TYPES[spec.kind] if spec.default is None else spec.default
-            self.declare_parameter(spec.name, value, _descriptor(spec))
+            self.declare_parameter(spec.name, declared_value(spec), descriptor(spec))
         self._report_unknown_overrides()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._segmenter = None  # Segmenter or GpuSegmenter, from make_segmenter at configure
-        self._output_pubs: dict[str, object] = {}
-        self._camera_info_pub = None
+        self._segmenter = None  # from make_segmenter at configure; used by the worker thread only while active
+        self._outputs: OutputPublishers | None = None
         self._diagnostics_pub = None
         self._input_subs: list = []
+        self._image_sub = None
         self._diag_timer = None
         self._camera_info: CameraInfo | None = None
-        self._mailbox = None
-        self._mailbox_cv = threading.Condition()
-        self._worker: threading.Thread | None = None
-        self._running = False
+        self._settings_lock = threading.Lock()
+        self._pending_settings: dict[str, object] = {}
+        self._worker = LatestFrameWorker(self.process, on_drop=lambda: self._counters.add("frames_dropped"),
+                                         before_frame=self._apply_pending_settings)
         self._stats = RollingStats()
         self._input_rate, self._output_rate = RateMeter(), RateMeter()
-        self._counters = dict(frames_received=0, frames_processed=0, frames_dropped=0, frames_bad=0,
-                              frames_failed=0, qos_incompatible_events=0)
-        self._recent = dict(frames_bad_recent=0, frames_failed_recent=0)
+        self._counters = Counters("frames_received", "frames_processed", "frames_dropped", "frames_bad",
+                                  "frames_failed", "qos_incompatible_events")
         self._model_path = ""
         self._backend_desc = ("none", "none")
         self._topic = "image"
 
     # ------------------------------------------------------------------ parameters
     def param(self, name: str):
-        """A parameter's value; None for an unset (model-default) or empty one."""
-        try:
-            value = self.get_parameter(name).value
-        except ParameterUninitializedException:
-            return None
+        """A parameter's value; None for an unset (model-default) one."""
+        value = self.get_parameter(name).value
         return None if value is None or (isinstance(value, (list, tuple)) and len(value) == 0) else value
 
     @property
@@ -129,20 +102,25 @@ class SegmentationNode(LifecycleNode):
             spec = BY_NAME.get(p.name)
             if spec is None:
                 continue
-            if spec.reconfigure and configured and p.name != "autostart":
+            if not spec.runtime and configured and p.name not in READ_ONLY:
                 return SetParametersResult(successful=False, reason=(
                     f"{p.name} is used at configure: change it while the node is unconfigured "
                     "(ros2 lifecycle set <node> deactivate, then cleanup)"))
             why = check_value(spec, p.value)
             if why:
                 return SetParametersResult(successful=False, reason=why)
-        segmenter = self._segmenter
-        for p in params:
-            if segmenter is not None and p.name == "overlay_alpha":
-                segmenter.overlay_alpha = float(p.value)
-            elif segmenter is not None and p.name == "output_size":
-                segmenter.output_size = p.value
+        with self._settings_lock:
+            self._pending_settings.update({p.name: p.value for p in params if p.name in SEGMENTER_SETTINGS})
         return SetParametersResult(successful=True)
+
+    def _apply_pending_settings(self) -> None:
+        """Runs on the worker thread before each frame, so a change never lands halfway through one."""
+        with self._settings_lock:
+            pending, self._pending_settings = self._pending_settings, {}
+        segmenter = self._segmenter
+        if segmenter is not None:
+            for name, value in pending.items():
+                setattr(segmenter, name, float(value) if name == "overlay_alpha" else value)
 
     def _state_id(self) -> int:
         machine = getattr(self, "_state_machine", None)
@@ -157,6 +135,8 @@ class SegmentationNode(LifecycleNode):
                 return TransitionCallbackReturn.FAILURE
         model_path = self.param("model_path") or str(DEMO_ONNX)
         overrides = {"input_size": self.param("input_size"), "mean": self.param("mean"), "std": self.param("std")}
+        with self._settings_lock:
+            self._pending_settings.clear()  # the Segmenter is built with the current values
         try:
             if self.param("classes_file"):
                 from lcsnet_seg.classes import load_class_set
@@ -173,13 +153,9 @@ class SegmentationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._model_path = model_path
         self._backend_desc = (backend.name, getattr(self._segmenter, "device", backend.device))
-        qos = self._qos(self.param("output_qos_reliability"), 1)
-        events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub)
-        for topic in OUTPUTS:
-            self._output_pubs[topic] = self.create_lifecycle_publisher(Image, f"~/{topic}", qos,
-                                                                      event_callbacks=events)
-        if self.param("use_camera_info"):
-            self._camera_info_pub = self.create_lifecycle_publisher(CameraInfo, "~/camera_info", qos)
+        self._outputs = OutputPublishers(self, self._qos(self.param("output_qos_reliability"), 1),
+                                         PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub),
+                                         camera_info=bool(self.param("use_camera_info")))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         info = self._segmenter.info
         self.get_logger().info(f"configured: backend {backend.name} on {backend.device} ({why}); model {model_path}; "
@@ -188,98 +164,83 @@ class SegmentationNode(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         compressed = self.param("input_transport") == "compressed"
-        self._topic = self._resolve("image/compressed" if compressed else "image")
-        qos = self._qos(self.param("qos_reliability"), self.param("qos_depth"))
+        name = "image/compressed" if compressed else "image"
+        self._topic = self._resolve(name)
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos_sub,
                                             message_lost=self._on_message_lost)
-        self._input_subs.append(self.create_subscription(
-            CompressedImage if compressed else Image, "image/compressed" if compressed else "image",
-            self._on_image, qos, event_callbacks=events))
+        self._image_sub = self.create_subscription(CompressedImage if compressed else Image, name, self._on_image,
+                                                   self._qos(self.param("qos_reliability"), self.param("qos_depth")),
+                                                   event_callbacks=events)
+        self._input_subs.append(self._image_sub)
         if self.param("use_camera_info"):
-            self._input_subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos))
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="lcsnet_seg_worker", daemon=True)
+            self._input_subs.append(self.create_subscription(
+                CameraInfo, "camera_info", self._on_camera_info,
+                self._qos(self.param("qos_reliability"), self.param("qos_depth"))))
         self._worker.start()
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
         self.get_logger().info(f"active: segmenting {self._topic}")
-        return super().on_activate(state)
+        result = super().on_activate(state)
+        self._publish_diagnostics()  # what runs, at once: a short run still learns the backend
+        return result
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
-        self._stop_processing()
+        self.stop_processing()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._release()
+        self.release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self._stop_processing()
-        self._release()
+        self.stop_processing()
+        self.release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state) -> TransitionCallbackReturn:
         self.get_logger().error("a transition raised an error; releasing resources, the node returns to unconfigured")
-        self._stop_processing()
-        self._release()
+        self.stop_processing()
+        self.release()
         return TransitionCallbackReturn.SUCCESS
 
-    def _stop_processing(self) -> None:
-        self._running = False
-        with self._mailbox_cv:
-            self._mailbox = None
-            self._mailbox_cv.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=10.0)
-            self._worker = None
+    def stop_processing(self) -> None:
+        """Stop the worker (after the frame in progress) and the subscriptions and timers."""
+        if not self._worker.stop(timeout=10.0):
+            self.get_logger().error("the frame worker did not stop within 10 s; continuing without it")
         for sub in self._input_subs:
             self.destroy_subscription(sub)
         self._input_subs.clear()
+        self._image_sub = None
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
 
-    def _release(self) -> None:
-        destroy = getattr(self, "destroy_lifecycle_publisher", self.destroy_publisher)
-        for pub in list(self._output_pubs.values()) + ([self._camera_info_pub] if self._camera_info_pub else []):
-            destroy(pub)
-        self._output_pubs.clear()
-        self._camera_info_pub = None
+    def release(self) -> None:
+        """Free the publishers and the backend (idempotent)."""
+        if self._outputs is not None:
+            self._outputs.destroy()
+            self._outputs = None
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
             self._diagnostics_pub = None
-        if self._segmenter is not None:
-            self._segmenter.close()
-            self._segmenter = None
+        segmenter, self._segmenter = self._segmenter, None
+        if segmenter is not None:
+            segmenter.close()
         self._camera_info = None
         self._stats.clear()
 
     # ------------------------------------------------------------------ frames
     def _on_image(self, msg) -> None:
-        self._counters["frames_received"] += 1
+        self._counters.add("frames_received")
         self._input_rate.tick()
-        with self._mailbox_cv:
-            if self._mailbox is not None:
-                self._counters["frames_dropped"] += 1
-            self._mailbox = (msg, time.perf_counter())
-            self._mailbox_cv.notify()
+        self._worker.offer(msg)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _work(self) -> None:
-        while True:
-            with self._mailbox_cv:
-                while self._running and self._mailbox is None:
-                    self._mailbox_cv.wait(timeout=0.5)
-                if not self._running:
-                    return
-                item, self._mailbox = self._mailbox, None
-            self.process(*item)
-
     def process(self, msg, received_at: float) -> None:
         """Segment one message and publish the requested outputs. Never raises."""
-        segmenter = self._segmenter
-        if segmenter is None:
+        segmenter, outputs = self._segmenter, self._outputs
+        if segmenter is None or outputs is None:
             return
         t0 = time.perf_counter()
         try:
@@ -290,89 +251,86 @@ class SegmentationNode(LifecycleNode):
         except ImageError as exc:
             self._count_bad_image(exc)
             return
-        wanted = self._wanted_outputs()
+        wanted = outputs.wanted(self.param, bool(self.param("force_outputs")))
         if not wanted:
             return
         t1 = time.perf_counter()
         try:
-            result = segmenter(image, encoding, outputs=tuple(OUTPUTS[t][0] for t in wanted))
+            result = segmenter(image, encoding, outputs=tuple(o.field for o in wanted))
             t2 = time.perf_counter()
-            self._publish(msg.header, wanted, result)
+            outputs.publish(msg.header, wanted, result, self._camera_info)
         except ImageError as exc:
             self._count_bad_image(exc)
             return
         except Exception as exc:  # noqa: BLE001 - a frame must never take the node down
-            self._counters["frames_failed"] += 1
-            self._recent["frames_failed_recent"] += 1
+            failed = self._counters.add("frames_failed")
             where = traceback.extract_tb(exc.__traceback__)[-1]
             self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno}; "
-                                    f"{self._counters['frames_failed']} so far)", throttle_duration_sec=5.0)
+                                    f"{failed} so far)", throttle_duration_sec=5.0)
             return
         t3 = time.perf_counter()
-        self._counters["frames_processed"] += 1
+        self._counters.add("frames_processed")
         self._output_rate.tick()
         stats = self._stats
         stats.add("decode", (t1 - t0) * 1e3)
         for stage in ("preprocess", "infer", "postprocess"):
-            stats.add(stage, result.timings_ms[stage])
+            if stage in result.timings_ms:
+                stats.add(stage, result.timings_ms[stage])
         stats.add("publish", (t3 - t2) * 1e3)
         stats.add("latency", (t3 - received_at) * 1e3)
 
     def _count_bad_image(self, exc: ImageError) -> None:
-        self._counters["frames_bad"] += 1
-        self._recent["frames_bad_recent"] += 1
-        self.get_logger().warning(f"dropped a bad image on {self._topic}: {exc} "
-                                  f"({self._counters['frames_bad']} so far)", throttle_duration_sec=5.0)
-
-    def _wanted_outputs(self) -> list[str]:
-        force = self.param("force_outputs")
-        return [topic for topic, (_, enable) in OUTPUTS.items()
-                if self.param(enable) and topic in self._output_pubs
-                and (force or self._output_pubs[topic].get_subscription_count() > 0)]
-
-    def _publish(self, header, wanted: list[str], result) -> None:
-        arrays = {"label_mask": (result.labels, "mono8"), "color_mask": (result.color_mask, "rgb8"),
-                  "overlay": (result.overlay, f"{result.overlay_order}8"), "confidence": (result.confidence, "32FC1")}
-        for topic in wanted:
-            array_, encoding = arrays[topic]
-            self._output_pubs[topic].publish(array_to_image(Image, array_, encoding, header))
-        if self._camera_info_pub is not None and self._camera_info is not None:
-            self._camera_info_pub.publish(scaled_camera_info(self._camera_info, header, *result.labels.shape[:2]))
+        bad = self._counters.add("frames_bad")
+        self.get_logger().warning(f"dropped a bad image on {self._topic}: {exc} ({bad} so far)",
+                                  throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ QoS events and diagnostics
     def _on_incompatible_qos_sub(self, info) -> None:
-        self._counters["qos_incompatible_events"] += 1
+        self._counters.add("qos_incompatible_events")
         self.get_logger().error(
             f"QoS MISMATCH on {self._topic}: a publisher's {_policy(info)} policy is incompatible with this "
             f"subscription ({self.param('qos_reliability')}, depth {self.param('qos_depth')}), so NO images arrive; "
             "set qos_reliability to match the camera driver")
 
     def _on_incompatible_qos_pub(self, info) -> None:
-        self._counters["qos_incompatible_events"] += 1
+        self._counters.add("qos_incompatible_events")
         self.get_logger().error(
             f"QoS MISMATCH on an output topic: a subscriber requests a {_policy(info)} policy this node does not "
             f"offer ({self.param('output_qos_reliability')}), so it receives nothing; set output_qos_reliability "
             "to reliable or change the subscriber's QoS")
 
     def _on_message_lost(self, info) -> None:
-        self._counters["frames_dropped"] += int(getattr(info, "total_count_change", 1))
+        self._counters.add("frames_dropped", int(getattr(info, "total_count_change", 1)))
 
     def _publish_diagnostics(self) -> None:
         if self._diagnostics_pub is None:
             return
-        last = self._input_rate.last()
-        status = build_status(
+        try:
+            self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), self._status()))
+        except Exception as exc:  # noqa: BLE001 - a status report must never take the node down
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self.get_logger().error(f"diagnostics failed: {type(exc).__name__}: {exc} (at {where.filename}:"
+                                    f"{where.lineno})", throttle_duration_sec=30.0)
+
+    def _status(self):
+        totals, last = self._counters.totals(), self._input_rate.last()
+        sub = self._image_sub
+        problem = input_problem(
+            self._topic, publishers=self.count_publishers(self._topic),
+            matched=sub.get_publisher_count() if sub is not None else 0, frames_received=totals["frames_received"],
+            seconds_since_input=None if last is None else time.monotonic() - last,
+            reliability=self.param("qos_reliability")) if sub is not None else None
+        if problem:
+            self.get_logger().warning(problem, throttle_duration_sec=30.0)
+        return build_status(
             NODE_NAME, topic=self._topic, backend=self._backend_desc[0], device=self._backend_desc[1],
-            model=self._model_path, counters={**self._counters, **self._recent},
-            input_rate=self._input_rate.rate(), output_rate=self._output_rate.rate(),
-            latency=self._stats.summary(), seconds_since_input=None if last is None else time.monotonic() - last,
-            publishers_on_topic=self.count_publishers(self._topic))
-        self._recent = dict.fromkeys(self._recent, 0)
-        self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
+            model=self._model_path, counters=totals, recent=self._counters.take_recent(),
+            input_rate=self._input_rate.rate(), output_rate=self._output_rate.rate(), latency=self._stats.summary(),
+            problem=problem)
 
     @property
     def counters(self) -> dict[str, int]:
-        return dict(self._counters)
+        return self._counters.totals()
 
     def _resolve(self, topic: str) -> str:
         try:
@@ -394,36 +352,37 @@ def _policy(info) -> str:
         return "QoS"
 
 
-def scaled_camera_info(info: CameraInfo, header, height: int, width: int) -> CameraInfo:
-    """``info`` for an image resized to height x width (half-pixel-centred scaling of K and P)."""
-    out = CameraInfo()
-    out.header = header
-    out.height, out.width = height, width
-    out.distortion_model, out.d, out.r = info.distortion_model, info.d, info.r
-    sx = width / info.width if info.width else 1.0
-    sy = height / info.height if info.height else 1.0
-    k, p = list(info.k), list(info.p)
-    k[0], k[2], k[4], k[5] = k[0] * sx, (k[2] + 0.5) * sx - 0.5, k[4] * sy, (k[5] + 0.5) * sy - 0.5
-    p[0], p[2], p[3], p[5], p[6] = p[0] * sx, (p[2] + 0.5) * sx - 0.5, p[3] * sx, p[5] * sy, (p[6] + 0.5) * sy - 0.5
-    out.k, out.p = k, p
-    return out
+def run(args, stop: threading.Event) -> int:
+    """Run the node until ``stop`` is set (by SIGINT/SIGTERM, see ros/segmentation_node.py); release
+    the backend and return 0. rclpy's own signal handlers are not installed: a signal only sets
+    ``stop``, so it cannot interrupt a transition or the release halfway."""
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = SegmentationNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        if node.autostart and not stop.is_set() and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            if not stop.is_set():
+                node.trigger_activate()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        if node is not None:
+            node.stop_processing()
+            node.release()
+            node.get_logger().info("stopped: frames ended, backend released")
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = SegmentationNode()
-    try:
-        if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node._stop_processing()
-        node._release()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    from lcsnet_seg.ros.segmentation_node import main as entry
+
+    return entry(args)
 
 
 if __name__ == "__main__":

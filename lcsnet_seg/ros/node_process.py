@@ -19,7 +19,7 @@ def ros_environment() -> None:
 
 
 def start_node(log_path: Path, parameters: dict[str, object], remappings: dict[str, str]) -> subprocess.Popen:
-    args = [sys.executable, "-m", "lcsnet_seg.ros.node", "--ros-args"]
+    args = [sys.executable, "-m", "lcsnet_seg.ros.segmentation_node", "--ros-args"]
     for name, value in parameters.items():
         args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
     for src, dst in remappings.items():

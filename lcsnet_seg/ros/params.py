@@ -1,10 +1,12 @@
-"""The node's parameters: one table, the single source of truth for declarations, the YAML file
-(config/lcsnet_seg.yaml), the launch file and the tests that keep them in agreement."""
+"""The node's parameters: one table, the single source of truth for declarations, descriptors, the
+YAML file (config/lcsnet_seg.yaml), the launch file and the tests that keep them in agreement."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from lcsnet_seg.backends import BACKEND_NAMES
 from lcsnet_seg.pipeline import OUTPUT_SIZES
@@ -16,14 +18,15 @@ TRANSPORTS = ("raw", "compressed")
 @dataclass(frozen=True)
 class ParamSpec:
     """name; default (None: unset, the model file's own value applies); kind: bool, int, float, str,
-    int[], float[]; reconfigure: the value is used at configure, so it may change only while the
-    node is unconfigured (cleanup, set, configure); otherwise it applies at once."""
+    int[], float[]; runtime: the value may change while the node runs and applies from the next
+    frame on; otherwise it is read at configure and may change only while the node is unconfigured
+    (cleanup, set, configure)."""
 
     name: str
     default: Any
     kind: str
     description: str
-    reconfigure: bool = True
+    runtime: bool = False
     choices: tuple[str, ...] | None = None
     float_range: tuple[float, float] | None = None
     int_range: tuple[int, int] | None = None
@@ -42,17 +45,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "model's", array_length=3),
     ParamSpec("std", None, "float[]", "per-channel std of pixel/255; unset: the model's", array_length=3),
     ParamSpec("classes_file", "", "str", "classes YAML overriding the model's names and palette; empty: the model's"),
-    ParamSpec("overlay_alpha", 0.5, "float", "weight of the class colour in ~/overlay", reconfigure=False,
+    ParamSpec("overlay_alpha", 0.5, "float", "weight of the class colour in ~/overlay", runtime=True,
               float_range=(0.0, 1.0)),
     ParamSpec("output_size", "input", "str", "outputs at the input image's size or the network's",
-              reconfigure=False, choices=OUTPUT_SIZES),
-    ParamSpec("publish_label_mask", True, "bool", "publish ~/label_mask (mono8 class ids)", reconfigure=False),
-    ParamSpec("publish_color_mask", True, "bool", "publish ~/color_mask (rgb8 palette colours)", reconfigure=False),
+              runtime=True, choices=OUTPUT_SIZES),
+    ParamSpec("publish_label_mask", True, "bool", "publish ~/label_mask (mono8 class ids)", runtime=True),
+    ParamSpec("publish_color_mask", True, "bool", "publish ~/color_mask (rgb8 palette colours)", runtime=True),
     ParamSpec("publish_overlay", True, "bool", "publish ~/overlay (the image blended with the colours)",
-              reconfigure=False),
-    ParamSpec("publish_confidence", False, "bool", "publish ~/confidence (32FC1, max softmax)", reconfigure=False),
+              runtime=True),
+    ParamSpec("publish_confidence", False, "bool", "publish ~/confidence (32FC1, max softmax)", runtime=True),
     ParamSpec("force_outputs", False, "bool", "compute enabled outputs even when nobody subscribes",
-              reconfigure=False),
+              runtime=True),
     ParamSpec("use_camera_info", False, "bool", "subscribe to 'camera_info' and publish ~/camera_info rescaled "
               "to the output size"),
     ParamSpec("qos_reliability", "best_effort", "str", "input subscription reliability (sensor data: best_effort)",
@@ -65,12 +68,54 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 BY_NAME = {p.name: p for p in PARAMETERS}
+# Read once at start-up, never changed by a running node (an external lifecycle manager sets it).
+READ_ONLY = ("autostart",)
+
+_TYPES = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
+          "float": ParameterType.PARAMETER_DOUBLE, "str": ParameterType.PARAMETER_STRING,
+          "int[]": ParameterType.PARAMETER_INTEGER_ARRAY, "float[]": ParameterType.PARAMETER_DOUBLE_ARRAY}
+
+
+def declared_value(spec: ParamSpec) -> Any:
+    """The value a parameter is declared with. An unset array is declared as an empty one (not as an
+    uninitialised parameter): rclpy answers a get-parameters request that names an uninitialised
+    parameter with nothing at all, so `ros2 param dump` and rqt would see no parameters."""
+    return [] if spec.default is None else spec.default
+
+
+def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """The ParameterDescriptor of ``spec``: type, description, ranges, and when a change applies."""
+    unset_array = spec.default is None
+    # rclpy types an empty list as a byte array, so an unset array is declared dynamically typed and
+    # its element type is checked by check_value instead.
+    d = ParameterDescriptor(name=spec.name, type=ParameterType.PARAMETER_NOT_SET if unset_array else _TYPES[spec.kind],
+                            description=spec.description, read_only=spec.name in READ_ONLY,
+                            dynamic_typing=unset_array)
+    notes = []
+    if unset_array:
+        notes.append(f"{spec.array_length} {'integers' if spec.kind == 'int[]' else 'numbers'}; empty: the model's")
+    if spec.choices:
+        notes.append("one of: " + ", ".join(spec.choices))
+    if not spec.runtime and spec.name not in READ_ONLY:
+        notes.append("changes only while unconfigured (cleanup, set, configure)")
+    d.additional_constraints = "; ".join(notes)
+    if spec.float_range:
+        d.floating_point_range = [FloatingPointRange(from_value=spec.float_range[0], to_value=spec.float_range[1])]
+    if spec.int_range:
+        d.integer_range = [IntegerRange(from_value=spec.int_range[0], to_value=spec.int_range[1], step=1)]
+    return d
 
 
 def check_value(spec: ParamSpec, value: Any) -> str | None:
-    """Why ``value`` is not acceptable for ``spec``, or None if it is."""
-    if value is None:
+    """Why ``value`` is not acceptable for ``spec``, or None if it is (None and [] mean unset)."""
+    if value is None or (spec.array_length is not None and isinstance(value, (list, tuple)) and len(value) == 0):
         return None
+    if spec.kind in ("int[]", "float[]"):
+        number = int if spec.kind == "int[]" else (int, float)
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, number) and not isinstance(v, bool) for v in value):
+            what = "integers" if spec.kind == "int[]" else "numbers"
+            return f"{spec.name} must be a list of {spec.array_length} {what}, got {value!r}"
     if spec.choices is not None and value not in spec.choices:
         return f"{spec.name} must be one of {', '.join(spec.choices)}, got {value!r}"
     if spec.float_range is not None and not spec.float_range[0] <= value <= spec.float_range[1]:

@@ -1,0 +1,72 @@
+"""The latest-frame worker: one thread, fed through a one-slot mailbox.
+
+The subscription callback (executor thread) drops each message into the mailbox; the worker thread
+takes the newest one and processes it. A message that arrives while an older one still waits
+replaces it: the node always works on the newest frame, and the replaced one is counted as dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+
+class LatestFrameWorker:
+    """``process(message, received_at)`` runs on the worker thread for the newest message offered;
+    ``before_frame()`` runs there first, before each frame (run-time settings are applied there, so a
+    change never lands halfway through a frame); ``on_drop()`` runs on the offering thread."""
+
+    def __init__(self, process: Callable[[object, float], None], on_drop: Callable[[], None],
+                 before_frame: Callable[[], None] | None = None, name: str = "lcsnet_seg_worker") -> None:
+        self._process = process
+        self._on_drop = on_drop
+        self._before_frame = before_frame
+        self._name = name
+        self._mailbox: tuple[object, float] | None = None
+        self._cv = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def start(self) -> None:
+        with self._cv:
+            self._running = True
+            self._mailbox = None
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def offer(self, message: object) -> None:
+        """Hand a message to the worker (called by the subscription callback)."""
+        with self._cv:
+            replaced = self._mailbox is not None
+            self._mailbox = (message, time.perf_counter())
+            self._cv.notify()
+        if replaced:
+            self._on_drop()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop after the frame in progress; False if the worker did not end within ``timeout`` s."""
+        with self._cv:
+            self._running = False
+            self._mailbox = None
+            self._cv.notify_all()
+        thread, self._thread = self._thread, None
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: not self._running or self._mailbox is not None)
+                if not self._running:
+                    return
+                item, self._mailbox = self._mailbox, None
+            if self._before_frame is not None:
+                self._before_frame()
+            self._process(*item)
