@@ -1,6 +1,7 @@
 # Two entry points do all set-up on a fresh machine (see README.md):
 #   make demo   -- build the venv, export the demo model, segment generated scenes into out/demo
 #   make test   -- build the venv, run the whole test suite
+# CI (.ci/run) also runs `make test-under-load` and `make colcon-test`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SOURCES := $(shell find lcsnet_seg launch config resource -type f -not -name '*.pyc' 2>/dev/null) setup.py setup.cfg package.xml
 
-.PHONY: demo test reliability bench setup clean
+COLCON_WS := out/colcon_ws
+# Tests that start ROS processes or talk DDS between threads: run again with every core busy.
+ROS_PROCESS_TESTS := -m ros_process
+
+.PHONY: demo test test-under-load colcon-test reliability bench setup clean
 setup: $(VENV)/.deps $(VENV)/.package
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt
@@ -39,6 +44,19 @@ demo: setup
 # Fuzz/soak/cycling sizes: a tenth in the everyday test run; `make reliability` runs them in full.
 test: setup
 	LCSNET_TEST_SCALE=$${LCSNET_TEST_SCALE:-0.1} $(PY) -m pytest -q
+
+# The same tests on a machine whose every core is taken by other work (scripts/cpu_hog.py).
+test-under-load: setup
+	LCSNET_TEST_SCALE=$${LCSNET_TEST_SCALE:-0.1} $(PY) scripts/cpu_hog.py -- $(PY) -m pytest -q $(ROS_PROCESS_TESTS)
+
+# The ROS way: build in a colcon workspace, colcon test (pytest), and fail when colcon test-result finds a failure.
+colcon-test: setup
+	rm -rf $(COLCON_WS) && mkdir -p $(COLCON_WS)/src && ln -s $(CURDIR) $(COLCON_WS)/src/lcsnet_seg
+	cd $(COLCON_WS) && . $(abspath $(VENV))/bin/activate && \
+		colcon build --event-handlers console_direct- && \
+		LCSNET_TEST_SCALE=$${LCSNET_TEST_SCALE:-0.1} colcon test --event-handlers console_direct- \
+			--pytest-args -q && \
+		colcon test-result --verbose
 
 reliability: setup
 	mkdir -p out

@@ -25,6 +25,8 @@ setup(
     ],
     # ROS convention: runtime dependencies come from package.xml (rosdep) or requirements.txt (pip).
     install_requires=["setuptools"],
+    # colcon test runs pytest only when the package declares it (else it falls back to unittest and finds nothing).
+    extras_require={"test": ["pytest", "hypothesis", "psutil"]},
     zip_safe=False,
     maintainer="lcsnet_seg maintainers",
     maintainer_email="maintainers@lcsnet-seg.invalid",

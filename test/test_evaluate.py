@@ -192,6 +192,7 @@ def test_stamp_tolerance_and_stride(demo_bag, tmp_path):
     assert metrics["frames"]["frames_in_range"] == FRAMES // 2 and metrics["frames"]["frames_scored"] == FRAMES // 2
 
 
+@pytest.mark.ros_process
 def test_node_mode_evaluates_the_node_as_deployed(tmp_path):
     pytest.importorskip("rclpy")
     bag = tmp_path / "bag"

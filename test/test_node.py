@@ -6,6 +6,8 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+pytestmark = pytest.mark.ros_process
+
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402

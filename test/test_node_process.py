@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+pytestmark = pytest.mark.ros_process
+
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402

@@ -16,6 +16,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 hypothesis = pytest.importorskip("hypothesis")
 psutil = pytest.importorskip("psutil")
+pytestmark = pytest.mark.ros_process
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
