@@ -3,11 +3,15 @@ and helpers to call services and wait for messages."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import rclpy
+from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -76,6 +80,15 @@ class RosHarness:
         self.helper.create_subscription(msg_type, topic, received.append, qos)
         return received
 
+    def set_remote_parameter(self, node_name: str, name: str, value) -> None:
+        """Set a parameter of a node in another process through its set_parameters service."""
+        from rcl_interfaces.srv import SetParameters
+
+        request = SetParameters.Request()
+        request.parameters = [Parameter(name, value=value).to_parameter_msg()]
+        result = call(self.helper.create_client(SetParameters, f"{node_name}/set_parameters"), request).results[0]
+        assert result.successful, f"{node_name} refused {name}={value!r}: {result.reason}"
+
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=5)
         self._thread.join(timeout=5)
@@ -85,6 +98,74 @@ class RosHarness:
             node.destroy_node()
         self.helper.destroy_node()
         rclpy.shutdown(context=self.context)
+
+
+STARTUP_S = 120.0  # a loaded machine, or a GPU backend's first configure, can take long
+EXIT_S = 30.0
+
+
+class NodeProcess:
+    """segmentation_node started as its own process (lcsnet_seg.ros.node_process.start_node), driven
+    through its lifecycle services from the harness's helper node."""
+
+    def __init__(self, ros: RosHarness, log: Path, parameters: dict, remappings: dict) -> None:
+        from lcsnet_seg.ros.node_process import start_node
+
+        self.ros, self.log = ros, log
+        self.process = start_node(log, parameters, remappings)
+
+    def _ask(self, srv_type, name: str, request, deadline_s: float):
+        """One service call, retried with short time-outs until ``deadline_s``: a request sent before the
+        new process's server matched the client is lost, and asking again is what a ROS tool does."""
+        client = self.ros.helper.create_client(srv_type, name)
+        deadline = time.monotonic() + deadline_s
+        try:
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if not client.wait_for_service(timeout_sec=1.0):
+                    continue
+                future = client.call_async(request)
+                if wait_for(future.done, timeout=2.0):
+                    return future.result()
+                client.remove_pending_request(future)
+            raise AssertionError(f"{name} did not answer within {deadline_s:.0f} s (node exit code "
+                                 f"{self.process.poll()}); its log:\n{self.log.read_text()[-2000:]}")
+        finally:
+            self.ros.helper.destroy_client(client)
+
+    def state(self) -> int:
+        return self._ask(GetState, "/lcsnet_seg/get_state", GetState.Request(), STARTUP_S).current_state.id
+
+    def change(self, transition: int) -> bool:
+        request = ChangeState.Request()
+        request.transition.id = transition
+        return self._ask(ChangeState, "/lcsnet_seg/change_state", request, STARTUP_S).success
+
+    def wait_for_state(self, wanted: int) -> None:
+        wait_until(lambda: self.process.poll() is not None or self.state() == wanted,
+                   f"the node process to reach lifecycle state {wanted}", timeout=STARTUP_S)
+        assert self.process.poll() is None, f"the node exited early: {self.log.read_text()[-2000:]}"
+
+    def signal_and_wait(self, signum: int, twice: bool = False) -> str:
+        self.process.send_signal(signum)
+        if twice:
+            self.process.send_signal(signum)
+        try:
+            self.process.wait(timeout=EXIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"the node did not exit within {EXIT_S} s of {signal.Signals(signum).name}; "
+                                 f"its log:\n{self.log.read_text()[-2000:]}")
+        return self.log.read_text()
+
+    def __enter__(self) -> "NodeProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Never leave a node process behind, whatever the test did."""
+        from lcsnet_seg.ros.node_process import stop_node
+
+        stop_node(self.process)
 
 
 def header(sec: int, frame_id: str = "camera_optical"):
@@ -108,5 +189,5 @@ def send_until_answered(publisher, msg, outputs: list, sec: int, tries: int = 3,
     return None
 
 
-__all__ = ["RosHarness", "SimpleNamespace", "call", "settled", "wait_for", "wait_until", "header", "first_with_stamp", "send_until_answered",
+__all__ = ["RosHarness", "NodeProcess", "SimpleNamespace", "call", "settled", "wait_for", "wait_until", "header", "first_with_stamp", "send_until_answered",
            "RELIABLE"]

@@ -3,7 +3,6 @@ every lifecycle state, and while frames are processed, end it with exit code 0 a
 backend, every time (a second signal during the release included)."""
 
 import signal
-import subprocess
 import time
 
 import numpy as np
@@ -14,16 +13,16 @@ pytest.importorskip("rclpy")
 pytestmark = pytest.mark.ros_process
 
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from conftest import scale  # noqa: E402
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
-from lcsnet_seg.ros.node_process import start_node  # noqa: E402
-from ros_harness import RELIABLE, RosHarness, header, wait_for, wait_until  # noqa: E402
+from ros_harness import RELIABLE, STARTUP_S, NodeProcess, RosHarness, header, wait_until  # noqa: E402
 
-STARTUP_S = 90.0  # a loaded 2-core machine can take long to import and configure
-EXIT_S = 30.0
+
+
+PARAMS = {"force_outputs": True}
+REMAP = {"image": "/proc_test/image"}
 
 
 @pytest.fixture(scope="module")
@@ -31,57 +30,6 @@ def ros():
     harness = RosHarness()
     yield harness
     harness.close()
-
-
-class NodeProcess:
-    def __init__(self, ros, tmp_path, autostart: bool, name: str) -> None:
-        self.ros, self.log = ros, tmp_path / f"{name}.log"
-        self.process = start_node(self.log, {"autostart": autostart, "force_outputs": True},
-                                  {"image": "/proc_test/image"})
-
-    def _ask(self, srv_type, name: str, request, deadline_s: float):
-        """One service call, retried with short time-outs until ``deadline_s``: a request sent before the
-        new process's server matched the client is lost, and asking again is what a ROS tool does."""
-        client = self.ros.helper.create_client(srv_type, name)
-        deadline = time.monotonic() + deadline_s
-        try:
-            while time.monotonic() < deadline and self.process.poll() is None:
-                if not client.wait_for_service(timeout_sec=1.0):
-                    continue
-                future = client.call_async(request)
-                if wait_for(future.done, timeout=2.0):
-                    return future.result()
-                client.remove_pending_request(future)
-            raise AssertionError(f"{name} did not answer within {deadline_s:.0f} s (node exit code "
-                                 f"{self.process.poll()}); its log:\n{self.log.read_text()[-2000:]}")
-        finally:
-            self.ros.helper.destroy_client(client)
-
-    def state(self) -> int:
-        return self._ask(GetState, "/lcsnet_seg/get_state", GetState.Request(), STARTUP_S).current_state.id
-
-    def change(self, transition: int) -> bool:
-        request = ChangeState.Request()
-        request.transition.id = transition
-        return self._ask(ChangeState, "/lcsnet_seg/change_state", request, STARTUP_S).success
-
-    def wait_for_state(self, wanted: int) -> None:
-        wait_until(lambda: self.process.poll() is not None or self.state() == wanted,
-                   f"the node process to reach lifecycle state {wanted}", timeout=STARTUP_S)
-        assert self.process.poll() is None, f"the node exited early: {self.log.read_text()[-2000:]}"
-
-    def signal_and_wait(self, signum: int, twice: bool = False) -> str:
-        self.process.send_signal(signum)
-        if twice:
-            self.process.send_signal(signum)
-        try:
-            self.process.wait(timeout=EXIT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            pytest.fail(f"the node did not exit within {EXIT_S} s of {signal.Signals(signum).name}; its log:\n"
-                        f"{self.log.read_text()[-2000:]}")
-        return self.log.read_text()
 
 
 def unconfigured(node):
@@ -128,13 +76,13 @@ def assert_clean_exit(node, log: str) -> None:
 @pytest.mark.parametrize("state_name", list(STATES))
 def test_a_stop_signal_in_every_state_ends_cleanly(ros, tmp_path, state_name, signum):
     autostart, reach = STATES[state_name]
-    node = NodeProcess(ros, tmp_path, autostart, f"{state_name}_{signum}")
+    node = NodeProcess(ros, tmp_path / f"{state_name}_{signum}.log", {"autostart": autostart, **PARAMS}, REMAP)
     reach(node)
     assert_clean_exit(node, node.signal_and_wait(signum))
 
 
 def test_a_second_signal_during_the_release_is_ignored(ros, tmp_path):
-    node = NodeProcess(ros, tmp_path, True, "twice")
+    node = NodeProcess(ros, tmp_path / "twice.log", {"autostart": True, **PARAMS}, REMAP)
     processing(node)
     assert_clean_exit(node, node.signal_and_wait(signal.SIGINT, twice=True))
 
@@ -144,7 +92,7 @@ def test_sigint_in_a_row_always_ends_with_exit_0(ros, tmp_path):
     rounds = scale(50, 5)
     codes = []
     for i in range(rounds):
-        node = NodeProcess(ros, tmp_path, True, f"row_{i}")
+        node = NodeProcess(ros, tmp_path / f"row_{i}.log", {"autostart": True, **PARAMS}, REMAP)
         processing(node) if i % 2 else active(node)
         log = node.signal_and_wait(signal.SIGINT)
         codes.append(node.process.returncode)
