@@ -143,7 +143,8 @@ class EventPair:
         from cuda.bindings import driver
 
         check_result(driver.cuEventSynchronize(self.end), "cuEventSynchronize")
-        return float(check_result(driver.cuEventElapsedTime(self.start, self.end), "cuEventElapsedTime"))
+        elapsed = getattr(driver, "cuEventElapsedTime", None) or driver.cuEventElapsedTime_v2
+        return float(check_result(elapsed(self.start, self.end), "cuEventElapsedTime"))
 
     def close(self) -> None:
         from cuda.bindings import driver
