@@ -100,10 +100,9 @@ def configure_probe(compile_dir: str) -> None:
 
 def frame_modes(compile_dir: Path, iters: int) -> dict:
     """Whole GpuSegmenter frames (labels only) by mode; see the module docstring."""
-    import ctypes
-
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.backends.torch_compile import MARKER, prepare_compiled_model
+    from lcsnet_seg.gpu.frames import HostCopier
     from lcsnet_seg.gpu.segmenter import GpuSegmenter
     from lcsnet_seg.model import DEMO_PTH
     from lcsnet_seg.model.scene import generate_scene
@@ -139,13 +138,15 @@ def frame_modes(compile_dir: Path, iters: int) -> dict:
                          "gpu_ms": round(float(np.median(gpu)), 4), "graph_problem": segmenter.graph_problem})
         ctx = modes["graph"].ctx  # the host part alone: the raw frame into pinned staging
         staging, _ = ctx.pinned_array((frames[0].nbytes,), np.uint8)
-        copies = []
-        for i in range(200):
-            a = time.perf_counter()
-            ctypes.memmove(int(staging.handle), frames[i % 4].ctypes.data, frames[0].nbytes)
-            copies.append((time.perf_counter() - a) * 1e3)
-        rows.append({"size": f"{width}x{height}", "mode": "host_memmove_to_pinned",
-                     "total_ms": round(float(np.median(copies)), 4)})
+        for threads in (1, 4, 8):
+            copier, copies = HostCopier(threads), []
+            for i in range(200):
+                a = time.perf_counter()
+                copier(int(staging.handle), frames[i % 4].ctypes.data, frames[0].nbytes)
+                copies.append((time.perf_counter() - a) * 1e3)
+            copier.close()
+            rows.append({"size": f"{width}x{height}", "mode": f"host_copy_to_pinned_{threads}_threads",
+                         "total_ms": round(float(np.median(copies[20:])), 4)})
     out["rows"] = rows
     return out
 
@@ -157,8 +158,14 @@ def main() -> int:
     ap.add_argument("--frames-only", action="store_true", help="only the whole-frame modes section")
     ap.add_argument("--compile-dir", type=Path, default=Path("/tmp/lcsnet_compile"),
                     help="prepared compile cache for the compiled mode (prepared here when missing)")
+    ap.add_argument("--cudnn-benchmark", action="store_true",
+                    help="set torch.backends.cudnn.benchmark before any backend is built (an experiment)")
     ap.add_argument("--configure-probe", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.cudnn_benchmark:
+        import torch
+
+        torch.backends.cudnn.benchmark = True
     if args.configure_probe:
         configure_probe(args.configure_probe)
         return 0
@@ -166,6 +173,7 @@ def main() -> int:
         import torch
 
         result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "iters": args.iters,
+                  "cudnn_benchmark": torch.backends.cudnn.benchmark,
                   "frame_modes": frame_modes(args.compile_dir, args.iters)}
         print_frame_modes(result)
         if args.json:

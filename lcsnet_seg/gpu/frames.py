@@ -9,6 +9,9 @@ returns all requested outputs.
 
 from __future__ import annotations
 
+import ctypes
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 OUTPUT_PLANES = {"labels": (1, np.uint8), "color_mask": (3, np.uint8), "overlay": (3, np.uint8),
@@ -31,6 +34,7 @@ class FrameBuffers:
         self.staged_bytes = self.alpha_offset + 16
         self._ctx = ctx
         self.staging, staging_view = ctx.pinned_array((self.staged_bytes,), np.uint8)
+        self.staging_ptr = int(self.staging.handle)
         self.alpha_host = staging_view[self.alpha_offset:self.alpha_offset + 4].view(np.float32)
         self.image_dev = ctx.device_buffer(self.staged_bytes)
         self.image_ptr = int(self.image_dev.handle)
@@ -59,3 +63,32 @@ class FrameBuffers:
             self.image_dev.close()
             self.out_dev.close()
             self.image_dev = self.out_dev = None
+
+
+class HostCopier:
+    """Copies a raw frame into pinned staging. One thread copies about 11 GB/s (measured on the H200
+    machine), so a 1920x1080 rgb8 frame alone took 0.55 ms: copies of ``parallel_bytes`` or more
+    are split over ``threads`` threads (the caller's included; memmove releases the GIL)."""
+
+    def __init__(self, threads: int = 4, parallel_bytes: int = 2 << 20) -> None:
+        self.threads = max(1, int(threads))
+        self.parallel_bytes = int(parallel_bytes)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __call__(self, dst: int, src: int, nbytes: int) -> None:
+        if nbytes < self.parallel_bytes or self.threads == 1:
+            ctypes.memmove(dst, src, nbytes)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="lcsnet_staging")
+        share = _align(-(-nbytes // self.threads), 4096)
+        futures = [self._pool.submit(ctypes.memmove, dst + offset, src + offset, min(share, nbytes - offset))
+                   for offset in range(share, nbytes, share)]
+        ctypes.memmove(dst, src, min(share, nbytes))
+        for future in futures:
+            future.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

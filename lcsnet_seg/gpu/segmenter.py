@@ -1,7 +1,7 @@
 """GpuSegmenter: the Segmenter's GPU path. Same call and result as lcsnet_seg.pipeline.Segmenter.
 
 Per frame, all on one CUDA stream, with one synchronisation at the end:
-  image -> pinned staging (one memcpy, with the overlay alpha after it) -> device (one async copy)
+  image -> pinned staging (one copy, split over threads for large frames; the overlay alpha after it) -> device (one async copy)
   -> fused preprocess kernel -> model input buffer -> backend.infer_device -> logits buffer ->
   fused postprocess kernel -> output arena -> pinned host arena (one async copy) -> sync.
 
@@ -26,7 +26,6 @@ The arrays in a result are views of pinned buffers that the next call overwrites
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -36,7 +35,7 @@ import numpy as np
 
 from lcsnet_seg.backends.base import Backend
 from lcsnet_seg.errors import ConfigError
-from lcsnet_seg.gpu.frames import FrameBuffers
+from lcsnet_seg.gpu.frames import FrameBuffers, HostCopier
 from lcsnet_seg.gpu.postprocess import GpuPostprocess
 from lcsnet_seg.gpu.preprocess import GpuPreprocess
 from lcsnet_seg.gpu.runtime import EventPair, GpuContext
@@ -90,6 +89,7 @@ class GpuSegmenter:
         self._frames: FrameBuffers | None = None  # eager: the buffers of the last geometry
         self._graphs: OrderedDict = OrderedDict()  # key -> (FrameBuffers, graph), least recent first
         self._events = EventPair(self.ctx)
+        self._copy_to_staging = HostCopier()
         self._closed = False
 
     @property
@@ -114,7 +114,7 @@ class GpuSegmenter:
         ctx, info = self.ctx, self.info
         net_h, net_w = info.input_size
         height, width, channels = image_shape
-        ctx.copy_to_device(frame.image_ptr, int(frame.staging.handle), frame.staged_bytes)
+        ctx.copy_to_device(frame.image_ptr, frame.staging_ptr, frame.staged_bytes)
         self.preprocess(frame.image_ptr, width, height, step, channels, channel_sources(fmt, info.colour_order),
                         int(self._input.handle), net_w, net_h, self._scale, self._offset)
         if mark:
@@ -156,8 +156,8 @@ class GpuSegmenter:
         return result
 
     def _stage(self, frame: FrameBuffers, image: np.ndarray) -> None:
-        # The image as it lies in memory, row padding included: one memcpy into pinned staging.
-        ctypes.memmove(int(frame.staging.handle), image.ctypes.data, frame.image_bytes)
+        # The image as it lies in memory, row padding included: one copy into pinned staging.
+        self._copy_to_staging(frame.staging_ptr, image.__array_interface__["data"][0], frame.image_bytes)
         frame.alpha_host[0] = self.overlay_alpha
 
     def _eager_frame(self, image, fmt, wanted, out_h, out_w):
@@ -242,6 +242,7 @@ class GpuSegmenter:
             self._frames.close()
             self._frames = None
         self._events.close()
+        self._copy_to_staging.close()
         for buffer in (self._input, self._logits, self._palette):
             buffer.close()
         self.ctx.synchronize()
