@@ -2,7 +2,7 @@
 """GPU pipeline benchmark (run on a CUDA machine): fused kernels against PyTorch-op and CuPy
 composites doing the same work, the bandwidth floor, and whole frames against the CPU path.
 
-    python3 bench/gpu_pipeline.py [--iters 200] [--json out.json]
+    python3 bench/gpu_pipeline.py [--iters 200] [--json out.json] [--frames-only] [--compile-dir DIR]
 
 Kernel times are CUDA-event medians of back-to-back launches queued behind a spin kernel, so
 the host's launch overhead does not leak into them; inputs rotate over several buffers so the
@@ -10,12 +10,21 @@ the host's launch overhead does not leak into them; inputs rotate over several b
 once; the floor is bytes / measured device-to-device bandwidth. Targets at 1920x1080: fused
 kernel >= 5x faster than the PyTorch composite and <= 3x max(floor, 10 us); GPU pre+post >= 20x
 faster than CPU pre+post on the same frame.
+
+Whole frames by mode (section "frame_modes"): the GpuSegmenter frame a caller sees (pinned staging,
+H2D of the raw frame, preprocess, model, postprocess, D2H of the label mask) for eager fp32, eager
+fp16, the uncompiled CUDA graph and the compiled CUDA graph, all in this run, at 640x480 and
+1920x1080: median and p90 host wall time of the call ("total") and, for graphs, the GPU time of
+the replay between CUDA events ("gpu"). The compiled model's cache is prepared in --compile-dir
+when no marker is there, and configure time with that cache is measured in a fresh process.
+Targets: compiled graph <= 0.45 ms (640x480) and <= 0.7 ms (1920x1080); uncompiled graph <= 1.0 / 1.5 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SIZES = ((480, 640), (720, 1280), (1080, 1920))
+FRAME_SIZES = ((480, 640), (1080, 1920))
 ROTATE = 12
 SPIN = r'extern "C" __global__ void spin(long long cycles) { long long t = clock64(); while (clock64() - t < cycles) {} }'
 
@@ -68,11 +78,107 @@ def measure_bandwidth(torch) -> float:
     return 2 * src.numel() * 10 / (start.elapsed_time(end) / 1e3) / 1e9
 
 
+def configure_probe(compile_dir: str) -> None:
+    """In a fresh process: import torch, then configure as the node does (backend + segmenter) with
+    the prepared cache, then the first frame (the graph capture). Prints one JSON line."""
+    t0 = time.perf_counter()
+    import torch  # noqa: F401  (the node imports it at configure too)
+
+    t1 = time.perf_counter()
+    from lcsnet_seg.backends import create_backend
+    from lcsnet_seg.model import DEMO_PTH
+    from lcsnet_seg.pipeline import make_segmenter
+
+    backend, why = create_backend("torch_cuda", DEMO_PTH, compile_dir=compile_dir)
+    segmenter = make_segmenter(backend)
+    t2 = time.perf_counter()
+    segmenter(np.full((480, 640, 3), 90, np.uint8), "rgb8", ("labels",))
+    t3 = time.perf_counter()
+    print(json.dumps({"import_torch_s": round(t1 - t0, 2), "configure_s": round(t2 - t1, 2),
+                      "first_frame_s": round(t3 - t2, 2), "why": why}))
+
+
+def frame_modes(compile_dir: Path, iters: int) -> dict:
+    """Whole GpuSegmenter frames (labels only) by mode; see the module docstring."""
+    from lcsnet_seg.backends import create_backend
+    from lcsnet_seg.backends.torch_compile import MARKER, prepare_compiled_model
+    from lcsnet_seg.gpu.frames import HostCopier
+    from lcsnet_seg.gpu.segmenter import GpuSegmenter
+    from lcsnet_seg.model import DEMO_PTH
+    from lcsnet_seg.model.scene import generate_scene
+
+    out: dict = {}
+    compile_dir.mkdir(parents=True, exist_ok=True)
+    if not (compile_dir / MARKER).is_file():
+        out["prepare"] = prepare_compiled_model(DEMO_PTH, compile_dir)
+    probe = subprocess.run([sys.executable, __file__, "--configure-probe", str(compile_dir)], capture_output=True,
+                           text=True, timeout=300)
+    lines = probe.stdout.strip().splitlines()
+    out["configure_probe"] = json.loads(lines[-1]) if probe.returncode == 0 and lines else \
+        {"error": probe.stderr.strip().splitlines()[-1:] or f"exit {probe.returncode}"}
+    fp32, _ = create_backend("torch_cuda", DEMO_PTH, precision="fp32")
+    fp16, _ = create_backend("torch_cuda", DEMO_PTH)
+    compiled, why = create_backend("torch_cuda", DEMO_PTH, compile_dir=compile_dir)
+    out["compiled_backend"] = why
+    modes = {"eager_fp32": GpuSegmenter(fp32, cuda_graph=False), "eager_fp16": GpuSegmenter(fp16, cuda_graph=False),
+             "graph": GpuSegmenter(fp16), "graph_compiled": GpuSegmenter(compiled)}
+    rows = []
+    for height, width in FRAME_SIZES:
+        frames = [generate_scene(900 + k, height, width)[0] for k in range(4)]
+        for name, segmenter in modes.items():
+            for i in range(20):
+                segmenter(frames[i % 4], "rgb8", ("labels",))
+            total, gpu = [], []
+            for i in range(iters):
+                t = segmenter(frames[i % 4], "rgb8", ("labels",)).timings_ms
+                total.append(t["total"])
+                gpu.append(t.get("gpu", float("nan")))
+            rows.append({"size": f"{width}x{height}", "mode": name, "total_ms": round(float(np.median(total)), 4),
+                         "total_p90_ms": round(float(np.percentile(total, 90)), 4),
+                         "gpu_ms": round(float(np.median(gpu)), 4), "graph_problem": segmenter.graph_problem})
+        ctx = modes["graph"].ctx  # the host part alone: the raw frame into pinned staging
+        staging, _ = ctx.pinned_array((frames[0].nbytes,), np.uint8)
+        for threads in (1, 4, 8):
+            copier, copies = HostCopier(threads), []
+            for i in range(200):
+                a = time.perf_counter()
+                copier(int(staging.handle), frames[i % 4].ctypes.data, frames[0].nbytes)
+                copies.append((time.perf_counter() - a) * 1e3)
+            copier.close()
+            rows.append({"size": f"{width}x{height}", "mode": f"host_copy_to_pinned_{threads}_threads",
+                         "total_ms": round(float(np.median(copies[20:])), 4)})
+    out["rows"] = rows
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--frames-only", action="store_true", help="only the whole-frame modes section")
+    ap.add_argument("--compile-dir", type=Path, default=Path("/tmp/lcsnet_compile"),
+                    help="prepared compile cache for the compiled mode (prepared here when missing)")
+    ap.add_argument("--cudnn-benchmark", action="store_true",
+                    help="set torch.backends.cudnn.benchmark before any backend is built (an experiment)")
+    ap.add_argument("--configure-probe", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.cudnn_benchmark:
+        import torch
+
+        torch.backends.cudnn.benchmark = True
+    if args.configure_probe:
+        configure_probe(args.configure_probe)
+        return 0
+    if args.frames_only:
+        import torch
+
+        result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "iters": args.iters,
+                  "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                  "frame_modes": frame_modes(args.compile_dir, args.iters)}
+        print_frame_modes(result)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
 
     import cupy as cp
     import torch
@@ -90,8 +196,8 @@ def main() -> int:
     from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colourise, resize_nearest
     from lcsnet_seg.preprocess import channel_sources, normalisation, preprocess
 
-    backend, _ = create_backend("torch_cuda", DEMO_PTH)
-    gpu = GpuSegmenter(backend)
+    backend, _ = create_backend("torch_cuda", DEMO_PTH, precision="fp32")
+    gpu = GpuSegmenter(backend, cuda_graph=False)  # eager: per-stage times
     ctx, info = gpu.ctx, gpu.info
     cpu = Segmenter(OnnxRuntimeBackend(DEMO_ONNX))
     timer = Timer(ctx)
@@ -221,7 +327,8 @@ def main() -> int:
         rows.append(row)
 
     result = {"device": device_name, "bandwidth_GBps": round(bandwidth, 1), "iters": args.iters, "rows": rows,
-              "torch": torch.__version__, "cupy": cp.__version__}
+              "torch": torch.__version__, "cupy": cp.__version__,
+              "frame_modes": frame_modes(args.compile_dir, args.iters)}
     print(f"device: {device_name}; measured D2D bandwidth {bandwidth:.0f} GB/s (read + write)")
     print(f"{'size':>10} {'pre fused':>10} {'torch':>8} {'cupy':>8} {'floor':>7} | {'post fused':>10} {'torch':>8} "
           f"{'cupy':>8} {'floor':>7}   (microseconds)")
@@ -241,9 +348,20 @@ def main() -> int:
         print(f"{r['size']:>10} {r['gpu_frame_ms']:13.3f} {s['preprocess']:7.3f}/{s['infer']:7.3f}/{s['postprocess']:7.3f}"
               f" {r['cpu_frame_ms']:13.2f} {r['cpu_pre_post_ms']:13.3f} {r['gpu_kernels_pre_post_ms']:12.4f} "
               f"{r['cpu_over_gpu_kernels']:13.1f} {r['cpu_over_gpu_stages_with_copies']:18.1f}")
+    print_frame_modes(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def print_frame_modes(result: dict) -> None:
+    modes = result["frame_modes"]
+    print(f"\nwhole GpuSegmenter frames, labels only ({result['device']}); configure with the prepared cache: "
+          f"{modes['configure_probe']}")
+    print(f"{'size':>10} {'mode':>24} {'total ms':>9} {'p90':>8} {'gpu ms':>8}")
+    for r in modes["rows"]:
+        print(f"{r['size']:>10} {r['mode']:>24} {r['total_ms']:9.3f} {r.get('total_p90_ms', float('nan')):8.3f} "
+              f"{r.get('gpu_ms', float('nan')):8.3f}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ class SegmentationResult:
     labels: H x W uint8 class ids. color_mask: H x W x 3 uint8 RGB. overlay: H x W x 3 uint8 in
     ``overlay_order`` (the input's colour order; rgb for mono). confidence: H x W float32 in [0, 1].
     H x W is the input size, or the network input size when output_size == "network".
-    timings_ms: preprocess, infer, postprocess, total.
+    timings_ms: preprocess, infer, postprocess, total; a GPU Segmenter replaying CUDA graphs reports
+    total and gpu only (lcsnet_seg/gpu/segmenter.py).
     """
 
     labels: np.ndarray
@@ -121,10 +122,14 @@ class Segmenter:
         self.backend.close()
 
 
-def make_segmenter(backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input", device_id: int = 0):
-    """The GPU Segmenter for a device-pointer backend (TensorRT, torch_cuda), else the CPU Segmenter."""
+def make_segmenter(backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input", device_id: int = 0,
+                   cuda_graph: bool = True):
+    """The GPU Segmenter for a device-pointer backend (TensorRT, torch_cuda), else the CPU Segmenter.
+
+    cuda_graph: on a backend that can capture (torch_cuda), run each frame as one replayed CUDA graph;
+    False runs the GPU path eagerly (the reference, with per-stage timings)."""
     if backend.supports_device:
         from lcsnet_seg.gpu.segmenter import GpuSegmenter
 
-        return GpuSegmenter(backend, overlay_alpha, output_size, device_id)
+        return GpuSegmenter(backend, overlay_alpha, output_size, device_id, cuda_graph=cuda_graph)
     return Segmenter(backend, overlay_alpha, output_size)

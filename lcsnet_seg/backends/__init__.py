@@ -12,12 +12,18 @@ BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch_cuda")
 __all__ = ["Backend", "TensorSpec", "BACKEND_NAMES", "create_backend"]
 
 
-def create_backend(name: str, model_path, info_overrides: dict | None = None, device: int = 0) -> tuple[Backend, str]:
+def create_backend(name: str, model_path, info_overrides: dict | None = None, device: int = 0,
+                   compile_dir=None, precision: str = "fp16") -> tuple[Backend, str]:
     """Build the backend ``name`` for ``model_path``; returns (backend, why it was chosen).
 
     auto: an .engine runs on TensorRT; an LCSNet .pth runs on PyTorch CUDA (the GPU path) when a
     GPU is present, else PyTorch on the CPU; an .onnx runs on ONNX Runtime (its CUDA provider
     where installed, else the CPU).
+
+    torch_cuda only: ``precision`` (fp16, the default, or fp32) and ``compile_dir``, a directory
+    prepared by torch_compile.prepare_compiled_model (``convert``): with a matching marker there
+    the model is compiled from its warm cache, else it runs uncompiled; the returned line then
+    ends with which of the two, and why.
     """
     if name not in BACKEND_NAMES:
         raise ConfigError(f"backend {name!r} is unknown; use one of {BACKEND_NAMES}")
@@ -52,7 +58,9 @@ def create_backend(name: str, model_path, info_overrides: dict | None = None, de
             raise ConfigError(f"backend torch_cuda runs LCSNet weights (.pth), got {path}")
         from lcsnet_seg.backends.pytorch import TorchBackend
 
-        return TorchBackend.from_checkpoint(path, overrides, device=f"cuda:{device}"), why
+        backend = TorchBackend.from_checkpoint(path, overrides, device=f"cuda:{device}", precision=precision,
+                                               compile_dir=compile_dir)
+        return backend, f"{why}; {backend.compile_status}"
     if path.suffix != ".engine":
         raise ConfigError(f"backend tensorrt needs an .engine file, got {path}; build one with convert")
     from lcsnet_seg.backends.tensorrt import TensorRTBackend

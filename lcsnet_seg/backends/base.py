@@ -32,6 +32,7 @@ class Backend(ABC):
     name: str = "abstract"
     supports_host: bool = False
     supports_device: bool = False
+    supports_graph: bool = False  # make_stream() and capture() exist: whole frames as CUDA graphs
     _input: TensorSpec
     _output: TensorSpec
 
@@ -62,6 +63,19 @@ class Backend(ABC):
         Returns without synchronising.
         """
         raise NotImplementedError(f"backend {self.name} has no device-pointer path")
+
+    def bind_thread(self) -> None:
+        """Prepare the calling thread for infer_device (e.g. select the device). Called once per thread
+        by the GPU Segmenter before the first GPU call a thread makes; the default does nothing."""
+
+    def make_stream(self) -> int:
+        """(supports_graph) A CUDA stream the backend can capture on; returns its raw handle."""
+        raise NotImplementedError(f"backend {self.name} cannot capture CUDA graphs")
+
+    def capture(self, enqueue, stream_handle: int):
+        """(supports_graph) Capture the work ``enqueue()`` puts on the stream as a CUDA graph; returns
+        an object with ``launch()`` (enqueue one replay on that stream) and ``close()``."""
+        raise NotImplementedError(f"backend {self.name} cannot capture CUDA graphs")
 
     def close(self) -> None:
         """Free the session/engine and any device memory. Idempotent."""

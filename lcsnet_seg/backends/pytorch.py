@@ -1,9 +1,15 @@
-"""PyTorch backend: LCSNet weights run eagerly in torch (CPU host arrays, or CUDA).
+"""PyTorch backend: LCSNet weights run in torch (CPU host arrays, or CUDA).
 
 Used as the baseline of the CPU benchmark and, on GPU machines without TensorRT, as the
 device-pointer backend of the GPU pipeline (``backend: torch_cuda``): the preprocess kernel's
 output buffer is handed to torch without a copy through __cuda_array_interface__ (a raw device
 pointer needs no DLPack producer of our own), and the model runs on the pipeline's CUDA stream.
+
+On CUDA the model runs as lcsnet_seg.backends.torch_compile prepares it (batch norm folded,
+``precision``, channels_last), compiled by inductor where ``compile_dir`` holds a matching
+prepared cache. The backend also creates the pipeline's stream (``make_stream``) and captures
+whole frames as CUDA graphs (``capture``): torch must know about a capture for its allocator to
+keep the model's intermediate tensors in a pool of the graph's own.
 """
 
 from __future__ import annotations
@@ -13,35 +19,63 @@ import numpy as np
 from lcsnet_seg.backends.base import Backend, TensorSpec
 from lcsnet_seg.model_info import ModelInfo
 
+MAX_VIEWS = 8
+
 
 class TorchBackend(Backend):
     name = "torch"
     supports_host = True
 
-    def __init__(self, model, info: ModelInfo, device: str = "cpu") -> None:
-        """``model``: a torch module with its weights loaded (see from_checkpoint)."""
+    def __init__(self, model, info: ModelInfo, device: str = "cpu", precision: str = "fp32",
+                 channels_last: bool | None = None, compile_dir=None, weights_path=None) -> None:
+        """``model``: a torch module with its weights loaded (see from_checkpoint). On CUDA:
+        ``precision`` fp32 or fp16, ``channels_last`` (default: with fp16), ``compile_dir`` a
+        directory prepared by torch_compile.prepare_compiled_model for ``weights_path``."""
         import torch
+
+        from lcsnet_seg.errors import BackendUnavailable, ConfigError
 
         super().__init__(info)
         self._torch = torch
         self._device = torch.device(device)
         if self._device.type == "cuda" and not torch.cuda.is_available():
-            from lcsnet_seg.errors import BackendUnavailable
-
             raise BackendUnavailable("backend torch_cuda needs PyTorch with CUDA and a GPU; use onnxruntime")
-        self._model = model.eval().to(self._device)
-        self.supports_device = self._device.type == "cuda"
+        if precision not in ("fp32", "fp16"):
+            raise ConfigError(f"precision {precision!r} must be fp32 or fp16")
+        self.supports_device = self.supports_graph = self._device.type == "cuda"
         self.name = "torch_cuda" if self.supports_device else "torch"
         self._streams: dict[int, object] = {}
+        self._views: dict[tuple[int, int], tuple] = {}
         h, w = info.input_size
-        self._input = TensorSpec("image", (1, 3, h, w), np.dtype(np.float32))
-        self._output = TensorSpec("logits", (1, info.num_classes, h, w), np.dtype(np.float32))
+        shape = (1, 3, h, w)
+        self.compile_status = "uncompiled model (no compile dir given)"
+        if not self.supports_device:
+            if precision != "fp32":
+                raise ConfigError("precision fp16 needs a CUDA device; use fp32 on the CPU")
+            self._forward = model.eval().to(self._device)
+            dtype = np.float32
+        else:
+            from lcsnet_seg.backends import torch_compile as tc
+
+            channels_last = precision == "fp16" if channels_last is None else bool(channels_last)
+            module = tc.prepare_module(model, self._device, precision, channels_last)
+            self._forward = module
+            if compile_dir is not None:
+                self._forward, self.compile_status = tc.load_compiled(module, weights_path, compile_dir, self._device,
+                                                                     shape, precision, channels_last)
+            torch.cuda.set_device(self._device)
+            tc.warm_up(self._forward, shape, self._device, tc.PRECISIONS[precision])  # compiles here, not at frame 1
+            dtype = np.float16 if precision == "fp16" else np.float32
+        self.precision = precision
+        self._input = TensorSpec("image", shape, np.dtype(dtype))
+        self._output = TensorSpec("logits", (1, info.num_classes, h, w), np.dtype(dtype))
 
     @classmethod
     def from_checkpoint(cls, weights_path, info_overrides: dict | None = None, device: str = "cpu",
-                        info: ModelInfo | None = None) -> "TorchBackend":
+                        info: ModelInfo | None = None, **options) -> "TorchBackend":
         """A backend for an LCSNet .pth, read once. Without ``info``, its ModelInfo comes from the
-        checkpoint's input size, the class file (config/classes.yaml unless overridden) and ImageNet mean/std."""
+        checkpoint's input size, the class file (config/classes.yaml unless overridden) and ImageNet
+        mean/std. ``options``: precision, channels_last, compile_dir (see __init__)."""
         from lcsnet_seg.classes import load_class_set
         from lcsnet_seg.convert.checkpoint import load_model
         from lcsnet_seg.errors import ConfigError
@@ -56,7 +90,7 @@ class TorchBackend(Backend):
         elif info.num_classes != num_classes:
             raise ConfigError(f"weights file {weights_path} predicts {num_classes} classes, the given model info "
                               f"{info.num_classes}")
-        return cls(model, info, device=device)
+        return cls(model, info, device=device, weights_path=weights_path, **options)
 
     @property
     def device(self) -> str:
@@ -65,20 +99,85 @@ class TorchBackend(Backend):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            return self._model(torch.from_numpy(batch).to(self._device)).cpu().numpy()
+            x = torch.from_numpy(batch).to(self._device, getattr(torch, self._input.dtype.name))
+            return self._forward(x).cpu().numpy()
 
-    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+    def bind_thread(self) -> None:
+        if self.supports_device:
+            self._torch.cuda.set_device(self._device)
+
+    def make_stream(self) -> int:
+        """A new CUDA stream made by torch (kept by this backend); its raw handle."""
+        stream = self._torch.cuda.Stream(device=self._device)
+        self._streams[int(stream.cuda_stream)] = stream
+        return int(stream.cuda_stream)
+
+    def _stream(self, handle: int):
+        stream = self._streams.get(handle)
+        if stream is None:  # one torch view of a foreign stream, not one per frame
+            stream = self._streams[handle] = self._torch.cuda.ExternalStream(handle, device=self._device)
+        return stream
+
+    def _tensors(self, input_ptr: int, output_ptr: int):
         from lcsnet_seg.gpu.runtime import CudaArrayView
 
+        views = self._views.get((input_ptr, output_ptr))
+        if views is None:
+            if len(self._views) >= MAX_VIEWS:
+                self._views.clear()
+            as_tensor, device = self._torch.as_tensor, self._device
+            views = self._views[(input_ptr, output_ptr)] = (
+                as_tensor(CudaArrayView(input_ptr, self._input.shape, self._input.dtype), device=device),
+                as_tensor(CudaArrayView(output_ptr, self._output.shape, self._output.dtype), device=device))
+        return views
+
+    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
         torch = self._torch
-        stream = self._streams.get(stream_handle)
-        if stream is None:  # one torch view of the pipeline's stream, not one per frame
-            stream = self._streams[stream_handle] = torch.cuda.ExternalStream(stream_handle, device=self._device)
-        x = torch.as_tensor(CudaArrayView(input_ptr, self._input.shape, self._input.dtype), device=self._device)
-        out = torch.as_tensor(CudaArrayView(output_ptr, self._output.shape, self._output.dtype), device=self._device)
-        with torch.cuda.stream(stream), torch.inference_mode():
-            out.copy_(self._model(x))
+        x, out = self._tensors(input_ptr, output_ptr)
+        with torch.cuda.stream(self._stream(stream_handle)), torch.inference_mode():
+            out.copy_(self._forward(x))
+
+    def capture(self, enqueue, stream_handle: int) -> "TorchGraph":
+        """Capture what ``enqueue()`` puts on the stream ``stream_handle`` (our kernels and copies,
+        and infer_device) as one CUDA graph. Warm up (run enqueue eagerly) before capturing."""
+        torch = self._torch
+        stream = self._stream(stream_handle)
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
+            enqueue()
+        return TorchGraph(torch, graph, stream)
 
     def close(self) -> None:
-        self._model = None
+        self._forward = None
+        self._views.clear()
         self._streams.clear()
+
+
+class TorchGraph:
+    """A captured CUDA graph, launched on its capture stream."""
+
+    def __init__(self, torch, graph, stream) -> None:
+        from cuda.bindings import driver
+
+        self._torch, self._graph, self._stream = torch, graph, stream
+        try:  # launching the executable graph directly skips torch's per-call stream switch
+            self._exec = driver.CUgraphExec(int(graph.raw_cuda_graph_exec()))
+        except (AttributeError, RuntimeError):
+            self._exec = None
+        self._stream_handle = int(stream.cuda_stream)
+
+    def launch(self) -> None:
+        from cuda.bindings import driver
+
+        from lcsnet_seg.gpu.runtime import check_result
+
+        if self._exec is not None:
+            check_result(driver.cuGraphLaunch(self._exec, self._stream_handle), "cuGraphLaunch")
+        else:
+            with self._torch.cuda.stream(self._stream):
+                self._graph.replay()
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.reset()
+            self._graph = self._exec = None

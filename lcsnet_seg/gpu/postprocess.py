@@ -86,7 +86,8 @@ __device__ void postprocess(const InT* __restrict__ logits, int num_classes, int
                             int out_w, int out_h, const unsigned char* __restrict__ palette, float alpha,
                             int overlay_bgr, unsigned char* __restrict__ labels_out,
                             unsigned char* __restrict__ color_out, unsigned char* __restrict__ overlay_out,
-                            float* __restrict__ conf_out, int vector_ok) {
+                            float* __restrict__ conf_out, int vector_ok, const float* __restrict__ alpha_ptr) {
+    if (alpha_ptr) alpha = *alpha_ptr;  // read from device memory: a captured graph need not bake it in
     int x0 = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x0 >= out_w || y >= out_h) return;
@@ -158,9 +159,9 @@ __device__ void postprocess(const InT* __restrict__ logits, int num_classes, int
 #define POSTPROCESS_ARGS(T) const T* logits, int num_classes, int net_w, int net_h, const unsigned char* img, \
     int img_w, int img_h, int img_step, int channels, int out_w, int out_h, const unsigned char* palette, \
     float alpha, int overlay_bgr, unsigned char* labels_out, unsigned char* color_out, unsigned char* overlay_out, \
-    float* conf_out, int vector_ok
+    float* conf_out, int vector_ok, const float* alpha_ptr
 #define POSTPROCESS_CALL postprocess(logits, num_classes, net_w, net_h, img, img_w, img_h, img_step, channels, \
-    out_w, out_h, palette, alpha, overlay_bgr, labels_out, color_out, overlay_out, conf_out, vector_ok)
+    out_w, out_h, palette, alpha, overlay_bgr, labels_out, color_out, overlay_out, conf_out, vector_ok, alpha_ptr)
 
 extern "C" __global__ void postprocess_f32(POSTPROCESS_ARGS(float)) { POSTPROCESS_CALL; }
 extern "C" __global__ void postprocess_f16(POSTPROCESS_ARGS(unsigned short)) { POSTPROCESS_CALL; }
@@ -170,7 +171,11 @@ BLOCK = (32, 8)
 
 
 class GpuPostprocess:
-    """Launcher of the fused postprocessing kernel. Pointers of 0 skip that output."""
+    """Launcher of the fused postprocessing kernel. Pointers of 0 skip that output.
+
+    ``alpha_ptr``: where non-zero, the kernel reads the overlay alpha (one float32) from this device
+    address instead of ``alpha``, so a CUDA graph captured once serves any alpha.
+    """
 
     def __init__(self, context, logits_dtype=np.float32, num_classes: int = 8) -> None:
         self.context = context
@@ -181,7 +186,7 @@ class GpuPostprocess:
     def __call__(self, logits_ptr: int, num_classes: int, net_w: int, net_h: int, image_ptr: int, img_w: int,
                  img_h: int, img_step: int, channels: int, out_w: int, out_h: int, palette_ptr: int, alpha: float,
                  overlay_bgr: bool, labels_ptr: int = 0, color_ptr: int = 0, overlay_ptr: int = 0,
-                 confidence_ptr: int = 0) -> None:
+                 confidence_ptr: int = 0, alpha_ptr: int = 0) -> None:
         from cuda.core import LaunchConfig, launch
 
         if num_classes != self.num_classes:
@@ -193,4 +198,5 @@ class GpuPostprocess:
                u64(logits_ptr), i32(num_classes), i32(net_w), i32(net_h), u64(image_ptr), i32(img_w), i32(img_h),
                i32(img_step), i32(channels), i32(out_w), i32(out_h), u64(palette_ptr), np.float32(alpha),
                i32(int(overlay_bgr)), u64(labels_ptr), u64(color_ptr), u64(overlay_ptr), u64(confidence_ptr),
-               i32(out_w % 4 == 0))  # rows start 4-byte aligned: 32-bit stores
+               i32(out_w % 4 == 0),  # rows start 4-byte aligned: 32-bit stores
+               u64(alpha_ptr))
