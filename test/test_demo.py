@@ -20,7 +20,7 @@ def test_demo_runs_the_node_and_writes_its_results(tmp_path, demo_onnx, monkeypa
     assert summary["frames_without_result"] == 0 and summary["node_exit_code"] == 0
     # A short run ends before the node's periodic /diagnostics: it must still say what ran, and how fast.
     assert summary["backend"] == "onnxruntime" and summary["device"] == "cpu"
-    assert summary["missing"] == [] and summary["node_fps"] > 0 and "infer" in summary["node_stage_ms_mean"]
+    assert summary["missing"] == [] and summary["node_fps"] > 0 and "segment" in summary["node_stage_ms_mean"]
     assert summary["miou"] > 0.6
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["frame_000.png", "frame_001.png"]
     assert "stopped: frames ended, backend released" in (tmp_path / "node.log").read_text()

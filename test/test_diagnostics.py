@@ -53,12 +53,13 @@ def test_status_before_any_frame_says_which_stages_are_not_timed():
     s = status()
     values = {kv.key: kv.value for kv in s.values}
     assert s.level == DiagnosticStatus.OK and "infer_ms_mean" not in values
-    assert values["stages_not_yet_timed"] == "decode, preprocess, infer, postprocess, publish, latency"
+    assert values["stages_not_yet_timed"] == "decode, segment, publish, latency"
 
 
 def test_status_with_some_stages_timed():
-    values = {kv.key: kv.value for kv in status(latency={"infer": (2.0, 3.0)}).values}
-    assert values["infer_ms_mean"] == "2.000" and "infer" not in values["stages_not_yet_timed"]
+    values = {kv.key: kv.value for kv in status(latency={"segment": (2.5, 3.0), "gpu": (0.4, 0.5)}).values}
+    assert values["segment_ms_mean"] == "2.500" and values["gpu_ms_p95"] == "0.500"
+    assert values["stages_not_yet_timed"] == "decode, publish, latency"  # inner stages are never "missing"
 
 
 def test_problem_and_recent_failures_set_the_level():

@@ -51,7 +51,7 @@ def test_launch_file_arguments_and_parameters_match_the_node():
     arguments = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
     names = [elt.elts[0].value for elt in arguments.value.elts]
     assert names == ["model_path", "backend", "image_topic", "camera_info_topic", "namespace", "params_file",
-                     "autostart", "use_sim_time"]
+                     "autostart", "use_sim_time", "fastdds_profile"]
     node_call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LifecycleNode")
     kwargs = {k.arg: k.value for k in node_call.keywords}
     assert ast.literal_eval(kwargs["package"]) == "lcsnet_seg"
@@ -62,6 +62,10 @@ def test_launch_file_arguments_and_parameters_match_the_node():
     assert keys <= set(BY_NAME) | {"use_sim_time"}
     remapped = {ast.literal_eval(e.elts[0]) for e in kwargs["remappings"].elts}
     assert remapped == {"image", "image/compressed", "camera_info"}
+    # The node's own process gets the large-image transport (docs/PERFORMANCE.md, transport measurements).
+    env_keys = [ast.literal_eval(k) for k in kwargs["additional_env"].keys]
+    assert env_keys == ["FASTDDS_DEFAULT_PROFILES_FILE"]
+    assert "fastdds_large_images.xml" in LAUNCH.read_text() and (REPO / "config" / "fastdds_large_images.xml").exists()
 
 
 def test_setup_installs_launch_and_config_and_registers_the_executables():

@@ -286,7 +286,8 @@ def test_diagnostics_report_rates_counters_and_latency(ros, frame):
     status, values = latest()
     assert status.name == "lcsnet_seg: semantic segmentation"
     for key in ("input_rate_hz", "output_rate_hz", "frames_dropped", "frames_bad", "backend", "device",
-                "infer_ms_mean", "infer_ms_p95", "decode_ms_mean", "publish_ms_p95", "latency_ms_mean"):
+                "infer_ms_mean", "infer_ms_p95", "decode_ms_mean", "segment_ms_mean", "publish_ms_p95",
+                "latency_ms_mean"):
         assert key in values, key
     assert values["backend"] == "onnxruntime" and float(values["infer_ms_mean"]) > 0
 

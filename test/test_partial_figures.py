@@ -13,7 +13,7 @@ from lcsnet_seg.eval.scoring import Scorer
 from lcsnet_seg.ros import demo
 
 NAMES = ["wall", "floor"]
-ALL_STAGES = {f"{s}_ms_mean": "1.0" for s in ("decode", "preprocess", "infer", "postprocess", "publish")}
+ALL_STAGES = {f"{s}_ms_mean": "1.0" for s in ("decode", "segment", "publish")}
 
 
 def demo_args(tmp_path):
@@ -24,8 +24,7 @@ def demo_args(tmp_path):
     ({}, [], ["no frame came back", "sent no /diagnostics"]),                        # nothing at all
     ({"backend": "onnxruntime", "device": "cpu"}, [12.0], ["not yet measured"]),   # status before any frame
     ({**ALL_STAGES, "backend": "onnxruntime", "decode_ms_mean": "0"}, [5.0], []),  # one frame, a zero stage
-    ({**ALL_STAGES, "infer_ms_mean": "0", "decode_ms_mean": "0", "preprocess_ms_mean": "0",
-      "postprocess_ms_mean": "0", "publish_ms_mean": "0"}, [5.0, 6.0], []),        # all zeros: no FPS, no crash
+    ({"segment_ms_mean": "0", "decode_ms_mean": "0", "publish_ms_mean": "0"}, [5.0, 6.0], []),  # zeros: no FPS
 ])
 def test_demo_summary_with_missing_figures(tmp_path, node_values, latencies, missing_words):
     cm = ConfusionMatrix(2)
@@ -52,7 +51,7 @@ def test_demo_summary_complete_run_has_nothing_missing(tmp_path):
     cm.update(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
     summary = demo._summary(demo_args(tmp_path), cm, NAMES, [10.0, 20.0], 0, 2.0,
                             {**ALL_STAGES, "backend": "onnxruntime", "device": "cpu"}, 0)
-    assert summary["missing"] == [] and summary["node_fps"] == pytest.approx(200.0)
+    assert summary["missing"] == [] and summary["node_fps"] == pytest.approx(1e3 / 3)
     assert summary["demo_loop_fps"] == pytest.approx(1.0)
 
 

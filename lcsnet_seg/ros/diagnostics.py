@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-STAGES = ("decode", "preprocess", "infer", "postprocess", "publish", "latency")
-# What a camera driver's process needs so that whole camera frames reach the node (README, "On a robot").
-CAMERA_TRANSPORT_SETTING = "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA"
+# Always timed: decode, the whole Segmenter call, publish, receive-to-published latency. Reported when the
+# Segmenter times them: its inner stages (eager GPU and CPU: preprocess, infer, postprocess; a CUDA graph: gpu).
+STAGES = ("decode", "segment", "publish", "latency")
+INNER_STAGES = ("preprocess", "infer", "postprocess", "gpu")
+# What a camera driver's process needs so that whole camera frames reach the node (README, "On a robot"):
+# the sender's shared-memory segment carries the frame (docs/PERFORMANCE.md, transport measurements).
+CAMERA_TRANSPORT_SETTING = ("FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix lcsnet_seg)/share/lcsnet_seg/config/"
+                            "fastdds_large_images.xml")
 QUIET_AFTER_S = 3.0
 
 
@@ -50,7 +55,7 @@ def build_status(node_name: str, *, topic: str, backend: str, device: str, model
     values = {"input_topic": topic, "backend": backend, "device": device, "model": model,
               "input_rate_hz": f"{input_rate:.2f}", "output_rate_hz": f"{output_rate:.2f}"}
     values.update({k: str(v) for k, v in counters.items()})
-    for stage in STAGES:
+    for stage in STAGES + INNER_STAGES:
         if stage in latency:
             mean, p95 = latency[stage]
             values[f"{stage}_ms_mean"] = f"{mean:.3f}"

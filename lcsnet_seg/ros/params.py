@@ -38,6 +38,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "auto", "str", "inference backend; auto: tensorrt for an .engine, torch_cuda for a .pth "
               "on a GPU, onnxruntime for an .onnx", choices=BACKEND_NAMES),
     ParamSpec("device", 0, "int", "CUDA device index for GPU backends", int_range=(0, 63)),
+    ParamSpec("compile_dir", "", "str", "torch_cuda: a directory prepared by convert --stages compile (inductor "
+              "cache); empty or not prepared for this GPU: the model runs uncompiled (one log line says why)"),
+    ParamSpec("cuda_graph", True, "bool", "GPU backends that can capture (torch_cuda): run each frame as one "
+              "replayed CUDA graph; false: launch every stage each frame (slower, with per-stage times)"),
     ParamSpec("input_transport", "raw", "str", "raw: sensor_msgs/Image on 'image'; compressed: "
               "sensor_msgs/CompressedImage on 'image/compressed'", choices=TRANSPORTS),
     ParamSpec("input_size", None, "int[]", "network input [height, width]; unset: the model's", array_length=2),
