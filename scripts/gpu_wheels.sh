@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ROS 2 (rclpy and the message packages) and rosbags for a machine with Python 3.12 and no package
+# ROS 2 (rclpy and the message packages), rosbags and onnxsim for a machine with Python 3.12 and no package
 # index, such as the lent GPU machine: cp312 wheels of exactly what this project's venv runs, carried
 # in a folder.
 #
@@ -9,7 +9,7 @@
 #
 # The download takes the dependency closure of the ROS packages in requirements-dev.txt from .venv
 # (make setup first), pinned to the versions installed there, less what the GPU image already has
-# (numpy, PyYAML, setuptools, typing-extensions). empy publishes no wheel: it is built here.
+# (numpy, PyYAML, setuptools, typing-extensions, onnx, rich and theirs). empy publishes no wheel: it is built here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:?usage: gpu_wheels.sh download [DIR] | install [DIR] [PREFIX]}
@@ -22,8 +22,10 @@ download)
 import importlib.metadata as md
 import re
 
-roots = ["ros-rclpy", "ros-sensor-msgs", "ros-std-msgs", "ros-lifecycle-msgs", "ros-diagnostic-msgs", "rosbags"]
-on_gpu_image = {"numpy", "pyyaml", "setuptools", "typing-extensions"}
+roots = ["ros-rclpy", "ros-sensor-msgs", "ros-std-msgs", "ros-lifecycle-msgs", "ros-diagnostic-msgs", "rosbags",
+         "onnxsim"]
+on_gpu_image = {"numpy", "pyyaml", "setuptools", "typing-extensions", "onnx", "rich", "protobuf",
+                "markdown-it-py", "mdurl", "pygments"}
 norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
 seen, stack = {}, list(roots)
 while stack:
