@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SOURCES := $(shell find lcsnet_seg launch config resource -type f -not -name '*.pyc' 2>/dev/null) setup.py setup.cfg package.xml
 
-.PHONY: demo test reliability bench setup clean
+.PHONY: demo test reliability bench setup clean typecheck
 setup: $(VENV)/.deps $(VENV)/.package
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt
@@ -44,9 +44,21 @@ reliability: setup
 	mkdir -p out
 	LCSNET_TEST_SCALE=1 $(PY) -m pytest -q -s test/test_reliability.py 2>&1 | tee out/reliability.log
 
+# mypy over the TensorRT adapter modules against tensorrt-stubs 10.13 (TensorRT itself cannot be installed here).
+TRT_ADAPTERS := lcsnet_seg/backends/tensorrt.py lcsnet_seg/backends/tensorrt_compat.py \
+	lcsnet_seg/backends/tensorrt_runtime.py lcsnet_seg/backends/tensorrt_sidecar.py lcsnet_seg/convert/build_engine.py
+.typecheck/.stubs: requirements-typecheck.txt
+	rm -rf .typecheck/stubs
+	$(PY) -m pip install -q --no-deps --target .typecheck/stubs -r requirements-typecheck.txt
+	$(PY) scripts/repair_tensorrt_stubs.py .typecheck/stubs
+	touch $@
+
+typecheck: $(VENV)/.deps .typecheck/.stubs
+	MYPYPATH=.typecheck/stubs $(PY) -m mypy --config-file mypy.ini $(TRT_ADAPTERS)
+
 bench: setup
 	$(PY) bench/cpu_pipeline.py
 	$(PY) bench/node_latency.py
 
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build *.egg-info .typecheck

@@ -227,7 +227,7 @@ def pickle_payload(path, marker):
 
 
 def hostile_engine(tmp_path):
-    from lcsnet_seg.convert.sidecar import sidecar_path
+    from lcsnet_seg.backends.tensorrt_sidecar import sidecar_path
 
     engine = tmp_path / "foreign.engine"
     engine.write_bytes(b"\x00" * 1024)
@@ -274,7 +274,7 @@ def test_bad_model_file_fails_configure_in_one_line_then_a_good_file_works(ros, 
 
 def test_foreign_engine_sidecar_is_named_precisely(tmp_path):
     """Where TensorRT exists the loader reaches the sidecar check; the check itself is tested here."""
-    from lcsnet_seg.convert.sidecar import check_engine_fits, sha256_file
+    from lcsnet_seg.backends.tensorrt_sidecar import check_engine_fits, sha256_file
     from lcsnet_seg.errors import ModelFileError
 
     engine = tmp_path / "m.engine"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
+import sys
 from pathlib import Path
 
 from lcsnet_seg.errors import ModelFileError
@@ -58,7 +61,11 @@ def build_architecture(arch: str, num_classes: int):
     """A model from the built-in registry (``lcsnet``) or a user factory ``package.module:function``.
 
     The factory is called as ``function(num_classes=num_classes)`` and must return a torch.nn.Module.
+    The module is looked up in the current directory first (``--arch models:build`` finds
+    ./models.py), then on sys.path. Every failure is one ModelFileError line.
     """
+    import torch
+
     from lcsnet_seg.model.lcsnet import ARCHITECTURES
 
     if arch in ARCHITECTURES:
@@ -67,11 +74,58 @@ def build_architecture(arch: str, num_classes: int):
         raise ModelFileError(f"architecture {arch!r} is unknown; use one of {sorted(ARCHITECTURES)} "
                              "or a factory as package.module:function")
     module_name, func_name = arch.split(":", 1)
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
     try:
-        factory = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
-        raise ModelFileError(f"architecture factory {arch!r} could not be imported ({exc})") from None
-    return factory(num_classes=num_classes)
+        factory = _import_factory(arch, module_name, func_name, cwd)
+        _check_takes_num_classes(arch, factory)
+        try:
+            model = factory(num_classes=num_classes)
+        except Exception as exc:  # the user's code: any failure becomes one line
+            raise ModelFileError(f"architecture factory {arch!r} failed when called with num_classes={num_classes} "
+                                 f"({_first_line(exc)})") from None
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+    if not isinstance(model, torch.nn.Module):
+        raise ModelFileError(f"architecture factory {arch!r} returned a {type(model).__name__}, not a "
+                             "torch.nn.Module; make it return the model")
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+
+
+def _import_factory(arch: str, module_name: str, func_name: str, cwd: str):
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ModelFileError(f"architecture factory {arch!r}: module {module_name!r} not found in the current "
+                                 f"directory ({cwd}) or on the Python path") from None
+        raise ModelFileError(f"architecture factory {arch!r}: importing {module_name!r} failed "
+                             f"({_first_line(exc)})") from None
+    except Exception as exc:  # the user's module raised while being imported
+        raise ModelFileError(f"architecture factory {arch!r}: importing {module_name!r} failed "
+                             f"({_first_line(exc)})") from None
+    factory = getattr(module, func_name, None)
+    if not callable(factory):
+        raise ModelFileError(f"architecture factory {arch!r}: module {module_name!r} has no function {func_name!r}")
+    return factory
+
+
+def _check_takes_num_classes(arch: str, factory) -> None:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+        return
+    if not any(p.name == "num_classes" or p.kind is p.VAR_KEYWORD for p in params):
+        raise ModelFileError(f"architecture factory {arch!r} takes no num_classes argument; convert calls it as "
+                             f"{arch.split(':', 1)[1]}(num_classes=N): add that parameter")
 
 
 def _names(keys, limit: int = 6) -> str:
