@@ -6,7 +6,7 @@ TensorRT 11 builds only strongly typed networks: the precision of every tensor c
   float32 (``keep_io_types``), so every backend feeds and reads it as before.
 - int8: ONNX Runtime's ``quantize_static`` (already a dependency, runs on the CPU) writes
   QuantizeLinear/DequantizeLinear pairs, symmetric int8 for weights (per channel) and activations
-  as TensorRT's explicit quantization requires, with scales calibrated on real images.
+  as TensorRT's explicit quantization requires (biases stay float), with scales calibrated on real images.
 Both files keep the model's metadata and run on ONNX Runtime's CPU provider, so their accuracy
 is checked here (convert's parity report) before any engine is built.
 """
@@ -45,10 +45,31 @@ def to_fp16(src, dst) -> Path:
     with warnings.catch_warnings():  # one "will be truncated" line per tiny weight: the parity check judges
         warnings.simplefilter("ignore", UserWarning)
         converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    _float32_outputs(converted)
     _copy_metadata(model, converted)
     onnx.checker.check_model(converted)
     onnx.save(converted, str(dst))
     return Path(dst)
+
+
+def _float32_outputs(model) -> None:
+    """Cast any fp16 graph output back to float32.
+
+    keep_io_types misses an output produced by an op on the converter's fp32 block list (Resize:
+    the graph ends Resize -> Cast(fp16) -> logits); a final Cast(float32) restores the contract.
+    """
+    from onnx import TensorProto, helper
+
+    for output in model.graph.output:
+        tensor_type = output.type.tensor_type
+        if tensor_type.elem_type != TensorProto.FLOAT16:
+            continue
+        inner = output.name + "_fp16"
+        for node in model.graph.node:
+            node.output[:] = [inner if name == output.name else name for name in node.output]
+        model.graph.node.append(helper.make_node("Cast", [inner], [output.name], to=TensorProto.FLOAT,
+                                                 name=output.name + "_to_float32"))
+        tensor_type.elem_type = TensorProto.FLOAT
 
 
 class _BatchReader:
@@ -94,7 +115,9 @@ def to_int8(src, dst, calibration_batches: Iterable[np.ndarray], method: str = "
         quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=methods[method],
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+                        # biases stay float: TensorRT quantises them itself when it fuses Q/DQ into a layer
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "QuantizeBias": False},
                         calibration_providers=["CPUExecutionProvider"])
     finally:
         root.setLevel(level)
