@@ -43,7 +43,7 @@ class TorchBackend(Backend):
         """A backend for an LCSNet .pth, read once. Without ``info``, its ModelInfo comes from the
         checkpoint's input size, the class file (config/classes.yaml unless overridden) and ImageNet mean/std."""
         from lcsnet_seg.classes import load_class_set
-        from lcsnet_seg.convert.checkpoint import load_model
+        from lcsnet_seg.model.checkpoint import load_model
         from lcsnet_seg.errors import ConfigError
 
         model, meta, num_classes = load_model(weights_path)

@@ -1,8 +1,8 @@
 """Every difference between TensorRT 10.x and 11.x that this package meets, in one place.
 
 Written for TensorRT 10.x (JetPack 6 ships 10.3) and 11.x. TensorRT 11 removed weak typing
-(precision builder flags, INT8 calibrators, calibration profiles, quantization flags) and
-``ICudaEngine.device_memory_size``; this package uses none of them: precision is decided in the
+(precision builder flags, INT8 calibrators, calibration profiles, quantization flags) and the
+first version of the engine's device-memory query; this package uses none of them: precision is decided in the
 ONNX (``convert --precision``) and every network is built strongly typed. Checked with mypy
 against tensorrt-stubs (``make typecheck``); never executed here, as no machine of this project
 has TensorRT.
@@ -51,7 +51,7 @@ def network_flags() -> int:
 def engine_device_memory_bytes(engine: "trt.ICudaEngine") -> int:
     """Device memory an execution context needs (``device_memory_size_v2``: 10.1+ and 11.x).
 
-    The older ``device_memory_size`` is gone in 11.x and never used here.
+    The unversioned query it replaced is gone in 11.x and never used here.
     """
     return int(engine.device_memory_size_v2)
 

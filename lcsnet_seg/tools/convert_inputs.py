@@ -29,7 +29,7 @@ def model_from_weights(args, name: str):
     import numpy as np
     import torch
 
-    from lcsnet_seg.convert.checkpoint import load_model
+    from lcsnet_seg.model.checkpoint import load_model
     from lcsnet_seg.convert.model_outputs import logits_only
 
     model, meta, num_classes = load_model(args.model, args.arch, args.num_classes, args.classes)
