@@ -31,7 +31,8 @@ def chain(tmp_path_factory):
 def test_full_chain_without_tensorrt(chain):
     code, out = chain
     assert (out / "demo.onnx").is_file() and (out / "demo.sim.onnx").is_file()
-    assert not (out / "demo.engine").exists()
+    assert (out / "demo.fp16.onnx").is_file()  # the default precision, the engine's source
+    assert not (out / "demo.engine").exists() and not list(out.glob("*.partial"))
     assert code == EXIT_NO_TENSORRT if _no_tensorrt() else EXIT_OK
 
 
