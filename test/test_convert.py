@@ -181,6 +181,18 @@ def test_onnx_input_runs_single_stages(chain, tmp_path, capsys):
         assert "TensorRT not found: engine not built; the ONNX model runs with backend onnxruntime" in text
 
 
+def test_onnx_input_keeps_the_onnx_beside_it(chain, tmp_path, capsys):
+    import shutil
+
+    _, out = chain
+    for name in ("demo.onnx", "demo.sim.onnx"):
+        shutil.copy(out / name, tmp_path / name)
+    code, _ = run([tmp_path / "demo.sim.onnx", "--out-dir", tmp_path, "--stages", "onnx,simplify,quantize",
+                   "--parity-images", "1"], capsys)
+    assert code == EXIT_OK
+    assert {p.name for p in tmp_path.iterdir()} == {"demo.onnx", "demo.sim.onnx", "demo.fp16.onnx"}
+
+
 def test_bad_arguments(tmp_path, capsys):
     code, text = run([DEMO_PTH, "--out-dir", tmp_path, "--stages", "onnx,bake"], capsys)
     assert code == 2 and "choose from onnx,simplify,quantize,engine" in text

@@ -45,7 +45,10 @@ def network_flags() -> int:
     """
     import tensorrt as trt
 
-    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if flag is None:  # a release after 11.x that drops the deprecated flag: strong typing is unconditional there
+        return 0
+    return 1 << int(flag)
 
 
 def engine_device_memory_bytes(engine: "trt.ICudaEngine") -> int:

@@ -107,7 +107,8 @@ def run_stages(args, stages: list[str]) -> int:
     name = args.name or src.name.split(".")[0]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     outputs = Outputs(args.out_dir, name, args.precision or "fp16", src)
-    outputs.clear(stages)
+    # an ONNX input skips the onnx stage: NAME.onnx beside it may be the user's own export, kept
+    outputs.clear([s for s in stages if not (s == "onnx" and src.suffix == ".onnx")])
     try:
         return _run(args, stages, src, name, outputs)
     finally:
