@@ -220,3 +220,32 @@ def test_foreign_onnx_that_does_not_fit_the_classes_is_refused(tmp_path, capsys)
     assert code == EXIT_ERROR
     assert f"model file {src}: output 'logits' has 8 classes but the metadata lists 5" in text
     assert not (tmp_path / "out" / "theirs.onnx").exists()
+
+
+def test_foreign_onnx_with_two_outputs_keeps_the_chosen_one(tmp_path, capsys):
+    import warnings
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head, self.aux = torch.nn.Conv2d(3, 8, 1), torch.nn.Conv2d(3, 8, 1)
+
+        def forward(self, x):
+            return self.head(x), self.aux(x)
+
+    src = tmp_path / "two.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(Two(), (torch.zeros(1, 3, 32, 48),), str(src), input_names=["x"],
+                          output_names=["seg", "aux"], opset_version=17, dynamo=False)
+    argv = [src, "--out-dir", tmp_path / "out", "--stages", "simplify", "--input-size", "32x48", "--parity-images",
+            "1", "--mean", "0.5", "0.5", "0.5", "--std", "0.25", "0.25", "0.25", "--classes",
+            tmp_path / "c.yaml"]
+    (tmp_path / "c.yaml").write_text("classes:\n" + "".join(f" - {{id: {i}, name: c{i}, color: [{i}, 0, 0]}}\n"
+                                                             for i in range(8)))
+    code, text = run(argv, capsys)
+    assert code == EXIT_ERROR and "has outputs seg, aux; choose the logits with --output-key NAME" in text
+    code, text = run(argv + ["--output-key", "seg"], capsys)
+    assert code == EXIT_OK, text
+    sim = onnx.load(str(tmp_path / "out" / "two.sim.onnx"))
+    assert [o.name for o in sim.graph.output] == ["seg"] and len(sim.graph.node) == 1
