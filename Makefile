@@ -17,7 +17,7 @@ COLCON_WS := out/colcon_ws
 # Tests that start ROS processes or talk DDS between threads: run again with every core busy.
 ROS_PROCESS_TESTS := -m ros_process
 
-.PHONY: demo test test-under-load colcon-test reliability bench setup clean
+.PHONY: demo test test-under-load colcon-test typecheck reliability bench setup clean
 setup: $(VENV)/.deps $(VENV)/.package
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt
@@ -62,9 +62,21 @@ reliability: setup
 	mkdir -p out
 	LCSNET_TEST_SCALE=1 $(PY) -m pytest -q -s test/test_reliability.py 2>&1 | tee out/reliability.log
 
+# mypy over the TensorRT adapter modules against tensorrt-stubs 10.13 (TensorRT itself cannot be installed here).
+TRT_ADAPTERS := lcsnet_seg/backends/tensorrt.py lcsnet_seg/backends/tensorrt_compat.py \
+	lcsnet_seg/backends/tensorrt_runtime.py lcsnet_seg/backends/tensorrt_sidecar.py lcsnet_seg/convert/build_engine.py
+.typecheck/.stubs: requirements-typecheck.txt
+	rm -rf .typecheck/stubs
+	$(PY) -m pip install -q --no-deps --target .typecheck/stubs -r requirements-typecheck.txt
+	$(PY) scripts/repair_tensorrt_stubs.py .typecheck/stubs
+	touch $@
+
+typecheck: $(VENV)/.deps .typecheck/.stubs
+	MYPYPATH=.typecheck/stubs $(PY) -m mypy --config-file mypy.ini $(TRT_ADAPTERS)
+
 bench: setup
 	$(PY) bench/cpu_pipeline.py
 	$(PY) bench/node_latency.py
 
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build *.egg-info .typecheck

@@ -43,7 +43,7 @@ def segmenter(ort_backend):
 @pytest.fixture(scope="session")
 def demo_torch_model():
     torch = pytest.importorskip("torch")
-    from lcsnet_seg.convert.checkpoint import load_model
+    from lcsnet_seg.model.checkpoint import load_model
 
     torch.set_num_threads(2)
     return load_model(DEMO_PTH)[0]

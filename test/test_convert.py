@@ -31,7 +31,8 @@ def chain(tmp_path_factory):
 def test_full_chain_without_tensorrt(chain):
     code, out = chain
     assert (out / "demo.onnx").is_file() and (out / "demo.sim.onnx").is_file()
-    assert not (out / "demo.engine").exists()
+    assert (out / "demo.fp16.onnx").is_file()  # the default precision, the engine's source
+    assert not (out / "demo.engine").exists() and not list(out.glob("*.partial"))
     assert code == EXIT_NO_TENSORRT if _no_tensorrt() else EXIT_OK
 
 
@@ -77,9 +78,11 @@ def test_parity_lines_are_printed(tmp_path, capsys):
 def test_dynamic_shape_export_runs_at_two_sizes(tmp_path, capsys):
     import onnxruntime as ort
 
-    code, _ = run([DEMO_PTH, "--out-dir", tmp_path, "--stages", "onnx,simplify", "--dynamic-hw",
-                   "--parity-images", "1"], capsys)
+    code, text = run([DEMO_PTH, "--out-dir", tmp_path, "--stages", "onnx,simplify", "--dynamic-hw",
+                      "--parity-images", "1"], capsys)
     assert code == EXIT_OK
+    for stage in ("pytorch vs onnx", "pytorch vs simplified onnx"):  # parity checked at two sizes
+        assert f"{stage} at 384x512" in text and f"{stage} at 288x384" in text
     session = ort.InferenceSession(str(tmp_path / "lcsnet_demo.sim.onnx"), providers=["CPUExecutionProvider"])
     for h, w in ((256, 320), (480, 640)):
         assert session.run(None, {"image": np.zeros((1, 3, h, w), np.float32)})[0].shape == (1, 8, h, w)
@@ -147,10 +150,22 @@ def test_user_factory_and_parity_failure_exit_code(tmp_path, capsys, monkeypatch
     arch = importlib.import_module("noisy_arch")
     path = tmp_path / "noisy.pth"
     torch.save(arch.build(8).state_dict(), path)
+    (tmp_path / "o").mkdir()
+    for older in ("noisy.onnx", "noisy.sim.onnx"):  # from an earlier run that passed: must not survive this one
+        (tmp_path / "o" / older).write_bytes(b"older")
     code, text = run([path, "--out-dir", tmp_path / "o", "--arch", "noisy_arch:build", "--parity-images", "2"],
                      capsys)
     assert code == EXIT_PARITY
     assert "BELOW 99.90 %" in text and "conversion failed" in text
+    # nothing that looks like a model is left behind: no noisy.onnx, no partial file, no later stage
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == []
+
+
+def test_min_agreement_is_a_percentage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(DEMO_PTH), "--out-dir", str(tmp_path), "--min-agreement", "0.999"])
+    assert exit_info.value.code == 2
+    assert "0.999 is not a percentage in (1, 100]; did you mean 99.9?" in capsys.readouterr().err
 
 
 def test_onnx_input_runs_single_stages(chain, tmp_path, capsys):
@@ -166,9 +181,21 @@ def test_onnx_input_runs_single_stages(chain, tmp_path, capsys):
         assert "TensorRT not found: engine not built; the ONNX model runs with backend onnxruntime" in text
 
 
+def test_onnx_input_keeps_the_onnx_beside_it(chain, tmp_path, capsys):
+    import shutil
+
+    _, out = chain
+    for name in ("demo.onnx", "demo.sim.onnx"):
+        shutil.copy(out / name, tmp_path / name)
+    code, _ = run([tmp_path / "demo.sim.onnx", "--out-dir", tmp_path, "--stages", "onnx,simplify,quantize",
+                   "--parity-images", "1"], capsys)
+    assert code == EXIT_OK
+    assert {p.name for p in tmp_path.iterdir()} == {"demo.onnx", "demo.sim.onnx", "demo.fp16.onnx"}
+
+
 def test_bad_arguments(tmp_path, capsys):
     code, text = run([DEMO_PTH, "--out-dir", tmp_path, "--stages", "onnx,bake"], capsys)
-    assert code == 2 and "choose from onnx,simplify,engine" in text
+    assert code == 2 and "choose from onnx,simplify,quantize,engine" in text
     code, text = run([tmp_path / "missing.pth", "--out-dir", tmp_path], capsys)
     assert code == EXIT_ERROR and "not found" in text
     junk = tmp_path / "junk.pth"

@@ -67,7 +67,7 @@ def create_backend(name: str, model_path, info_overrides: dict | None = None, de
     from lcsnet_seg.errors import BackendUnavailable
 
     try:
-        return TensorRTBackend(path, overrides), why
+        return TensorRTBackend(path, overrides, device=device), why
     except BackendUnavailable as exc:
         raise BackendUnavailable(f"engine {path} cannot run here: {exc}") from None
 

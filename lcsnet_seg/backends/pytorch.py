@@ -77,7 +77,7 @@ class TorchBackend(Backend):
         checkpoint's input size, the class file (config/classes.yaml unless overridden) and ImageNet
         mean/std. ``options``: precision, channels_last, compile_dir (see __init__)."""
         from lcsnet_seg.classes import load_class_set
-        from lcsnet_seg.convert.checkpoint import load_model
+        from lcsnet_seg.model.checkpoint import load_model
         from lcsnet_seg.errors import ConfigError
 
         model, meta, num_classes = load_model(weights_path)

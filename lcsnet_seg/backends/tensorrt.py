@@ -1,21 +1,21 @@
-"""TensorRT backend (TensorRT 10+ name-based I/O): deserialise an engine checked against its sidecar.
+"""TensorRT backend (TensorRT 10.x and 11.x, name-based I/O): deserialise an engine checked against its sidecar.
 
-NOT EXECUTED on any machine this package was developed on: none has TensorRT. The code follows
-the TensorRT 10 Python API (Runtime.deserialize_cuda_engine, ICudaEngine.num_io_tensors /
-get_tensor_name / get_tensor_mode / get_tensor_shape / get_tensor_dtype,
-IExecutionContext.set_input_shape / set_tensor_address / execute_async_v3) and runs the same
-backend contract tests as every other backend wherever `tensorrt` imports.
+NOT EXECUTED on any machine this package was developed on: none has TensorRT. The code uses only
+APIs present in both 10.x and 11.x (Runtime.deserialize_cuda_engine, ICudaEngine.num_io_tensors /
+get_tensor_name / get_tensor_mode / get_tensor_shape / get_tensor_dtype / device_memory_size_v2,
+IExecutionContext.set_input_shape / set_tensor_address / execute_async_v3), is type-checked
+against tensorrt-stubs (``make typecheck``), and runs the same backend contract tests as every
+other backend wherever `tensorrt` imports.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from lcsnet_seg.backends.base import Backend, TensorSpec, check_io_specs, check_model_path
-from lcsnet_seg.convert.build_engine import gpu_identity, import_tensorrt
-from lcsnet_seg.convert.sidecar import check_engine_fits, read_sidecar
+from lcsnet_seg.backends.tensorrt_compat import dims, engine_device_memory_bytes, numpy_dtype
+from lcsnet_seg.backends.tensorrt_runtime import gpu_identity, require_tensorrt, select_device
+from lcsnet_seg.backends.tensorrt_sidecar import load_engine_sidecar
 from lcsnet_seg.errors import ModelFileError
 
 
@@ -23,38 +23,32 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     supports_device = True
 
-    def __init__(self, engine_path, info_overrides: dict | None = None, onnx_path=None,
-                 rebuild_if_stale: bool = False) -> None:
-        trt = import_tensorrt()
-        check_model_path(engine_path)
-        doc = read_sidecar(engine_path)
-        gpu_name, capability = gpu_identity()
-        source_onnx = onnx_path or (Path(engine_path).parent / doc.get("onnx_file", ""))
-        try:
-            check_engine_fits(engine_path, doc, tensorrt_version=trt.__version__, compute_capability=capability,
-                              onnx_path=source_onnx if Path(source_onnx).is_file() else None)
-        except ModelFileError:
-            if not (rebuild_if_stale and Path(source_onnx).is_file()):
-                raise
-            from lcsnet_seg.convert.build_engine import EngineOptions, build_engine
+    def __init__(self, engine_path, info_overrides: dict | None = None, onnx_path=None, device: int = 0) -> None:
+        """``device``: the CUDA device index; it is selected before the engine is deserialised."""
+        version = require_tensorrt()
+        import tensorrt as trt
 
-            build_engine(source_onnx, engine_path, doc["model_info_parsed"],
-                         EngineOptions(precision=doc.get("precision", "fp16")))
-            doc = read_sidecar(engine_path)
+        check_model_path(engine_path)
+        select_device(device)
+        gpu_name, capability = gpu_identity(device)
+        doc = load_engine_sidecar(engine_path, tensorrt_version=version, compute_capability=capability,
+                                  onnx_path=onnx_path)
         super().__init__(doc["model_info_parsed"].with_overrides(**(info_overrides or {})))
-        self._gpu = gpu_name
-        logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(logger)
-        self._engine = self._runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
-        if self._engine is None:
-            raise ModelFileError(f"engine {engine_path} could not be deserialised by TensorRT {trt.__version__}; "
+        self._gpu, self._device_index = gpu_name, device
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._runtime: trt.Runtime | None = runtime
+        engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
+        if engine is None:
+            raise ModelFileError(f"engine {engine_path} could not be deserialised by TensorRT {version}; "
                                  "rebuild it on this machine with `ros2 run lcsnet_seg convert`")
-        specs = {"input": [], "output": []}
-        for i in range(self._engine.num_io_tensors):
-            name = self._engine.get_tensor_name(i)
-            mode = "input" if self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
-            shape = tuple(d if d >= 0 else None for d in self._engine.get_tensor_shape(name))
-            specs[mode].append(TensorSpec(name, shape, np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))))
+        self._engine: trt.ICudaEngine | None = engine
+        self.device_memory_bytes = engine_device_memory_bytes(engine)
+        specs: dict[str, list[TensorSpec]] = {"input": [], "output": []}
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            mode = "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
+            shape = tuple(d if d >= 0 else None for d in dims(engine.get_tensor_shape(name)))
+            specs[mode].append(TensorSpec(name, shape, numpy_dtype(engine.get_tensor_dtype(name))))
         if len(specs["input"]) != 1 or len(specs["output"]) != 1:
             raise ModelFileError(f"engine {engine_path} has {len(specs['input'])} inputs and "
                                  f"{len(specs['output'])} outputs; expected one image input and one logits output")
@@ -64,21 +58,27 @@ class TensorRTBackend(Backend):
             raise ModelFileError(f"engine {engine_path} tensors {self._input.name}/{self._output.name} differ from "
                                  f"its sidecar {sorted(recorded)}: the sidecar belongs to another engine")
         check_io_specs(str(engine_path), self.info, self._input, self._output)
-        self._context = self._engine.create_execution_context()
+        context = engine.create_execution_context()
+        self._context: trt.IExecutionContext | None = context
         h, w = self.info.input_size
         if None in self._input.shape:
-            self._context.set_input_shape(self._input.name, (1, 3, h, w))
+            context.set_input_shape(self._input.name, trt.Dims([1, 3, h, w]))
+        out_shape = dims(context.get_tensor_shape(self._output.name))  # low-resolution logits keep theirs
         self._input = TensorSpec(self._input.name, (1, 3, h, w), self._input.dtype)
-        self._output = TensorSpec(self._output.name, (1, self.info.num_classes, h, w), self._output.dtype)
+        self._output = TensorSpec(self._output.name, (1, self.info.num_classes, int(out_shape[2]), int(out_shape[3])),
+                                  self._output.dtype)
 
     @property
     def device(self) -> str:
-        return f"cuda ({self._gpu}, TensorRT)"
+        return f"cuda:{self._device_index} ({self._gpu}, TensorRT)"
 
     def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
-        self._context.set_tensor_address(self._input.name, int(input_ptr))
-        self._context.set_tensor_address(self._output.name, int(output_ptr))
-        if not self._context.execute_async_v3(int(stream_handle)):
+        context = self._context
+        if context is None:
+            raise RuntimeError("TensorRT backend used after close()")
+        context.set_tensor_address(self._input.name, int(input_ptr))
+        context.set_tensor_address(self._output.name, int(output_ptr))
+        if not context.execute_async_v3(int(stream_handle)):
             raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
 
     def close(self) -> None:

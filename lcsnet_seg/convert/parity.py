@@ -67,3 +67,54 @@ def folder_batches(folder, info, limit: int):
         if image is None:
             raise ConfigError(f"image {path} could not be decoded")
         yield preprocess(image, fmt, info)
+
+
+@dataclass
+class MiouDrop:
+    """mIoU of the reference and the candidate against generated ground truth, on the same scenes."""
+
+    name: str
+    images: int
+    reference_miou: float
+    candidate_miou: float
+    argmax_agreement: float
+
+    @property
+    def drop(self) -> float:
+        return self.reference_miou - self.candidate_miou
+
+    def line(self) -> str:
+        return (f"{self.name:28s} images {self.images:3d}  mIoU {self.reference_miou:.4f} -> {self.candidate_miou:.4f} "
+                f"(drop {self.drop:+.4f})  argmax agreement {100 * self.argmax_agreement:.4f} %")
+
+
+def miou_drop(name: str, reference: Callable[[np.ndarray], np.ndarray], candidate: Callable[[np.ndarray], np.ndarray],
+              count: int, info, first_seed: int = 2_100_000_000) -> MiouDrop:
+    """Score both on ``count`` held-out generated scenes (seeds far from training and calibration).
+
+    Labels are compared at the input size; logits at a lower resolution are upsampled (nearest),
+    as the Segmenter does.
+    """
+    from lcsnet_seg.eval.metrics import ConfusionMatrix
+    from lcsnet_seg.image_formats import pixel_format
+    from lcsnet_seg.model.scene import generate_scene
+    from lcsnet_seg.postprocess import resize_nearest
+    from lcsnet_seg.preprocess import preprocess
+
+    h, w = info.input_size
+    fmt = pixel_format("rgb8")
+    matrices = [ConfusionMatrix(info.num_classes), ConfusionMatrix(info.num_classes)]
+    agree = total = 0
+    for i in range(count):
+        image, truth = generate_scene(first_seed + i, h, w)
+        batch = preprocess(image, fmt, info)
+        labels = []
+        for run, matrix in zip((reference, candidate), matrices):
+            predicted = np.asarray(run(batch), np.float32)[0].argmax(0).astype(np.uint8)
+            predicted = resize_nearest(predicted, h, w)
+            matrix.update(truth, predicted)
+            labels.append(predicted)
+        agree += int(np.count_nonzero(labels[0] == labels[1]))
+        total += labels[0].size
+    return MiouDrop(name, count, matrices[0].scores().miou, matrices[1].scores().miou,
+                    agree / total if total else float("nan"))

@@ -1,7 +1,8 @@
-"""convert: LCSNet .pth -> ONNX -> simplified ONNX -> TensorRT engine, with parity after each stage.
+"""convert: .pth -> ONNX -> simplified ONNX -> fp16/int8 ONNX -> TensorRT engine, with parity after each stage.
 
-    ros2 run lcsnet_seg convert weights.pth --out-dir models/
-    ros2 run lcsnet_seg convert models/lcsnet.sim.onnx --stages engine --precision fp16
+    ros2 run lcsnet_seg convert weights.pth --out-dir models/                   # fp16
+    ros2 run lcsnet_seg convert weights.pth --out-dir models/ --precision int8 --calib-bag run1/
+    ros2 run lcsnet_seg convert models/lcsnet.fp16.onnx --stages engine
 
 Exit codes: 0 done; 1 bad input or a failed stage; 2 bad arguments; 3 parity below the threshold;
 4 TensorRT (or a GPU) not found, so the engine stage was skipped after the other stages finished.
@@ -16,7 +17,7 @@ from pathlib import Path
 from lcsnet_seg.errors import BackendUnavailable, LcsnetError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARITY, EXIT_NO_TENSORRT = 0, 1, 2, 3, 4
-STAGES = ("onnx", "simplify", "engine")
+STAGES = ("onnx", "simplify", "quantize", "engine")
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -27,14 +28,26 @@ def _hw(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHTxWIDTH, e.g. 384x512") from None
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (a percentage, e.g. 99.9)") from None
+    if not 1.0 < value <= 100.0:
+        hint = f"; did you mean {100 * value:g}?" if 0.0 < value <= 1.0 else ""
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage in (1, 100]{hint}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="convert", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", help="weights .pth (state_dict or a checkpoint holding one), or an .onnx to start from")
-    ap.add_argument("--out-dir", required=True, type=Path, help="folder for NAME.onnx, NAME.sim.onnx, NAME.engine")
+    ap.add_argument("--out-dir", required=True, type=Path, help="folder for NAME.onnx, NAME.sim.onnx, NAME.fp16.onnx or NAME.int8.onnx, "
+                                                                 "NAME.engine")
     ap.add_argument("--name", help="output base name (default: the input file's stem)")
     ap.add_argument("--stages", default=",".join(STAGES),
-                    help="comma-separated subset of onnx,simplify,engine (default: all)")
+                    help="comma-separated subset of onnx,simplify,quantize,engine (default: all)")
     g = ap.add_argument_group("model")
     g.add_argument("--arch", default=None, help="'lcsnet' (built in) or package.module:function (default: from "
                                                 "the checkpoint, else lcsnet)")
@@ -45,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--std", type=float, nargs=3, help="per-channel std of pixel/255")
     g.add_argument("--colour-order", choices=("rgb", "bgr"), default="rgb")
     g.add_argument("--model-version", default=None, help="version string written into the metadata")
+    g.add_argument("--output-key", help="which output holds the logits when the model returns a dict or tuple "
+                                        "(default: 'out' or 'logits', else the only tensor), or which output of "
+                                        "an ONNX with several")
     g = ap.add_argument_group("ONNX export")
     g.add_argument("--opset", type=int, default=17)
     g.add_argument("--dynamic-hw", action="store_true", help="export with dynamic height and width")
@@ -52,19 +68,29 @@ def parser() -> argparse.ArgumentParser:
     g = ap.add_argument_group("parity")
     g.add_argument("--parity-images", type=int, default=8, help="images compared after each stage (0: skip)")
     g.add_argument("--parity-folder", type=Path, help="compare on these images instead of generated scenes")
-    g.add_argument("--min-agreement", type=float, default=0.999, help="minimum argmax agreement (fraction)")
-    g = ap.add_argument_group("TensorRT engine")
-    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    g.add_argument("--min-agreement", type=_percent, default=99.9, metavar="PERCENT",
+                   help="minimum argmax agreement, in percent, after export and simplify (default 99.9)")
+    g.add_argument("--min-agreement-fp16", type=_percent, default=99.5, metavar="PERCENT",
+                   help="minimum argmax agreement, in percent, of the fp16 ONNX against fp32 (default 99.5)")
+    g.add_argument("--max-miou-drop", type=float, default=0.02,
+                   help="largest mIoU drop of the int8 ONNX against fp32 on held-out generated scenes (default 0.02)")
+    g = ap.add_argument_group("precision (quantize stage) and int8 calibration")
+    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="precision written into the ONNX the engine is built from (default fp16; an engine-only "
+                        "run builds what its ONNX holds)")
     g.add_argument("--workspace-mb", type=int, default=1024)
     g.add_argument("--timing-cache", type=Path, help="timing cache file, read and updated")
-    g.add_argument("--min-shape", type=_hw)
-    g.add_argument("--opt-shape", type=_hw)
-    g.add_argument("--max-shape", type=_hw)
     g.add_argument("--calib-folder", type=Path, help="int8: folder of calibration images")
     g.add_argument("--calib-bag", type=Path, help="int8: rosbag2 recording with calibration images")
     g.add_argument("--calib-topic", default="/camera/image_raw", help="int8: image topic in --calib-bag")
     g.add_argument("--calib-images", type=int, default=200, help="int8: how many calibration images")
-    g.add_argument("--calib-cache", type=Path, help="int8: calibration cache, written and reused")
+    g.add_argument("--calib-method", choices=("minmax", "percentile"), default="minmax",
+                   help="int8: activation range from the min/max or the 99.999th percentile")
+    g = ap.add_argument_group("TensorRT engine")
+    g.add_argument("--device", type=int, default=0, help="CUDA device to build on (the engine runs on that GPU model)")
+    g.add_argument("--min-shape", type=_hw)
+    g.add_argument("--opt-shape", type=_hw)
+    g.add_argument("--max-shape", type=_hw)
     return ap
 
 
@@ -74,6 +100,10 @@ def main(argv=None) -> int:
     bad = [s for s in stages if s not in STAGES]
     if bad or not stages:
         print(f"convert: --stages {args.stages!r}: choose from {','.join(STAGES)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.precision == "int8" and "quantize" in stages and not (args.calib_folder or args.calib_bag):
+        print("convert: --precision int8 needs calibration images: give --calib-folder DIR or --calib-bag BAG",
+              file=sys.stderr)
         return EXIT_USAGE
     try:
         from lcsnet_seg.tools.convert_stages import run_stages

@@ -1,40 +1,23 @@
-"""The stages behind the convert command (kept apart from argument parsing)."""
+"""The stages behind the convert command (kept apart from argument parsing).
+
+Each stage writes ``FILE.partial``, checks it, and renames it to ``FILE`` only when its parity
+holds: a failed stage leaves no file that looks valid. The outputs of the requested stages are
+removed first, so an older file of the same name cannot pass for this run's.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
-from lcsnet_seg.errors import BackendUnavailable, ConfigError, ModelFileError
-from lcsnet_seg.model_info import ModelInfo, read_onnx_model_info
+from lcsnet_seg.errors import ModelFileError
+from lcsnet_seg.model_info import ModelInfo
+from lcsnet_seg.tools.convert_inputs import calibration_batches, model_from_onnx, model_from_weights
 
 
 def _say(text: str) -> None:
     print(f"[convert] {text}", flush=True)
-
-
-def _model_info(args, checkpoint_meta: dict, num_classes: int) -> ModelInfo:
-    from lcsnet_seg.classes import load_class_set
-
-    classes = load_class_set(args.classes, expected_count=num_classes)
-    size = args.input_size or tuple(checkpoint_meta.get("input_size", (384, 512)))
-    kwargs = dict(classes=classes, input_size=(int(size[0]), int(size[1])), colour_order=args.colour_order,
-                  model_name=args.name or "lcsnet",
-                  model_version=args.model_version or str(checkpoint_meta.get("version", "unversioned")))
-    if args.mean:
-        kwargs["mean"] = tuple(args.mean)
-    if args.std:
-        kwargs["std"] = tuple(args.std)
-    return ModelInfo(**kwargs)
-
-
-def _parity_batches(args, info: ModelInfo):
-    from lcsnet_seg.convert.parity import folder_batches, scene_batches
-
-    h, w = info.input_size
-    if args.parity_folder:
-        return list(folder_batches(args.parity_folder, info, args.parity_images))
-    return list(scene_batches(args.parity_images, h, w, info))
 
 
 def _onnx_runner(path):
@@ -47,92 +30,157 @@ def _onnx_runner(path):
     return lambda batch: session.run(None, {name: batch})[0]
 
 
-def _check_parity(args, label: str, reference, onnx_path, batches) -> bool:
+def _is_dynamic(path) -> bool:
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return len(dims) == 4 and any(not d.HasField("dim_value") for d in list(dims)[2:])
+
+
+def _parity_sets(args, info: ModelInfo, dynamic: bool) -> list[tuple[str, list]]:
+    """(label, batches) per size compared: the input size, and for a dynamic-H/W model a second one."""
+    from lcsnet_seg.convert.parity import folder_batches, scene_batches
+
+    if args.parity_images <= 0:
+        return []
+    h, w = info.input_size
+    sizes = [(h, w)]
+    if dynamic:  # a second size, three quarters of the first, kept a multiple of 32 for strided encoders
+        sizes.append((max(32, h * 3 // 4 // 32 * 32), max(32, w * 3 // 4 // 32 * 32)))
+    sets = []
+    for size in sizes:
+        sized = info.with_overrides(input_size=size)
+        batches = (list(folder_batches(args.parity_folder, sized, args.parity_images)) if args.parity_folder
+                   else list(scene_batches(args.parity_images, *size, sized)))
+        sets.append((f" at {size[0]}x{size[1]}" if dynamic else "", batches))
+    return sets
+
+
+def _check_agreement(label: str, reference, candidate_path, sets, minimum_percent: float) -> bool:
     from lcsnet_seg.convert.parity import compare
 
-    result = compare(label, reference, _onnx_runner(onnx_path), batches)
-    ok = result.argmax_agreement >= args.min_agreement
-    _say(result.line() + ("" if ok else f"  BELOW {100 * args.min_agreement:.2f} %"))
+    ok = True
+    candidate = _onnx_runner(candidate_path)
+    for suffix, batches in sets:
+        result = compare(label + suffix, reference, candidate, batches)
+        passed = 100 * result.argmax_agreement >= minimum_percent
+        _say(result.line() + ("" if passed else f"  BELOW {minimum_percent:.2f} %"))
+        ok &= passed
     return ok
 
 
-def run_stages(args, stages: list[str]) -> int:
-    from lcsnet_seg.tools.convert import EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY
+class Outputs:
+    """The files of one run; ``commit`` renames a checked ``.partial`` into place."""
 
+    def __init__(self, out_dir: Path, name: str, precision: str, source: Path) -> None:
+        from lcsnet_seg.convert.quantize import quantized_path
+
+        self.paths = {"onnx": out_dir / f"{name}.onnx", "simplify": out_dir / f"{name}.sim.onnx",
+                      "quantize": quantized_path(out_dir, name, precision) if precision != "fp32" else None,
+                      "engine": out_dir / f"{name}.engine"}
+        self.source = source.resolve()
+
+    def clear(self, stages) -> None:
+        for stage in stages:
+            path = self.paths[stage]
+            if path is None or path.resolve() == self.source:
+                continue
+            for stale in (path, Path(str(path) + ".json"), partial(path)):
+                stale.unlink(missing_ok=True)
+
+
+def partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def _rejected(path: Path, why: str) -> None:
+    partial(path).unlink(missing_ok=True)
+    _say(f"{why}: {path.name} not written; conversion failed")
+
+
+def run_stages(args, stages: list[str]) -> int:
     src = Path(args.model)
     if not src.is_file():
         raise ModelFileError(f"input model {src} not found")
+    if src.suffix not in (".pth", ".onnx"):
+        raise ModelFileError(f"input model {src} must be a .pth or an .onnx file")
     name = args.name or src.name.split(".")[0]
-    out = args.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    onnx_path, sim_path = out / f"{name}.onnx", out / f"{name}.sim.onnx"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = Outputs(args.out_dir, name, args.precision or "fp16", src)
+    # an ONNX input skips the onnx stage: NAME.onnx beside it may be the user's own export, kept
+    outputs.clear([s for s in stages if not (s == "onnx" and src.suffix == ".onnx")])
+    try:
+        return _run(args, stages, src, name, outputs)
+    finally:
+        for path in outputs.paths.values():
+            if path is not None:
+                partial(path).unlink(missing_ok=True)
+
+
+def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
+    from lcsnet_seg.tools.convert import EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY
+
     reference = None  # the PyTorch model as a batch -> logits function, when the input is a .pth
-    parity_ok = True
-    current = None
-
+    onnx_path = outputs.paths["onnx"]
     if src.suffix == ".pth":
-        import numpy as np
-        import torch
-
-        from lcsnet_seg.convert.checkpoint import load_model
-
-        model, meta, num_classes = load_model(src, args.arch, args.num_classes, args.classes)
-        info = _model_info(args, meta, num_classes)
-
-        def run_pytorch(batch):
-            with torch.no_grad():
-                return model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
-
-        reference = run_pytorch
-
         if "onnx" not in stages:
-            raise ConfigError("a .pth input needs the onnx stage; pass --stages onnx[,simplify[,engine]]")
+            from lcsnet_seg.errors import ConfigError
+
+            raise ConfigError("a .pth input needs the onnx stage; pass --stages onnx[,simplify[,quantize[,engine]]]")
+        model, info, reference = model_from_weights(args, name)
         from lcsnet_seg.convert.export import export_onnx
 
         t = time.perf_counter()
-        export_onnx(model, info, onnx_path, opset=args.opset, dynamic_hw=args.dynamic_hw,
+        export_onnx(model, info, partial(onnx_path), opset=args.opset, dynamic_hw=args.dynamic_hw,
                     dynamic_batch=args.dynamic_batch)
-        _say(f"wrote {onnx_path} (opset {args.opset}, {'dynamic' if args.dynamic_hw else 'static'} H x W, "
+        _say(f"exported {onnx_path.name} (opset {args.opset}, {'dynamic' if args.dynamic_hw else 'static'} H x W, "
              f"{time.perf_counter() - t:.1f} s)")
-        current = onnx_path
-    elif src.suffix == ".onnx":
-        info = read_onnx_model_info(src)
-        current = src
-        if "onnx" in stages:
-            stages = [s for s in stages if s != "onnx"]
-            _say(f"input is ONNX: starting from {src}")
+        current = partial(onnx_path)
     else:
-        raise ModelFileError(f"input model {src} must be a .pth or an .onnx file")
+        info, current = model_from_onnx(args, src, onnx_path, say=_say)
+        if "onnx" in stages:
+            _say(f"input is ONNX: starting from {current}")
+    stages = [s for s in stages if s != "onnx"]
+    sets = _parity_sets(args, info, args.dynamic_hw or _is_dynamic(current))
 
-    batches = _parity_batches(args, info) if args.parity_images > 0 else []
-    if reference is not None and batches:
-        parity_ok &= _check_parity(args, "pytorch vs onnx", reference, current, batches)
+    if reference is not None:
+        if sets and not _check_agreement("pytorch vs onnx", reference, current, sets, args.min_agreement):
+            _rejected(onnx_path, "parity below --min-agreement")
+            return EXIT_PARITY
+        os.replace(current, onnx_path)
+        _say(f"wrote {onnx_path}")
+        current = onnx_path
 
     if "simplify" in stages:
         from lcsnet_seg.convert.simplify import simplify_onnx
 
-        before, after = simplify_onnx(current, sim_path)
+        sim_path = outputs.paths["simplify"]
+        before, after = simplify_onnx(current, partial(sim_path))
+        ref = reference or _onnx_runner(current)
+        label = f"{'pytorch' if reference else 'onnx'} vs simplified onnx"
+        if sets and not _check_agreement(label, ref, partial(sim_path), sets, args.min_agreement):
+            _rejected(sim_path, "parity below --min-agreement")
+            return EXIT_PARITY
+        os.replace(partial(sim_path), sim_path)
         _say(f"wrote {sim_path} ({before} -> {after} nodes)")
-        if batches:
-            ref = reference or _onnx_runner(current)
-            parity_ok &= _check_parity(args, f"{'pytorch' if reference else 'onnx'} vs simplified onnx", ref,
-                                       sim_path, batches)
         current = sim_path
 
-    if not parity_ok:
-        _say(f"parity below {100 * args.min_agreement:.2f} % argmax agreement: conversion failed")
-        return EXIT_PARITY
+    precision = args.precision or "fp16"
+    if "quantize" in stages and precision != "fp32":
+        current = _quantize(args, precision, info, current, outputs.paths["quantize"], sets)
+        if current is None:
+            return EXIT_PARITY
+    elif "quantize" in stages:
+        _say("--precision fp32: nothing to quantise")
 
     if "engine" in stages:
         from lcsnet_seg.convert.build_engine import EngineOptions, build_engine
+        from lcsnet_seg.errors import BackendUnavailable
 
-        engine_path = out / f"{name}.engine"
-        calib = None
-        if args.precision == "int8":
-            calib = _calibration_batches(args, info)
-        options = EngineOptions(precision=args.precision, workspace_mb=args.workspace_mb,
+        engine_path = outputs.paths["engine"]
+        options = EngineOptions(precision=_onnx_precision(current, args.precision), workspace_mb=args.workspace_mb,
                                 timing_cache=args.timing_cache, min_hw=args.min_shape, opt_hw=args.opt_shape,
-                                max_hw=args.max_shape, calibration_batches=calib, calibration_cache=args.calib_cache)
+                                max_hw=args.max_shape, device=args.device)
         try:
             build_engine(current, engine_path, info, options, log=_say)
         except BackendUnavailable as exc:
@@ -142,13 +190,48 @@ def run_stages(args, stages: list[str]) -> int:
     return EXIT_OK
 
 
-def _calibration_batches(args, info: ModelInfo):
-    from lcsnet_seg.convert.parity import folder_batches
+def _quantize(args, precision: str, info: ModelInfo, current: Path, dst: Path, sets) -> Path | None:
+    """The quantize stage: NAME.fp16.onnx or NAME.int8.onnx, kept only if it holds its accuracy bar."""
+    from lcsnet_seg.convert import quantize
 
-    if args.calib_folder:
-        return iter(folder_batches(args.calib_folder, info, args.calib_images))
-    if args.calib_bag:
-        from lcsnet_seg.eval.bag_io import bag_image_batches
+    fp32 = _onnx_runner(current)
+    t = time.perf_counter()
+    if precision == "fp16":
+        quantize.to_fp16(current, partial(dst))
+        quantize.check_quantized(partial(dst), "fp16")
+        _say(f"converted to fp16 ({time.perf_counter() - t:.1f} s)")
+        if sets and not _check_agreement("fp32 vs fp16 onnx", fp32, partial(dst), sets, args.min_agreement_fp16):
+            _rejected(dst, "fp16 parity below --min-agreement-fp16")
+            return None
+    else:
+        _, used = quantize.to_int8(current, partial(dst), calibration_batches(args, info), args.calib_method)
+        quantize.check_quantized(partial(dst), "int8")
+        _say(f"quantised to int8 (Q/DQ, symmetric) on {used} calibration images ({time.perf_counter() - t:.1f} s)")
+        if args.parity_images > 0:
+            from lcsnet_seg.convert.parity import miou_drop
 
-        return iter(bag_image_batches(args.calib_bag, args.calib_topic, info, args.calib_images))
-    return None
+            result = miou_drop("fp32 vs int8 onnx", fp32, _onnx_runner(partial(dst)), args.parity_images, info)
+            ok = result.drop <= args.max_miou_drop
+            _say(result.line() + ("" if ok else f"  ABOVE {args.max_miou_drop:.4f}"))
+            if not ok:
+                _rejected(dst, "int8 mIoU drop above --max-miou-drop")
+                return None
+    os.replace(partial(dst), dst)
+    _say(f"wrote {dst}")
+    return dst
+
+
+def _onnx_precision(path: Path, requested: str | None) -> str:
+    """What the ONNX holds (the engine keeps it): int8 with Q/DQ nodes, fp16 with fp16 weights, else fp32.
+
+    ``requested``: --precision, None when not given (then whatever the ONNX holds is built).
+    """
+    from lcsnet_seg.convert.quantize import count_qdq
+    from lcsnet_seg.errors import ConfigError
+
+    counts = count_qdq(path)
+    held = "int8" if counts["QuantizeLinear"] else "fp16" if counts["fp16_initializers"] else "fp32"
+    if requested is not None and held != requested:
+        raise ConfigError(f"{path.name} holds {held} but --precision is {requested}: add the quantize stage "
+                          f"(--stages quantize,engine) or start from NAME.{requested}.onnx")
+    return held

@@ -49,7 +49,8 @@ def write_sidecar(engine_path, *, info: ModelInfo, onnx_path, tensorrt_version: 
     return path
 
 
-def read_sidecar(engine_path) -> dict:
+def read_sidecar(engine_path, parse_info: bool = True) -> dict:
+    """The sidecar of ``engine_path`` as a dict; with ``parse_info``, its ModelInfo under ``model_info_parsed``."""
     path = sidecar_path(engine_path)
     if not path.is_file():
         raise ModelFileError(f"engine {engine_path} has no sidecar {path.name}; rebuild it with "
@@ -58,10 +59,25 @@ def read_sidecar(engine_path) -> dict:
         doc = json.loads(path.read_text())
         if not isinstance(doc, dict) or doc.get("format") != SIDECAR_FORMAT:
             raise ValueError("unknown format")
-        doc["model_info_parsed"] = ModelInfo.from_json(json.dumps(doc["model_info"]), source=str(path))
+        if parse_info:
+            doc["model_info_parsed"] = ModelInfo.from_json(json.dumps(doc["model_info"]), source=str(path))
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"engine sidecar {path} is unreadable ({exc}); rebuild the engine") from None
     return doc
+
+
+def load_engine_sidecar(engine_path, *, tensorrt_version: str, compute_capability: str, onnx_path=None) -> dict:
+    """Read the sidecar and refuse a foreign or stale engine before TensorRT touches it.
+
+    The fit (TensorRT version, GPU, engine and source ONNX hashes) is checked before the ModelInfo
+    is parsed, so an engine from another TensorRT is named as such, whatever its sidecar holds.
+    ``onnx_path`` defaults to the ONNX the sidecar names, beside the engine, where it exists.
+    """
+    doc = read_sidecar(engine_path, parse_info=False)
+    source = onnx_path or (Path(engine_path).parent / str(doc.get("onnx_file", "")))
+    check_engine_fits(engine_path, doc, tensorrt_version=tensorrt_version, compute_capability=compute_capability,
+                      onnx_path=source if Path(source).is_file() else None)
+    return read_sidecar(engine_path)
 
 
 def check_engine_fits(engine_path, doc: dict, *, tensorrt_version: str, compute_capability: str,

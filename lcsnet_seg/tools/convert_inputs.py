@@ -1,0 +1,116 @@
+"""What convert starts from: weights (+ architecture) or an ONNX, and where calibration images come from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lcsnet_seg.errors import ConfigError, ModelFileError
+from lcsnet_seg.model_info import METADATA_KEY, ModelInfo
+
+
+def model_info_from_args(args, checkpoint_meta: dict, num_classes: int | None) -> ModelInfo:
+    from lcsnet_seg.classes import load_class_set
+
+    classes = load_class_set(args.classes, expected_count=num_classes)
+    size = args.input_size or tuple(checkpoint_meta.get("input_size", (384, 512)))
+    kwargs = dict(classes=classes, input_size=(int(size[0]), int(size[1])), colour_order=args.colour_order,
+                  model_name=args.name or "lcsnet",
+                  model_version=args.model_version or str(checkpoint_meta.get("version", "unversioned")))
+    if args.mean:
+        kwargs["mean"] = tuple(args.mean)
+    if args.std:
+        kwargs["std"] = tuple(args.std)
+    return ModelInfo(**kwargs)
+
+
+def model_from_weights(args, name: str):
+    """(model returning one logits tensor, ModelInfo, batch -> logits numpy function) for a .pth."""
+    import numpy as np
+    import torch
+
+    from lcsnet_seg.model.checkpoint import load_model
+    from lcsnet_seg.convert.model_outputs import logits_only
+
+    model, meta, num_classes = load_model(args.model, args.arch, args.num_classes, args.classes)
+    info = model_info_from_args(args, meta, num_classes)
+    model = logits_only(model, info, args.output_key)
+
+    def run_pytorch(batch):
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+
+    return model, info, run_pytorch
+
+
+def model_from_onnx(args, src: Path, onnx_path: Path, say) -> tuple[ModelInfo, Path]:
+    """ModelInfo of an ONNX input, and the file to go on from.
+
+    An ONNX with lcsnet_seg metadata goes on as it is. One exported elsewhere is accepted when
+    --classes, --input-size, --mean and --std describe it: the metadata is written into
+    ``onnx_path`` (the input is never modified in place) and that file goes on.
+    """
+    import onnx
+
+    from lcsnet_seg.model_info import read_onnx_model_info
+
+    try:
+        proto = onnx.load(str(src))
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        raise ModelFileError(f"model file {src} is not a readable ONNX model ({type(exc).__name__})") from None
+    if any(p.key == METADATA_KEY for p in proto.metadata_props):
+        return read_onnx_model_info(src), src
+    missing = [flag for flag, value in (("--classes", args.classes), ("--input-size", args.input_size),
+                                        ("--mean", args.mean), ("--std", args.std)) if not value]
+    if missing:
+        raise ModelFileError(f"model file {src} has no '{METADATA_KEY}' metadata; to convert an ONNX exported "
+                             f"elsewhere describe it with --classes, --input-size, --mean and --std "
+                             f"(missing: {', '.join(missing)})")
+    info = model_info_from_args(args, {}, None)
+    _keep_one_output(proto, src, args.output_key)
+    from lcsnet_seg.convert.export import set_model_info
+
+    set_model_info(proto, info)
+    partial = onnx_path.with_name(onnx_path.name + ".partial")
+    onnx.save(proto, str(partial))
+    _check_fits(partial, src, info)
+    os.replace(partial, onnx_path)
+    say(f"{src.name} had no lcsnet_seg metadata: wrote {onnx_path} with the metadata from the command line")
+    return info, onnx_path
+
+
+def _keep_one_output(proto, src: Path, key: str | None) -> None:
+    names = [o.name for o in proto.graph.output]
+    if len(names) == 1 and key in (None, names[0]):
+        return
+    if key is None or key not in names:
+        raise ModelFileError(f"model file {src} has outputs {', '.join(names)}; choose the logits with "
+                             "--output-key NAME" if key is None else
+                             f"--output-key {key!r} is not an output of {src} ({', '.join(names)})")
+    kept = [o for o in proto.graph.output if o.name == key]
+    del proto.graph.output[:]
+    proto.graph.output.extend(kept)  # the simplify stage removes the nodes that only fed the others
+
+
+def _check_fits(path: Path, src: Path, info: ModelInfo) -> None:
+    """The backend's own checks (one image input, N x C x h x w logits matching the classes), naming ``src``."""
+    from lcsnet_seg.backends.onnxruntime import OnnxRuntimeBackend
+
+    try:
+        OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"]).close()
+    except ModelFileError as exc:
+        path.unlink(missing_ok=True)
+        raise ModelFileError(str(exc).replace(str(path), str(src))) from None
+
+
+def calibration_batches(args, info: ModelInfo):
+    """int8 calibration images from --calib-folder or --calib-bag, preprocessed as the node does."""
+    from lcsnet_seg.convert.parity import folder_batches
+
+    if args.calib_folder:
+        return folder_batches(args.calib_folder, info, args.calib_images)
+    if args.calib_bag:
+        from lcsnet_seg.eval.bag_io import bag_image_batches
+
+        return bag_image_batches(args.calib_bag, args.calib_topic, info, args.calib_images)
+    raise ConfigError("--precision int8 needs calibration images: give --calib-folder DIR or --calib-bag BAG")
