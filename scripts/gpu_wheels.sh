@@ -23,7 +23,7 @@ import importlib.metadata as md
 import re
 
 roots = ["ros-rclpy", "ros-sensor-msgs", "ros-std-msgs", "ros-lifecycle-msgs", "ros-diagnostic-msgs", "rosbags",
-         "onnxsim"]
+         "onnxsim", "onnxconverter-common"]
 on_gpu_image = {"numpy", "pyyaml", "setuptools", "typing-extensions", "onnx", "rich", "protobuf",
                 "markdown-it-py", "mdurl", "pygments"}
 norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()

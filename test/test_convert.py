@@ -202,3 +202,17 @@ def test_bad_arguments(tmp_path, capsys):
     junk.write_bytes(b"not a checkpoint")
     code, text = run([junk, "--out-dir", tmp_path], capsys)
     assert code == EXIT_ERROR and "not a readable PyTorch checkpoint" in text
+
+
+def test_compile_stage_needs_lcsnet_weights_and_a_gpu(tmp_path, capsys):
+    """--stages compile prepares torch_cuda's compiled model; where no GPU is, it says so (exit 4)."""
+    from lcsnet_seg.model import DEMO_ONNX
+
+    assert main([str(DEMO_ONNX), "--out-dir", str(tmp_path), "--stages", "compile"]) == 2
+    assert "--stages compile prepares LCSNet weights (.pth)" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the compile stage itself is tested in test_torch_compile.py")
+    code = main([str(DEMO_PTH), "--out-dir", str(tmp_path), "--stages", "compile"])
+    assert code == EXIT_NO_TENSORRT
+    assert "needs PyTorch with CUDA and a GPU" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("lcsnet_compile.json"))

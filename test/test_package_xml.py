@@ -13,7 +13,8 @@ ROSDEP_KEYS = {"rclpy": "rclpy", "rcl_interfaces": "rcl_interfaces", "sensor_msg
                "yaml": "python3-yaml", "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib",
                "pytest": "python3-pytest", "hypothesis": "python3-hypothesis", "psutil": "python3-psutil"}
 # No rosdep key: installed with pip; package.xml must say so in its comment.
-PIP_ONLY = {"onnx", "onnxruntime", "onnxsim", "rosbags", "torch", "tensorrt", "cuda", "transformers", "ray"}
+PIP_ONLY = {"onnx", "onnxruntime", "onnxsim", "onnxconverter_common", "rosbags", "torch", "tensorrt", "cuda",
+            "transformers", "ray"}
 LOCAL = {"lcsnet_seg", "conftest", "ros_harness", "models"}
 
 

@@ -3,6 +3,7 @@
     ros2 run lcsnet_seg convert weights.pth --out-dir models/                   # fp16
     ros2 run lcsnet_seg convert weights.pth --out-dir models/ --precision int8 --calib-bag run1/
     ros2 run lcsnet_seg convert models/lcsnet.fp16.onnx --stages engine
+    ros2 run lcsnet_seg convert weights.pth --out-dir models/ --stages compile    # torch_cuda, on the robot's GPU
 
 Exit codes: 0 done; 1 bad input or a failed stage; 2 bad arguments; 3 parity below the threshold;
 4 TensorRT (or a GPU) not found, so the engine stage was skipped after the other stages finished.
@@ -18,6 +19,8 @@ from lcsnet_seg.errors import BackendUnavailable, LcsnetError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARITY, EXIT_NO_TENSORRT = 0, 1, 2, 3, 4
 STAGES = ("onnx", "simplify", "quantize", "engine")
+# Not in the default chain: prepares the torch_cuda backend's compiled model for the GPU this runs on.
+GPU_STAGES = ("compile",)
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -47,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
                                                                  "NAME.engine")
     ap.add_argument("--name", help="output base name (default: the input file's stem)")
     ap.add_argument("--stages", default=",".join(STAGES),
-                    help="comma-separated subset of onnx,simplify,quantize,engine (default: all)")
+                    help="comma-separated subset of onnx,simplify,quantize,engine (default: those four), or "
+                         "compile: prepare torch.compile's cache for backend torch_cuda on this GPU (a .pth input)")
     g = ap.add_argument_group("model")
     g.add_argument("--arch", default=None, help="'lcsnet' (built in) or package.module:function (default: from "
                                                 "the checkpoint, else lcsnet)")
@@ -88,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
                    help="int8: activation range from the min/max or the 99.999th percentile")
     g = ap.add_argument_group("TensorRT engine")
     g.add_argument("--device", type=int, default=0, help="CUDA device to build on (the engine runs on that GPU model)")
+    g = ap.add_argument_group("compile stage (backend torch_cuda)")
+    g.add_argument("--compile-dir", type=Path, help="where the compiled model's cache goes (default: "
+                                                    "OUT_DIR/NAME.compiled); give it to the node as compile_dir")
     g.add_argument("--min-shape", type=_hw)
     g.add_argument("--opt-shape", type=_hw)
     g.add_argument("--max-shape", type=_hw)
@@ -97,9 +104,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    bad = [s for s in stages if s not in STAGES]
+    bad = [s for s in stages if s not in STAGES + GPU_STAGES]
     if bad or not stages:
-        print(f"convert: --stages {args.stages!r}: choose from {','.join(STAGES)}", file=sys.stderr)
+        print(f"convert: --stages {args.stages!r}: choose from {','.join(STAGES + GPU_STAGES)}", file=sys.stderr)
+        return EXIT_USAGE
+    if "compile" in stages and Path(args.model).suffix != ".pth":
+        print(f"convert: --stages compile prepares LCSNet weights (.pth) for backend torch_cuda, got {args.model}",
+              file=sys.stderr)
         return EXIT_USAGE
     if args.precision == "int8" and "quantize" in stages and not (args.calib_folder or args.calib_bag):
         print("convert: --precision int8 needs calibration images: give --calib-folder DIR or --calib-bag BAG",
@@ -108,13 +119,30 @@ def main(argv=None) -> int:
     try:
         from lcsnet_seg.tools.convert_stages import run_stages
 
-        return run_stages(args, stages)
+        chain = [s for s in stages if s in STAGES]
+        code = run_stages(args, chain) if chain else EXIT_OK
+        return prepare_compiled(args) if "compile" in stages and code == EXIT_OK else code
     except BackendUnavailable as exc:
         print(f"convert: {exc}", file=sys.stderr)
         return EXIT_NO_TENSORRT
     except LcsnetError as exc:
         print(f"convert: {exc}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def prepare_compiled(args) -> int:
+    """The compile stage: torch.compile's on-disk cache and its marker, for this GPU, torch and weights."""
+    from lcsnet_seg.backends.torch_compile import prepare_compiled_model
+
+    name = args.name or Path(args.model).stem
+    cache_dir = args.compile_dir or args.out_dir / f"{name}.compiled"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    print(f"[convert] compile: torch.compile (inductor) for cuda:{args.device}, cache in {cache_dir} "
+          "(about 25 s the first time)", flush=True)
+    marker = prepare_compiled_model(args.model, cache_dir, device=args.device)
+    print(f"[convert] compile: done in {marker['compile_seconds']} s for {marker.get('gpu', 'this GPU')}; start the "
+          f"node with -p backend:=torch_cuda -p model_path:={args.model} -p compile_dir:={cache_dir}", flush=True)
+    return EXIT_OK
 
 
 if __name__ == "__main__":
