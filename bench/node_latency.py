@@ -60,6 +60,7 @@ def main() -> int:
     ap.add_argument("--role", choices=("bench", "relay"), default="bench", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="", help="model for the node (default: the packaged demo ONNX)")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--compile-dir", default="", help="torch_cuda: a directory prepared by convert --stages compile")
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--sizes", default="480x640,720x1280", help="HxW list")
@@ -84,12 +85,13 @@ def main() -> int:
     from lcsnet_seg.ros.image_codec import array_to_image
 
     model = args.model or str(DEMO_ONNX)
-    backend, why = create_backend(args.backend, model)
+    backend, why = create_backend(args.backend, model, compile_dir=args.compile_dir or None)
     segmenter = make_segmenter(backend)
     print(f"bench: backend {backend.name} on {getattr(segmenter, 'device', backend.device)} ({why})", flush=True)
     logs = Path(tempfile.mkdtemp(prefix="lcsnet_bench_"))
     node = start_node(logs / "node.log", {"model_path": model, "backend": args.backend, "force_outputs": True,
-                                          "publish_color_mask": False, "publish_overlay": False},
+                                          "publish_color_mask": False, "publish_overlay": False,
+                                          "compile_dir": args.compile_dir},
                       {"image": "/bench/image"})
     relay = subprocess.Popen([sys.executable, __file__, "--role", "relay"], start_new_session=True)
     rclpy.init()
@@ -186,7 +188,9 @@ def main() -> int:
         node_code = stop_node(node)
         stop_node(relay)
         segmenter.close()
+    configured = [line for line in (logs / "node.log").read_text().splitlines() if "configured in" in line]
     print(f"\nbackend {backend.name}, model {model}; node exit code {node_code}; node log {logs / 'node.log'}")
+    print("node: " + (configured[0].split("]: ", 1)[-1] if configured else "no configure line in its log"))
     print(f"{'size':>9} {'segmenter ms':>13} {'relay ms':>9} {'node ms':>8} {'added ms':>9} {'added/relay':>12} "
           f"{'seg FPS':>8} {'relay FPS':>10} {'node FPS':>9} {'node/floor':>11}")
     for r in rows:

@@ -134,6 +134,7 @@ class SegmentationNode(LifecycleNode):
                 self.get_logger().error(f"configure failed: parameter {why}")
                 return TransitionCallbackReturn.FAILURE
         model_path = self.param("model_path") or str(DEMO_ONNX)
+        started = time.monotonic()
         overrides = {"input_size": self.param("input_size"), "mean": self.param("mean"), "std": self.param("std")}
         with self._settings_lock:
             self._pending_settings.clear()  # the Segmenter is built with the current values
@@ -160,8 +161,9 @@ class SegmentationNode(LifecycleNode):
                                          camera_info=bool(self.param("use_camera_info")))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         info = self._segmenter.info
-        self.get_logger().info(f"configured: backend {backend.name} on {backend.device} ({why}); model {model_path}; "
-                               f"input {info.input_size[1]}x{info.input_size[0]}, {info.num_classes} classes")
+        self.get_logger().info(f"configured in {time.monotonic() - started:.1f} s: backend {backend.name} on "
+                               f"{backend.device} ({why}); model {model_path}; input {info.input_size[1]}x"
+                               f"{info.input_size[0]}, {info.num_classes} classes")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
