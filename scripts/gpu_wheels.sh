@@ -24,7 +24,7 @@ import re
 
 roots = ["ros-rclpy", "ros-sensor-msgs", "ros-std-msgs", "ros-lifecycle-msgs", "ros-diagnostic-msgs", "rosbags",
          "onnxsim", "onnxconverter-common"]
-on_gpu_image = {"numpy", "pyyaml", "setuptools", "typing-extensions", "onnx", "rich", "protobuf",
+on_gpu_image = {"numpy", "pyyaml", "setuptools", "typing-extensions", "onnx", "rich", "protobuf", "packaging", "ml-dtypes",
                 "markdown-it-py", "mdurl", "pygments"}
 norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
 seen, stack = {}, list(roots)
