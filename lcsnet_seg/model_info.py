@@ -106,6 +106,11 @@ def read_onnx_model_info(path) -> ModelInfo:
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
         raise ModelFileError(f"model file {path} is not a readable ONNX model ({type(exc).__name__}); "
                              "re-export it with `ros2 run lcsnet_seg convert`") from None
+    return onnx_model_info(model, path)
+
+
+def onnx_model_info(model, path) -> ModelInfo:
+    """ModelInfo from a loaded onnx.ModelProto's metadata (``path`` names it in errors)."""
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
         raise ModelFileError(f"model file {path} has no '{METADATA_KEY}' metadata (class names, mean/std, input "

@@ -47,3 +47,22 @@ def demo_torch_model():
 
     torch.set_num_threads(2)
     return load_model(DEMO_PTH)[0]
+
+
+def gpu_bytes_in_use(device: int = 0) -> int:
+    """GPU memory held by this process (NVML's per-process figure), so that other processes on the GPU (a
+    parallel test run) do not count; the whole device's use where NVML cannot name this process."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(device)
+        for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            if proc.pid == os.getpid() and proc.usedGpuMemory is not None:
+                return int(proc.usedGpuMemory)
+    except Exception:  # noqa: BLE001 - no NVML, or not allowed to read processes: the device-wide figure
+        pass
+    from cuda.bindings import runtime as cudart
+
+    err, free, total = cudart.cudaMemGetInfo()
+    return total - free

@@ -136,9 +136,22 @@ class NodeProcess:
         return self._ask(GetState, "/lcsnet_seg/get_state", GetState.Request(), STARTUP_S).current_state.id
 
     def change(self, transition: int) -> bool:
+        """One change_state request (a transition must not be asked twice: the second would be refused once the
+        first has run), sent after get_state answered, so the service is matched; a slow configure (a GPU
+        backend) gets the whole deadline."""
+        self.state()
+        client = self.ros.helper.create_client(ChangeState, "/lcsnet_seg/change_state")
         request = ChangeState.Request()
         request.transition.id = transition
-        return self._ask(ChangeState, "/lcsnet_seg/change_state", request, STARTUP_S).success
+        try:
+            wait_until(lambda: client.wait_for_service(timeout_sec=1.0), "the change_state service", STARTUP_S)
+            future = client.call_async(request)
+            wait_until(lambda: future.done() or self.process.poll() is not None,
+                       f"transition {transition} of the node process", STARTUP_S)
+            assert future.done(), f"the node exited during transition {transition}: {self.log.read_text()[-2000:]}"
+            return future.result().success
+        finally:
+            self.ros.helper.destroy_client(client)
 
     def wait_for_state(self, wanted: int) -> None:
         wait_until(lambda: self.process.poll() is not None or self.state() == wanted,

@@ -205,9 +205,8 @@ def test_gpu_configure_cleanup_cycles_leak_no_gpu_memory(torch_cuda_backend):
     import gc
 
     import torch
-    from cuda.bindings import runtime as cudart
 
-    from conftest import scale
+    from conftest import gpu_bytes_in_use, scale
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model import DEMO_PTH
     from lcsnet_seg.pipeline import make_segmenter
@@ -218,8 +217,7 @@ def test_gpu_configure_cleanup_cycles_leak_no_gpu_memory(torch_cuda_backend):
         gc.collect()
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
-        err, free, total = cudart.cudaMemGetInfo()
-        return total - free
+        return gpu_bytes_in_use()
 
     def cycle():
         backend, _ = create_backend("torch_cuda", DEMO_PTH)

@@ -6,9 +6,40 @@ import numpy as np
 
 from lcsnet_seg.backends.base import Backend, TensorSpec, check_io_specs, check_model_path
 from lcsnet_seg.errors import ModelFileError
-from lcsnet_seg.model_info import METADATA_KEY, ModelInfo
+from lcsnet_seg.model_info import ModelInfo, onnx_model_info
 
 _ORT_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+_ONNX_DTYPES = {1: "tensor(float)", 10: "tensor(float16)"}  # onnx.TensorProto.FLOAT, FLOAT16
+
+
+def validate_onnx_file(model_path) -> tuple[ModelInfo, TensorSpec, TensorSpec]:
+    """Read and check an ONNX file before any runtime loads it: readable, lcsnet_seg metadata, one image
+    input and one logits output of fitting shapes. Returns (model info, input spec, output spec)."""
+    import onnx
+    from types import SimpleNamespace
+
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        raise ModelFileError(f"model file {model_path} is not a readable ONNX model ({type(exc).__name__}); "
+                             "re-export it with `ros2 run lcsnet_seg convert`") from None
+    info = onnx_model_info(model, model_path)
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in initializers]
+    outputs = list(model.graph.output)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelFileError(f"model file {model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                             "expected one image input and one logits output")
+
+    def spec(value) -> TensorSpec:
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else "?" for d in tensor.shape.dim]
+        return _spec(SimpleNamespace(name=value.name, shape=dims, type=_ONNX_DTYPES.get(tensor.elem_type,
+                                                                                      f"elem_type {tensor.elem_type}")))
+
+    inp, out = spec(inputs[0]), spec(outputs[0])
+    check_io_specs(str(model_path), info, inp, out)
+    return info, inp, out
 
 
 def _spec(arg) -> TensorSpec:
@@ -27,6 +58,7 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime as ort
 
         check_model_path(model_path)
+        file_info, _, _ = validate_onnx_file(model_path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
@@ -40,12 +72,7 @@ class OnnxRuntimeBackend(Backend):
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f"model file {model_path} could not be loaded by ONNX Runtime ({first}); "
                                  "check that it is a complete ONNX model") from None
-        meta = self._session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in meta:
-            raise ModelFileError(f"model file {model_path} has no '{METADATA_KEY}' metadata (class names, mean/std, "
-                                 "input size); export it with `ros2 run lcsnet_seg convert`")
-        info = ModelInfo.from_json(meta[METADATA_KEY], source=f"model file {model_path}")
-        super().__init__(info.with_overrides(**(info_overrides or {})))
+        super().__init__(file_info.with_overrides(**(info_overrides or {})))
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelFileError(f"model file {model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
