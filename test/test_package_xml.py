@@ -14,7 +14,7 @@ ROSDEP_KEYS = {"rclpy": "rclpy", "rcl_interfaces": "rcl_interfaces", "sensor_msg
                "pytest": "python3-pytest", "hypothesis": "python3-hypothesis", "psutil": "python3-psutil"}
 # No rosdep key: installed with pip; package.xml must say so in its comment.
 PIP_ONLY = {"onnx", "onnxruntime", "onnxsim", "onnxconverter_common", "rosbags", "torch", "tensorrt", "cuda",
-            "transformers", "ray"}
+            "transformers", "ray", "pynvml"}
 LOCAL = {"lcsnet_seg", "conftest", "ros_harness", "models"}
 
 
