@@ -21,11 +21,21 @@ def ros_environment() -> None:
 def start_node(log_path: Path, parameters: dict[str, object], remappings: dict[str, str]) -> subprocess.Popen:
     args = [sys.executable, "-m", "lcsnet_seg.ros.segmentation_node", "--ros-args"]
     for name, value in parameters.items():
-        args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+        args += ["-p", f"{name}:={_ros_arg_value(value)}"]
     for src, dst in remappings.items():
         args += ["-r", f"{src}:={dst}"]
     log = open(log_path, "w")
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _ros_arg_value(value) -> str:
+    """A parameter value as a --ros-args -p argument (YAML): strings and paths quoted, so that an empty
+    string or a string like 'true' stays a string."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def stop_node(process: subprocess.Popen) -> int:
