@@ -127,7 +127,8 @@ def segmenter_replay(segmenter, options: BagOptions, why: str = "given by the ca
         scorer.counts["frames_in_range"] = in_range
         prefix = options.output_prefix.rstrip("/")
         writing = not isinstance(writer, NoOutputBag)
-        for index, frame in enumerate(wrap(frames, total=in_range, desc="evaluating", unit="frame")):
+        bar = wrap(frames, total=in_range, desc="evaluating", unit="frame")
+        for index, frame in enumerate(bar):
             if frame.error:
                 scorer.counts["frames_bad_image"] += 1
                 scorer.warn(f"image at stamp {frame.stamp}: {frame.error}")
@@ -151,6 +152,8 @@ def segmenter_replay(segmenter, options: BagOptions, why: str = "given by the ca
                 if fmt.output_order == "bgr":
                     rgb, overlay = rgb[..., ::-1], overlay[..., ::-1]
                 scorer.keep_sample(index, rgb, overlay, truth)  # copies: GPU results are reused buffers
+        if hasattr(bar, "close"):
+            bar.close()
         backend = segmenter.backend
         return scorer, {"backend": backend.name, "device": backend.device, "backend_reason": why,
                         "class_set": info.classes}
