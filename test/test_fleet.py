@@ -20,9 +20,17 @@ TOPICS = ["--image-topic", "/camera/image_raw", "--label-topic", "/camera/labels
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    """One small local Ray instance for the module (starting one costs seconds on a 2-core machine)."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+def local_ray(tmp_path_factory):
+    """One small local Ray instance for the module (starting one costs seconds on a 2-core machine),
+    started as `evaluate --ship` starts one: this package's code travels to the workers through Ray."""
+    from lcsnet_seg.eval.fleet_ray import start_ray
+
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("driver"))   # workers put the driver's folder first on their path
+    try:
+        assert start_ray(None, num_cpus=2, ship_code=True)
+    finally:
+        os.chdir(here)
     yield
     ray.shutdown()
 
@@ -126,7 +134,7 @@ def test_dead_worker_is_retried_once_then_reported(local_ray, fleet_dir, tmp_pat
     t0 = time.monotonic()
     doc = evaluate_fleet(bags, tmp_path / "out", model=DEMO_ONNX, backend="onnxruntime",
                          options=BagOptions("/camera/image_raw", "/camera/labels", write_output_bag=False),
-                         workers=1, worker_class=DyingWorker.wrap(BagWorker), deadline_s=deadline)
+                         workers=1, worker_class=DyingWorker.wrap(BagWorker), deadline_s=deadline, ship=True)
     assert time.monotonic() - t0 < deadline
     by_name = {b["name"]: b for b in doc["bags"]}
     assert by_name["kitchen"]["status"] == "scored" and by_name["kitchen"]["attempts"] == 1
@@ -134,6 +142,9 @@ def test_dead_worker_is_retried_once_then_reported(local_ray, fleet_dir, tmp_pat
     assert by_name["dies_always"]["status"] == "failed" and by_name["dies_always"]["attempts"] == 2
     assert "worker scoring it died" in by_name["dies_always"]["reason"]
     assert doc["bags_scored"] == 2 and not doc["complete"]
+    # shipped as to a cluster's workers: the model through the object store, the code as a Ray py_module
+    assert doc["run"]["shipped"] and "lcsnet_model_" in doc["run"]["worker_model"]
+    assert "runtime_resources" in doc["run"]["worker_package"], doc["run"]["worker_package"]
 
 
 def test_bag_selection(fleet_dir, tmp_path):

@@ -30,6 +30,33 @@ class WorkerConfig:
     backend: str
     options: BagOptions
     device_id: int = 0
+    model_files: object = None   # a Ray object holding {file name: bytes} when the model is shipped
+
+
+def ship_model(model: Path):
+    """The model file (and a TensorRT engine's JSON sidecar) into Ray's object store, for workers on
+    machines that do not have the file."""
+    import ray
+
+    files = {model.name: model.read_bytes()}
+    sidecar = model.with_name(model.name + ".json")
+    if sidecar.is_file():
+        files[sidecar.name] = sidecar.read_bytes()
+    return ray.put(files)
+
+
+def local_model(config: WorkerConfig) -> Path:
+    """Where this worker reads the model: the given path, or a private copy of the shipped files."""
+    if config.model_files is None:
+        return Path(config.model)
+    import tempfile
+
+    import ray
+
+    folder = Path(tempfile.mkdtemp(prefix="lcsnet_model_"))
+    for name, data in ray.get(config.model_files).items():
+        (folder / name).write_bytes(data)
+    return folder / Path(config.model).name
 
 
 @dataclass
@@ -54,11 +81,15 @@ class BagWorker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.segmenter, self.why = build_segmenter(Path(config.model), config.backend, config.device_id)
+        self.model = local_model(config)
+        self.segmenter, self.why = build_segmenter(self.model, config.backend, config.device_id)
 
     def describe(self) -> dict:
+        import lcsnet_seg
+
         backend = self.segmenter.backend
-        return {"pid": os.getpid(), "backend": backend.name, "device": backend.device, "backend_reason": self.why}
+        return {"pid": os.getpid(), "backend": backend.name, "device": backend.device, "backend_reason": self.why,
+                "model": str(self.model), "package": str(Path(lcsnet_seg.__file__).parent)}
 
     def score(self, bag: str, out_dir: str | None) -> Outcome:
         from ray.experimental.tqdm_ray import tqdm
@@ -78,20 +109,26 @@ class BagWorker:
         return Outcome(bag, "scored", score=score, wall_s=time.perf_counter() - started, worker=worker)
 
 
-def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
+def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool = False) -> bool:
     """Connect to ``address`` or start a local instance (no dashboard, nothing reachable from outside).
-    Returns True when this call started it (the caller then shuts it down). An existing connection is reused."""
+    Returns True when this call started it (the caller then shuts it down). An existing connection is reused.
+    ship_code: this lcsnet_seg package travels to the workers (Ray runtime_env py_modules), so every
+    worker runs the driver's exact code; its dependencies must be installed on the workers."""
     try:
         import ray
     except ImportError:
         raise ConfigError("evaluating several bags needs Ray: pip install 'ray==2.60.0'") from None
     if ray.is_initialized():
         return False
+    import lcsnet_seg
+
+    runtime_env = {"py_modules": [str(Path(lcsnet_seg.__file__).parent)]} if ship_code else None
     try:
         if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=True)
+            ray.init(address=address, include_dashboard=False, log_to_driver=True, runtime_env=runtime_env)
         else:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
+                     runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"Ray could not start or connect{f' to --address {address}' if address else ''}: "
                           f"{one_line(exc)}") from None
@@ -124,10 +161,17 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     running: dict = {}   # ObjectRef -> (actor slot, job index, start time)
     run_start = time.monotonic()
 
+    finished: list[int] = []   # reported to on_done after the idle workers have their next bag
+
     def finish(index: int, outcome: Outcome) -> None:
         results[index] = (outcome, attempts[index])
-        if on_done:
-            on_done(outcome, attempts[index])
+        finished.append(index)
+
+    def report_finished() -> None:
+        while finished:
+            index = finished.pop(0)
+            if on_done:
+                on_done(*results[index])
 
     def worker_lost(slot: int, index: int, why: str) -> None:
         actors[slot] = remote.remote(config)   # a fresh actor in the dead one's place
@@ -143,6 +187,7 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
             attempts[index] += 1
             ref = actors[slot].score.remote(*jobs[index])
             running[ref] = (slot, index, time.monotonic())
+        report_finished()
         now = time.monotonic()
         if deadline_s is not None and now - run_start > deadline_s:
             for ref, (slot, index, _) in running.items():
@@ -170,6 +215,7 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
                     running.pop(ref)
                     ray.kill(actors[slot])
                     worker_lost(slot, index, f"not finished within --bag-timeout {bag_timeout_s:g} s")
+    report_finished()
     for actor in actors:
         ray.kill(actor)
     return [r for r in results if r is not None], descriptions

@@ -12,7 +12,7 @@ from pathlib import Path
 from lcsnet_seg.errors import ConfigError
 from lcsnet_seg.eval.bag_eval import BagOptions, bag_document
 from lcsnet_seg.eval.fleet import BagEntry, bag_names, compare, fleet_document, load_results
-from lcsnet_seg.eval.fleet_ray import BagWorker, Outcome, WorkerConfig, run_fleet, start_ray
+from lcsnet_seg.eval.fleet_ray import BagWorker, Outcome, WorkerConfig, run_fleet, ship_model, start_ray
 
 GPU_BACKENDS = ("torch_cuda", "tensorrt")
 
@@ -35,12 +35,15 @@ def default_workers(gpu: bool, resources: dict) -> int:
 def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str, options: BagOptions,
                    workers: int | None = None, address: str | None = None, compare_with: str | None = None,
                    bag_timeout_s: float | None = None, deadline_s: float | None = None,
-                   worker_class: type = BagWorker, skipped: list[str] = (), num_cpus: int | None = None) -> dict:
+                   worker_class: type = BagWorker, skipped: list[str] = (), num_cpus: int | None = None,
+                   ship: bool | None = None) -> dict:
     """Score ``bags`` on Ray and write the fleet's and every bag's results under ``out_dir``; returns the fleet document.
 
     workers: actors (default: see default_workers). address: an existing Ray cluster (default: a
     local instance, started here and stopped at the end). compare_with: another run's out dir or
-    metrics.json. A bag that cannot be scored is reported in the document, never raised.
+    metrics.json. ship: send this package's code and the model file to the workers through Ray
+    (default: with an address, where workers may be other machines). A bag that cannot be scored is
+    reported in the document, never raised.
     """
     import ray
     from ray.experimental.tqdm_ray import tqdm
@@ -53,7 +56,8 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
     jobs = [(str(bag), str(out_dir / "bags" / name) if options.write_output_bag else None)
             for bag, name in zip(bags, names)]
     t0 = time.perf_counter()
-    started_here = start_ray(address, num_cpus)
+    ship = address is not None if ship is None else ship
+    started_here = start_ray(address, num_cpus, ship_code=ship)
     try:
         resources = ray.cluster_resources()
         gpu = uses_gpu(backend, model, resources.get("GPU", 0))
@@ -61,7 +65,10 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
             raise ConfigError(f"backend {backend} needs a GPU per worker but the Ray cluster has none; "
                               "use --backend onnxruntime with an .onnx model, or --address a cluster with GPUs")
         workers = workers or default_workers(gpu, resources)
-        config = WorkerConfig(str(model), backend, options)
+        if gpu and not address and workers > resources.get("GPU", 0):
+            raise ConfigError(f"{workers} workers of backend {backend} need {workers} GPUs (one each); this "
+                              f"machine has {resources.get('GPU', 0):g}: lower --workers")
+        config = WorkerConfig(str(model), backend, options, model_files=ship_model(model) if ship else None)
         entries: dict[str, BagEntry] = {}
         classes_seen = []
         bar = tqdm(total=len(jobs), desc="bags", unit="bag")
@@ -98,7 +105,8 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
         "backend": worker.get("backend"), "device": worker.get("device"),
         "backend_reason": worker.get("backend_reason"),
         "skipped_folders": list(skipped),
-        "run": {"workers": workers, "gpu_per_worker": gpu, "ray_address": address or "local",
+        "run": {"workers": workers, "gpu_per_worker": gpu, "ray_address": address or "local", "shipped": ship,
+                "worker_model": worker.get("model"), "worker_package": worker.get("package"),
                 "wall_s": wall_s, "ray_start_s": t_ready - t0,
                 "bags_per_minute": 60 * sum(e.status == "scored" for e in ordered) / wall_s},
     })

@@ -63,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     fleet.add_argument("--workers", type=int, default=None,
                        help="Ray workers (default: one per GPU for a GPU backend, else one per two CPUs)")
     fleet.add_argument("--address", default=None, help="an existing Ray cluster (default: a local instance)")
+    fleet.add_argument("--ship", action=argparse.BooleanOptionalAction, default=None,
+                       help="send this package's code and the model file to the workers through Ray "
+                            "(default: yes with --address)")
     fleet.add_argument("--bag-timeout", type=float, default=None,
                        help="seconds a bag may take before its worker is replaced (retried once)")
     return ap
@@ -110,7 +113,8 @@ def run(args) -> int:
 
     doc = evaluate_fleet(selection.bags, args.out_dir, model=model, backend=args.backend,
                          options=bag_options(args, fleet=True), workers=args.workers, address=args.address,
-                         compare_with=args.compare, bag_timeout_s=args.bag_timeout, skipped=selection.skipped)
+                         compare_with=args.compare, bag_timeout_s=args.bag_timeout, skipped=selection.skipped,
+                         ship=args.ship)
     print(f"evaluate: {doc['bags_scored']} of {doc['bags_total']} bags scored"
           + (f", fleet mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "")
           + (f", flicker {doc['temporal_consistency']['flicker']:.4f}"
