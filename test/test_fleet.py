@@ -167,3 +167,40 @@ def test_bag_selection(fleet_dir, tmp_path):
 def test_several_bags_refuse_node_mode(fleet_dir, tmp_path, capsys):
     code = evaluate.main([str(fleet_dir), *TOPICS, "--out-dir", str(tmp_path), "--node"])
     assert code == evaluate.EXIT_ERROR and "--node evaluates one bag" in capsys.readouterr().err
+
+
+class Hanging:
+    """A worker without a model: it reports every bag as failed at once, except one it never finishes."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def describe(self):
+        return {"pid": os.getpid()}
+
+    def score(self, bag, out_dir):
+        from lcsnet_seg.eval.fleet_ray import Outcome
+
+        if bag.endswith("hangs"):
+            import threading
+
+            threading.Event().wait()   # blocks until the driver kills this worker
+        return Outcome(bag, "failed", reason="quick")
+
+
+def test_a_bag_past_its_timeout_is_retried_once_then_reported(local_ray):
+    import ray.cloudpickle
+
+    from lcsnet_seg.eval.bag_eval import BagOptions
+    from lcsnet_seg.eval.fleet_ray import WorkerConfig, run_fleet
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    config = WorkerConfig("unused.onnx", "onnxruntime", BagOptions("/camera/image_raw"))
+    t0 = time.monotonic()
+    results, _ = run_fleet([("a", None), ("hangs", None), ("b", None)], config, workers=1, gpu=False,
+                           worker_class=Hanging, bag_timeout_s=2, deadline_s=120)
+    assert time.monotonic() - t0 < 120
+    by_bag = {outcome.bag: (outcome, attempts) for outcome, attempts in results}
+    assert [by_bag[b][0].reason for b in ("a", "b")] == ["quick", "quick"]
+    outcome, attempts = by_bag["hangs"]
+    assert attempts == 2 and "not finished within --bag-timeout 2 s, on each of 2 attempts" in outcome.reason
