@@ -147,7 +147,7 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     start (bad model, backend unavailable, no GPU for a GPU backend).
     """
     import ray
-    from ray.exceptions import GetTimeoutError, RayActorError, WorkerCrashedError
+    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
 
     remote = ray.remote(worker_class).options(num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=0,
                                               max_task_retries=0)
@@ -173,9 +173,14 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
             if on_done:
                 on_done(*results[index])
 
+    starting: dict = {}  # ObjectRef of a replacement actor's describe() -> its slot
+    broken: list[str] = []  # why replacement actors could not start
+
     def worker_lost(slot: int, index: int, why: str) -> None:
-        actors[slot] = remote.remote(config)   # a fresh actor in the dead one's place
-        idle.append(slot)
+        # A fresh actor in the dead one's place; it takes bags once it has loaded the model, so
+        # its start-up is not counted against the next bag's --bag-timeout.
+        actors[slot] = remote.remote(config)
+        starting[actors[slot].describe.remote()] = slot
         if attempts[index] < ATTEMPTS:
             queue.appendleft(index)
         else:
@@ -197,8 +202,22 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
             for index in queue:
                 finish(index, Outcome(jobs[index][0], "failed", reason="not started before the run's deadline"))
             break
-        done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+        if queue and not (idle or running or starting):
+            for index in queue:
+                finish(index, Outcome(jobs[index][0], "failed", reason="no worker left to score it: replacement "
+                                      f"workers could not start ({broken[-1] if broken else 'unknown'})"))
+            queue.clear()
+            break
+        done, _ = ray.wait(list(running) + list(starting), num_returns=1, timeout=1.0)
         for ref in done:
+            if ref in starting:
+                slot = starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    idle.append(slot)
+                except (RayActorError, RayTaskError, WorkerCrashedError) as exc:
+                    broken.append(one_line(getattr(exc, "cause", None) or exc))
+                continue
             slot, index, _ = running.pop(ref)
             try:
                 outcome = ray.get(ref)
