@@ -147,7 +147,7 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     start (bad model, backend unavailable, no GPU for a GPU backend).
     """
     import ray
-    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
+    from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
     remote = ray.remote(worker_class).options(num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=0,
                                               max_task_retries=0)
@@ -224,8 +224,8 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
             except (RayActorError, WorkerCrashedError) as exc:
                 worker_lost(slot, index, f"the worker scoring it died ({type(exc).__name__})")
                 continue
-            except GetTimeoutError:   # pragma: no cover - ray.wait said it was ready
-                continue
+            except RayTaskError as exc:   # raised past score()'s own handling, e.g. its result would not pickle
+                outcome = Outcome(jobs[index][0], "failed", reason=one_line(getattr(exc, "cause", None) or exc))
             idle.append(slot)
             finish(index, outcome)
         if bag_timeout_s is not None:
