@@ -216,3 +216,90 @@ def test_int8_calibration_images_come_from_a_bag_topic(demo_bag, ort_backend):
     assert all(b.shape == (1, 3, 384, 512) and b.dtype == np.float32 and np.isfinite(b).all() for b in batches)
     with pytest.raises(bag_io.BagError, match="calibration image topic /nope is not in bag"):
         list(bag_image_batches(demo_bag, "/nope", ort_backend.info, limit=3))
+
+
+def test_flicker_counter_by_hand():
+    from lcsnet_seg.eval.temporal import FlickerCounter
+
+    counter = FlickerCounter(3)
+    truth_a = np.array([[0, 0, 1, 255]], np.uint8)
+    truth_b = np.array([[0, 1, 1, 255]], np.uint8)    # pixel 1 changes class: not stable
+    counter.update(0, np.array([[0, 0, 1, 2]]), truth_a)
+    counter.update(1, np.array([[2, 1, 1, 0]]), truth_b)   # pixel 0 flickers (wall), pixel 2 stays (floor)
+    assert counter.stable_pixels.tolist() == [1, 1, 0] and counter.flicker_pixels.tolist() == [1, 0, 0]
+    counter.update(3, np.array([[1, 1, 1, 1]]), truth_b)   # frame 2 missing: no pair across the gap
+    assert counter.frame_pairs == 1 and counter.stable_pixels.sum() == 2
+
+
+class ReusedBuffer:
+    """Returns its labels in one array that every call overwrites, as a GPU Segmenter's pinned buffers."""
+
+    def __init__(self, inner):
+        self.inner, self.backend, self.info, self.buffer = inner, inner.backend, inner.info, None
+
+    def __call__(self, image, encoding, outputs=("labels", "color_mask", "overlay")):
+        result = self.inner(image, encoding)
+        if self.buffer is None:
+            self.buffer = np.empty_like(result.labels)
+        self.buffer[...] = result.labels
+        result.labels = self.buffer
+        return result
+
+
+def test_flicker_of_a_prediction_that_alternates(demo_bag, tmp_path, segmenter):
+    """Floor predicted as wall on every other frame: every stable floor pixel flickers, nothing else does,
+    also when the segmenter's results live in a reused buffer."""
+    mapping, truth = images_to_truth(demo_bag)
+    calls = iter(range(10**6))
+
+    def floor_as_wall_on_odd_frames(labels):
+        if next(calls) % 2:
+            labels[labels == 1] = 0
+        return labels
+
+    scripted = ScriptedSegmenter(segmenter, mapping, floor_as_wall_on_odd_frames)
+    _, metrics = run(demo_bag, tmp_path / "out", ReusedBuffer(scripted), extra=("--no-output-bag",))
+    frames = [truth[s] for s in sorted(truth)]
+    stable = np.zeros(8, np.int64)
+    for a, b in zip(frames, frames[1:]):
+        same = a == b
+        stable += np.bincount(b[same], minlength=8)
+    block = metrics["temporal_consistency"]
+    assert block["frame_pairs"] == FRAMES - 1 and block["stable_pixels"] == stable.tolist()
+    assert stable[1] > 0 and block["flicker_pixels"][1] == stable[1]
+    assert sum(block["flicker_pixels"]) == stable[1]
+    assert block["per_class_flicker"]["floor"] == 1.0 and block["per_class_flicker"]["wall"] == 0.0
+    assert block["flicker"] == pytest.approx(stable[1] / stable.sum())
+    assert not (tmp_path / "out" / "segmentation_bag").exists()
+    assert "## Temporal consistency" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_compare_shows_per_class_differences(demo_bag, tmp_path, segmenter, capsys):
+    mapping, _ = images_to_truth(demo_bag)
+    run(demo_bag, tmp_path / "oracle", ScriptedSegmenter(segmenter, mapping))
+
+    def floor_as_wall(labels):
+        labels[labels == 1] = 0
+        return labels
+
+    _, metrics = run(demo_bag, tmp_path / "worse", ScriptedSegmenter(segmenter, mapping, floor_as_wall),
+                     extra=("--compare", str(tmp_path / "oracle")))
+    delta = metrics["compare"]["per_class_iou_delta"]
+    assert delta["floor"] == -1.0 and delta["wall"] == pytest.approx(metrics["per_class_iou"]["wall"] - 1.0)
+    assert metrics["compare"]["miou_delta"] == pytest.approx(metrics["miou"] - 1.0)
+    assert "| floor | -1.0000 |" in (tmp_path / "worse" / "report.md").read_text()
+    assert (tmp_path / "worse" / "compare_iou.png").is_file()
+    code = evaluate.main([str(demo_bag), "--image-topic", "/camera/image_raw", "--out-dir", str(tmp_path / "x"),
+                          "--compare", str(tmp_path / "nothing_here")])
+    assert code == evaluate.EXIT_ERROR and "--compare" in capsys.readouterr().err
+
+
+def test_segmenter_is_built_by_the_node_factory(demo_bag, tmp_path, monkeypatch):
+    import lcsnet_seg.pipeline as pipeline
+
+    built = []
+    real = pipeline.make_segmenter
+    monkeypatch.setattr(pipeline, "make_segmenter",
+                        lambda backend, **kw: built.append((backend.name, kw)) or real(backend, **kw))
+    code, _ = run(demo_bag, tmp_path / "out", extra=("--backend", "onnxruntime", "--device", "0", "--no-output-bag"))
+    assert code == 0 and built == [("onnxruntime", {"device_id": 0})]

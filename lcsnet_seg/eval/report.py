@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lcsnet_seg.eval.scoring import Scorer, latency_summary
+from lcsnet_seg.eval.temporal import flicker_summary
 
 
 def metrics_document(scorer: Scorer, class_names, palette, extra: dict) -> dict:
@@ -32,6 +33,8 @@ def metrics_document(scorer: Scorer, class_names, palette, extra: dict) -> dict:
         "fps": extra.get("fps", (1e3 / latency["mean"]) if latency["mean"] else None),
         "frames": dict(scorer.counts),
         "warnings": scorer.warnings,
+        "temporal_consistency": flicker_summary(class_names, scorer.flicker.stable_pixels,
+                                                scorer.flicker.flicker_pixels, scorer.flicker.frame_pairs),
     }
 
 
@@ -45,17 +48,18 @@ def latency_line(latency: dict, fps: float | None) -> str:
     return text + ("; FPS not measured (fewer than two outputs)" if fps is None else f"; {fps:.1f} FPS")
 
 
-def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) -> Path:
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
-    names = doc["classes"]
+    return plt
 
-    matrix = np.asarray(doc["confusion_matrix"], float)
+
+def plot_confusion_matrix(path: Path, confusion_matrix, names, title="confusion matrix (rows normalised)") -> None:
+    plt = pyplot()
+    matrix = np.asarray(confusion_matrix, float)
     with np.errstate(invalid="ignore", divide="ignore"):
         rows = matrix / matrix.sum(1, keepdims=True)
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -70,24 +74,40 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
                 ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if rows[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title("confusion matrix (rows normalised)")
+    ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(out_dir / "confusion_matrix.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
-    ious = [doc["per_class_iou"][n] for n in names]
+
+def plot_class_values(path: Path, values, names, palette, ylabel: str, title: str, missing: str,
+                      top: float = 1.1) -> None:
+    """One bar per class in its palette colour; ``missing`` is written where a value is None."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     colours = [tuple(c / 255 for c in palette[i]) for i in range(len(names))]
-    ax.bar(range(len(names)), [v if v is not None else 0 for v in ious], color=colours, edgecolor="black")
-    for i, v in enumerate(ious):
-        ax.text(i, (v or 0) + 0.02, "absent" if v is None else f"{v:.2f}", ha="center", fontsize=8)
+    ax.bar(range(len(names)), [v if v is not None else 0 for v in values], color=colours, edgecolor="black")
+    for i, v in enumerate(values):
+        ax.text(i, (v or 0) + 0.02 * top, missing if v is None else f"{v:.2f}", ha="center", fontsize=8)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("IoU")
-    ax.set_title(f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None else "per-class IoU (no mIoU)")
+    ax.set_ylim(0, top)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(out_dir / "per_class_iou.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
+    names = doc["classes"]
+
+    plot_confusion_matrix(out_dir / "confusion_matrix.png", doc["confusion_matrix"], names)
+    ious = [doc["per_class_iou"][n] for n in names]
+    plot_class_values(out_dir / "per_class_iou.png", ious, names, palette, "IoU",
+                      f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None else "per-class IoU (no mIoU)",
+                      "absent")
 
     import cv2
 
@@ -119,8 +139,58 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
     lines += [f"| {n} | {'absent from ground truth' if v is None else f'{v:.4f}'} |" for n, v in zip(names, ious)]
     lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![per-class IoU](per_class_iou.png)", ""]
     lines += ["Samples (image | overlay | ground truth):", ""] + [f"![{f}]({f})" for f in sample_files]
+    lines += flicker_lines(doc.get("temporal_consistency"), names)
+    lines += compare_lines(doc.get("compare"), out_dir, names, palette)
     if doc["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in doc["warnings"]]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def flicker_lines(block: dict | None, names) -> list[str]:
+    """Markdown for the temporal-consistency block of a metrics document (single bag or fleet)."""
+    lines = ["", "## Temporal consistency", ""]
+    if not block or block["flicker"] is None:
+        return lines + ["No flicker figure: it needs consecutive frames with ground truth "
+                        "(a label topic, and at least two neighbouring frames scored)."]
+    lines += [f"- **flicker {block['flicker']:.4f}**: fraction of pixels whose predicted class changes between "
+              f"consecutive frames where the ground truth does not ({block['frame_pairs']} frame pairs, "
+              f"{sum(block['stable_pixels'])} stable pixels)", "", "| class | flicker | stable pixels |",
+              "| --- | --- | --- |"]
+    for name, stable in zip(names, block["stable_pixels"]):
+        value = block["per_class_flicker"][name]
+        lines.append(f"| {name} | {'never stable' if value is None else f'{value:.4f}'} | {stable} |")
+    return lines
+
+
+def compare_lines(block: dict | None, out_dir: Path, names, palette) -> list[str]:
+    """Markdown (and compare_iou.png) for a --compare block: this run minus the other, per class."""
+    if not block:
+        return []
+    deltas = [block["per_class_iou_delta"][n] for n in names]
+    shown = [abs(d) for d in deltas if d is not None]
+    plot_class_values(out_dir / "compare_iou.png", [d if d is None else abs(d) for d in deltas], names, palette,
+                      "|IoU difference|", "per-class IoU difference (table gives the sign)", "n/a",
+                      top=max(shown + [0.05]) * 1.25)
+
+    def signed(value):
+        return "n/a" if value is None else f"{value:+.4f}"
+
+    lines = ["", "## Compared with another run", "",
+             f"Against `{block['other']}` (model `{block.get('other_model')}`): mIoU {signed(block['miou_delta'])}, "
+             f"flicker {signed(block['flicker_delta'])} (this run minus the other; IoU up is better, flicker down is better).",
+             "", "| class | IoU here minus there | IoU there |", "| --- | --- | --- |"]
+    for name in names:
+        there = block["other_per_class_iou"].get(name)
+        lines.append(f"| {name} | {signed(block['per_class_iou_delta'][name])} | "
+                     f"{'absent' if there is None else f'{there:.4f}'} |")
+    lines += ["", "![compare](compare_iou.png)"]
+    per_bag = block["per_bag_miou_delta"]
+    if len(per_bag) > 1:
+        lines += ["", "| bag | mIoU here minus there |", "| --- | --- |"]
+        lines += [f"| {b} | {signed(d)} |" for b, d in sorted(per_bag.items(), key=lambda kv: kv[1] or 0)]
+    for key, text in (("bags_only_here", "only in this run"), ("bags_only_there", "only in the other run")):
+        if block[key]:
+            lines.append(f"- bags {text}: {', '.join(block[key])}")
+    return lines

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lcsnet_seg.eval.metrics import ConfusionMatrix
+from lcsnet_seg.eval.temporal import FlickerCounter
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Scorer:
 
     def __post_init__(self) -> None:
         self.cm = ConfusionMatrix(self.num_classes)
+        self.flicker = FlickerCounter(self.num_classes)
         self.counts = dict(frames_in_range=0, frames_segmented=0, frames_scored=0, frames_without_label=0,
                            frames_bad_image=0, frames_without_output=0, labels_wrong_size=0)
         self.warnings: list[str] = []
@@ -36,6 +38,8 @@ class Scorer:
             self.warnings.append("... further warnings not listed; see the counters")
 
     def score(self, index: int, stamp: int, prediction: np.ndarray, truth: np.ndarray | None) -> None:
+        """Score frame ``index`` (its position in the evaluated sequence: consecutive indices are
+        neighbouring frames for the flicker measure)."""
         if truth is None:
             self.counts["frames_without_label"] += 1
             return
@@ -49,11 +53,14 @@ class Scorer:
         if self.cm.invalid_gt_pixels > before:
             self.warn(f"label image at stamp {stamp} has {self.cm.invalid_gt_pixels - before} pixels with class ids "
                       f"outside 0..{self.num_classes - 1} (and not 255): those pixels are not scored")
+        self.flicker.update(index, prediction, truth)
         self.counts["frames_scored"] += 1
 
     def keep_sample(self, index: int, image_rgb: np.ndarray, overlay_rgb: np.ndarray, truth) -> None:
+        """Arrays are copied: a GPU Segmenter's results are views of buffers its next call overwrites."""
         if index in self.sample_indices:
-            self.samples.append(Sample(image_rgb, overlay_rgb, truth))
+            self.samples.append(Sample(np.array(image_rgb), np.array(overlay_rgb),
+                                       None if truth is None else np.array(truth)))
 
 
 def sample_positions(total: int, count: int) -> set[int]:

@@ -15,7 +15,13 @@ import numpy as np
 OUTPUT_TOPICS = ("label_mask", "color_mask", "overlay")
 
 
-def replay_through_node(args, model, frames, in_range: int, labels, writer, image_msgtype: str):
+def replay_through_node(frames, in_range: int, labels, writer, image_msgtype: str, *, model, backend: str,
+                        image_topic: str, out_dir, samples: int, rate: float, output_prefix: str):
+    """A bag_eval Replay: the frames through a segmentation_node started for the purpose.
+
+    model/backend: the node's model_path and backend parameters; rate: playback speed (1.0 = the
+    bag's timing); out_dir receives node.log. Returns (Scorer, meta) like every Replay.
+    """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -32,8 +38,8 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
     ros_environment()
     compressed = image_msgtype == bag_io.COMPRESSED
     in_topic = "/lcsnet_eval/image" + ("/compressed" if compressed else "")
-    log_path = args.out_dir / "node.log"
-    process = start_node(log_path, {"model_path": model, "backend": args.backend,
+    log_path = out_dir / "node.log"
+    process = start_node(log_path, {"model_path": model, "backend": backend,
                                     "input_transport": "compressed" if compressed else "raw"},
                          {"image": "/lcsnet_eval/image", "image/compressed": "/lcsnet_eval/image/compressed"})
     store = bag_io.typestore()
@@ -59,7 +65,7 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
     threading.Thread(target=executor.spin, daemon=True).start()
     info = read_onnx_model_info(model) if str(model).endswith(".onnx") else None
     classes = info.classes if info else load_class_set()  # an engine or .pth: the configured class file
-    scorer = Scorer(len(classes), sample_positions(in_range, args.samples))
+    scorer = Scorer(len(classes), sample_positions(in_range, samples))
     scorer.counts["frames_in_range"] = in_range
     output_fps = None
     try:
@@ -70,7 +76,7 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
                 scorer.counts["frames_bad_image"] += 1
                 scorer.warn(f"image at stamp {f.stamp}: {f.error}")
         if not good:
-            raise bag_io.BagError(f"no readable images on {args.image_topic}")
+            raise bag_io.BagError(f"no readable images on {image_topic}")
 
         def message(frame):
             out = store.types[image_msgtype]
@@ -101,7 +107,7 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
         sent: dict[int, float] = {}
         t0_bag, t0 = good[0].log_time, time.perf_counter()
         for frame in tqdm(good, desc="replaying into the node", unit="frame"):
-            due = t0 + (frame.log_time - t0_bag) / 1e9 / args.rate
+            due = t0 + (frame.log_time - t0_bag) / 1e9 / rate
             time.sleep(max(0.0, due - time.perf_counter()))
             raw = message(frame)
             sent[frame.stamp] = time.perf_counter()
@@ -119,7 +125,7 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
             scorer.latencies_ms.append((outputs["label_mask"][0] - sent[frame.stamp]) * 1e3)
             for topic, item in outputs.items():
                 if item is not None:
-                    writer.write_raw(f"{args.output_prefix.rstrip('/')}/{topic}", bag_io.IMAGE, frame.log_time, item[1])
+                    writer.write_raw(f"{output_prefix.rstrip('/')}/{topic}", bag_io.IMAGE, frame.log_time, item[1])
             label_msg = store.deserialize_cdr(outputs["label_mask"][1], bag_io.IMAGE)
             prediction = label_msg.data.reshape(label_msg.height, label_msg.width)
             truth = labels.find(frame.stamp) if labels is not None else None
@@ -133,11 +139,11 @@ def replay_through_node(args, model, frames, in_range: int, labels, writer, imag
                     scorer.keep_sample(index, image, overlay, truth)
         if scorer.counts["frames_without_output"]:
             scorer.warn(f"{scorer.counts['frames_without_output']} frames got no output from the node at rate "
-                        f"{args.rate}: they are not scored")
+                        f"{rate}: they are not scored")
     finally:
         executor.shutdown()
         player.destroy_node()
         rclpy.try_shutdown()
         code = stop_node(process)
     return scorer, {"backend": "segmentation_node", "device": f"node process (exit {code})",
-                    "rate": args.rate, "fps": output_fps, "class_set": classes}
+                    "rate": rate, "fps": output_fps, "class_set": classes}

@@ -1,17 +1,26 @@
-"""evaluate: replay a rosbag2 recording through the segmenter, score it, write an output bag and a report.
+"""evaluate: replay rosbag2 recordings through the segmenter, score them, write metrics, reports and output bags.
 
     ros2 run lcsnet_seg evaluate BAG --image-topic /camera/image_raw --label-topic /camera/labels --out-dir eval/
     ros2 run lcsnet_seg evaluate BAG --image-topic /camera/image_raw --out-dir eval/ --node --rate 1.0
+    ros2 run lcsnet_seg evaluate bags/ 'more/run_*' --image-topic ... --label-topic ... --out-dir fleet/ --workers 4
 
-Default: the Segmenter runs as fast as it can on every frame. With --node, the bag's frames are
-published at --rate x real time into a segmentation_node started for the purpose, and the node's
-outputs are recorded: the node is evaluated as deployed (dropped frames count).
+One bag (a bag folder named directly): scored in this process. Default: the Segmenter runs as
+fast as it can on every frame. With --node, the bag's frames are published at --rate x real time
+into a segmentation_node started for the purpose, and the node's outputs are recorded: the node is
+evaluated as deployed (dropped frames count).
+
+Several bags (several paths, a folder holding bag folders, or a quoted glob): a fleet, scored on
+Ray by long-lived workers that load the model once (a local Ray instance, or --address a cluster;
+one GPU per worker for a GPU backend). OUT/metrics.json and OUT/report.md hold the fleet, from the
+summed confusion matrices and flicker counts; OUT/bags/NAME/ holds each bag's own results. A bag
+that cannot be scored is reported with its reason while the others are scored.
 
 Writes OUT/metrics.json (miou, per_class_iou, pixel_accuracy, frequency_weighted_iou, fps,
-latency_ms, frames, complete, warnings), OUT/report.md with confusion_matrix.png, per_class_iou.png
-and sample_NN.png, and OUT/segmentation_bag/ (label_mask, color_mask, overlay with the input stamps,
-same storage as the input). Exit codes: 0 complete; 1 error; 2 bad arguments; 3 finished but
-incomplete (frames unreadable or without output).
+latency_ms, frames, complete, warnings, temporal_consistency), OUT/report.md with
+confusion_matrix.png, per_class_iou.png and sample_NN.png, and, for one bag, OUT/segmentation_bag/
+(label_mask, color_mask, overlay with the input stamps, same storage as the input).
+Exit codes: 0 complete; 1 error; 2 bad arguments; 3 finished but incomplete (frames unreadable or
+without output); 4 some bags could not be scored (the others were).
 """
 
 from __future__ import annotations
@@ -22,26 +31,43 @@ from pathlib import Path
 
 from lcsnet_seg.errors import LcsnetError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_BAGS_FAILED = 0, 1, 2, 3, 4
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bag", type=Path, help="rosbag2 folder (sqlite3 or mcap)")
+    ap.add_argument("bags", nargs="+", metavar="BAG",
+                    help="rosbag2 folder (sqlite3 or mcap), a folder holding bag folders, or a quoted glob")
     ap.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
     ap.add_argument("--label-topic", help="ground-truth mono8 class-id images, matched by header stamp")
     ap.add_argument("--out-dir", type=Path, required=True)
-    ap.add_argument("--model", type=Path, default=None, help="ONNX or engine (default: the packaged demo model)")
-    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="ONNX, engine or LCSNet .pth (default: the packaged demo model)")
+    ap.add_argument("--backend", default="auto", help="auto | onnxruntime | torch_cuda | tensorrt")
+    ap.add_argument("--device", type=int, default=0, help="CUDA device of a GPU backend (one bag; fleet workers "
+                                                          "use the GPU Ray gives them)")
     ap.add_argument("--stamp-tolerance-ms", type=float, default=1.0, help="label/image stamp matching tolerance")
     ap.add_argument("--start", type=float, default=None, help="seconds from the bag's start")
     ap.add_argument("--end", type=float, default=None, help="seconds from the bag's start")
     ap.add_argument("--stride", type=int, default=1, help="use every N-th image")
-    ap.add_argument("--samples", type=int, default=6, help="sample overlays in the report")
+    ap.add_argument("--samples", type=int, default=6, help="sample overlays in each report")
     ap.add_argument("--output-prefix", default="/lcsnet_seg", help="topic prefix in the output bag")
-    ap.add_argument("--node", action="store_true", help="evaluate through a running segmentation_node (rclpy)")
+    ap.add_argument("--output-bag", action=argparse.BooleanOptionalAction, default=None,
+                    help="write segmentation_bag/ (default: yes for one bag, no for a fleet)")
+    ap.add_argument("--compare", metavar="OTHER_RESULTS", default=None,
+                    help="another evaluate run's --out-dir or metrics.json: per-class IoU differences")
+    ap.add_argument("--node", action="store_true", help="evaluate through a running segmentation_node (rclpy; one bag)")
     ap.add_argument("--rate", type=float, default=1.0, help="--node: playback speed (1.0 = real time)")
+    fleet = ap.add_argument_group("fleet (several bags, on Ray)")
+    fleet.add_argument("--workers", type=int, default=None,
+                       help="Ray workers (default: one per GPU for a GPU backend, else one per two CPUs)")
+    fleet.add_argument("--address", default=None, help="an existing Ray cluster (default: a local instance)")
+    fleet.add_argument("--ship", action=argparse.BooleanOptionalAction, default=None,
+                       help="send this package's code and the model file to the workers through Ray "
+                            "(default: yes with --address)")
+    fleet.add_argument("--bag-timeout", type=float, default=None,
+                       help="seconds a bag may take before its worker is replaced (retried once)")
     return ap
 
 
@@ -50,6 +76,9 @@ def main(argv=None) -> int:
     if args.stride < 1 or args.rate <= 0 or args.stamp_tolerance_ms < 0:
         print("evaluate: --stride must be >= 1, --rate > 0 and --stamp-tolerance-ms >= 0", file=sys.stderr)
         return EXIT_USAGE
+    if (args.workers is not None and args.workers < 1) or (args.bag_timeout is not None and args.bag_timeout <= 0):
+        print("evaluate: --workers must be >= 1 and --bag-timeout > 0", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return run(args)
     except LcsnetError as exc:
@@ -57,100 +86,81 @@ def main(argv=None) -> int:
         return EXIT_ERROR
 
 
+def bag_options(args, fleet: bool):
+    from lcsnet_seg.eval.bag_eval import BagOptions
+
+    return BagOptions(image_topic=args.image_topic, label_topic=args.label_topic,
+                      stamp_tolerance_ms=args.stamp_tolerance_ms, start=args.start, end=args.end,
+                      stride=args.stride, samples=args.samples, output_prefix=args.output_prefix,
+                      write_output_bag=(not fleet) if args.output_bag is None else args.output_bag)
+
+
 def run(args) -> int:
-    from lcsnet_seg.eval import bag_io
-    from lcsnet_seg.eval.report import metrics_document, write_report
+    from lcsnet_seg.errors import ConfigError
+    from lcsnet_seg.eval.fleet import resolve_bags
     from lcsnet_seg.model import DEMO_ONNX
 
     model = args.model or DEMO_ONNX
-    reader = bag_io.open_reader(args.bag)
-    try:
-        image_conn = bag_io.connection(reader, args.image_topic, bag_io.IMAGE_TYPES, "image")
-        labels = None
-        if args.label_topic:
-            label_conn = bag_io.connection(reader, args.label_topic, (bag_io.IMAGE,), "label")
-            labels = bag_io.LabelIndex(reader, label_conn, int(args.stamp_tolerance_ms * 1e6))
-        start_ns = reader.start_time + int(args.start * 1e9) if args.start is not None else None
-        stop_ns = reader.start_time + int(args.end * 1e9) if args.end is not None else None
-        if start_ns is None and stop_ns is None:
-            total = image_conn.msgcount  # from the bag's index: no pass over the data
-        else:
-            total = sum(1 for _ in reader.messages(connections=[image_conn], start=start_ns, stop=stop_ns))
-        in_range = len(range(0, total, args.stride))
-        if in_range == 0:
-            raise bag_io.BagError(f"no {args.image_topic} messages between --start and --end in {args.bag}")
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        writer = bag_io.BagWriter(args.out_dir / "segmentation_bag", bag_io.storage_of(reader))
-        frames = bag_io.read_frames(reader, image_conn, start_ns, stop_ns, args.stride)
-        try:
-            if args.node:
-                from lcsnet_seg.ros.bag_replay import replay_through_node
+    selection = resolve_bags([str(b) for b in args.bags])
+    if not selection.fleet:
+        return run_one(args, selection.bags[0], model)
+    if args.node:
+        raise ConfigError("--node evaluates one bag at a time (it replays at real time); "
+                          "score several bags without --node")
+    if not model.exists():
+        raise ConfigError(f"model {model} not found; pass --model an .onnx, .engine or .pth file")
+    from lcsnet_seg.eval.fleet_run import evaluate_fleet
 
-                scorer, meta = replay_through_node(args, model, frames, in_range, labels, writer,
-                                                   image_conn.msgtype)
-            else:
-                scorer, meta = replay_segmenter(args, model, frames, in_range, labels, writer,
-                                                segmenter=getattr(args, "segmenter", None))
-        finally:
-            writer.close()
-    finally:
-        reader.close()
-    from lcsnet_seg.classes import load_class_set
-
-    classes = meta.pop("class_set", None) or load_class_set()
-    doc = metrics_document(scorer, classes.names, classes.palette_rgb(), {
-        "bag": str(args.bag), "image_topic": args.image_topic, "label_topic": args.label_topic,
-        "model": str(model), "mode": "node" if args.node else "segmenter", **meta})
-    report = write_report(args.out_dir, doc, scorer, classes.palette_rgb())
-    print(f"evaluate: mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "evaluate: no frame scored", end="")
-    print(f", {doc['fps']:.1f} FPS" if doc["fps"] else "", end="")
-    print(f"; {'complete' if doc['complete'] else 'INCOMPLETE'}; wrote {report}, {args.out_dir / 'metrics.json'} "
-          f"and {args.out_dir / 'segmentation_bag'}")
+    doc = evaluate_fleet(selection.bags, args.out_dir, model=model, backend=args.backend,
+                         options=bag_options(args, fleet=True), workers=args.workers, address=args.address,
+                         compare_with=args.compare, bag_timeout_s=args.bag_timeout, skipped=selection.skipped,
+                         ship=args.ship)
+    print(f"evaluate: {doc['bags_scored']} of {doc['bags_total']} bags scored"
+          + (f", fleet mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "")
+          + (f", flicker {doc['temporal_consistency']['flicker']:.4f}"
+             if doc["temporal_consistency"]["flicker"] is not None else "")
+          + f"; {'complete' if doc['complete'] else 'INCOMPLETE'}; wrote {args.out_dir / 'report.md'} and "
+          f"{args.out_dir / 'metrics.json'}")
+    for path in selection.skipped:
+        print(f"evaluate: skipped {path}: it holds no rosbag2 files", file=sys.stderr)
+    if doc["bags_failed"]:
+        return EXIT_BAGS_FAILED
     return EXIT_OK if doc["complete"] else EXIT_INCOMPLETE
 
 
-def replay_segmenter(args, model, frames, in_range: int, labels, writer, segmenter=None):
-    """Every frame through the Segmenter (or ``segmenter``, any callable with its interface) as fast as it goes."""
-    from tqdm import tqdm
+def run_one(args, bag: Path, model: Path) -> int:
+    """One bag in this process (no Ray: nothing to spread, and --node and an injected segmenter work here)."""
+    from functools import partial
 
-    from lcsnet_seg.backends import create_backend
-    from lcsnet_seg.eval.scoring import Scorer, sample_positions
-    from lcsnet_seg.postprocess import as_three_channel
-    from lcsnet_seg.image_formats import pixel_format
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.eval.bag_eval import bag_document, build_segmenter, score_bag, segmenter_replay
+    from lcsnet_seg.eval.fleet import compare, load_results
+    from lcsnet_seg.eval.report import write_report
 
-    why = "given by the caller"
-    if segmenter is None:
-        backend, why = create_backend(args.backend, model)
-        segmenter = Segmenter(backend)
-    backend = segmenter.backend
-    info = segmenter.info
-    scorer = Scorer(info.num_classes, sample_positions(in_range, args.samples))
-    scorer.counts["frames_in_range"] = in_range
-    prefix = args.output_prefix.rstrip("/")
-    for index, frame in enumerate(tqdm(frames, total=in_range, desc="evaluating", unit="frame")):
-        if frame.error:
-            scorer.counts["frames_bad_image"] += 1
-            scorer.warn(f"image at stamp {frame.stamp}: {frame.error}")
-            continue
-        result = segmenter(frame.image, frame.encoding)
-        scorer.counts["frames_segmented"] += 1
-        scorer.latencies_ms.append(result.timings_ms["total"])
-        writer.write_image(f"{prefix}/label_mask", frame.log_time, frame.header, result.labels, "mono8")
-        writer.write_image(f"{prefix}/color_mask", frame.log_time, frame.header, result.color_mask, "rgb8")
-        writer.write_image(f"{prefix}/overlay", frame.log_time, frame.header, result.overlay,
-                           f"{result.overlay_order}8")
-        truth = labels.find(frame.stamp) if labels is not None else None
-        if labels is not None:
-            scorer.score(index, frame.stamp, result.labels, truth)
-        fmt = pixel_format(frame.encoding)
-        rgb = as_three_channel(frame.image, fmt)
-        overlay = result.overlay
-        if fmt.output_order == "bgr":
-            rgb, overlay = rgb[..., ::-1], overlay[..., ::-1]
-        scorer.keep_sample(index, rgb, overlay, truth)
-    return scorer, {"backend": backend.name, "device": backend.device, "backend_reason": why,
-                    "class_set": info.classes}
+    options = bag_options(args, fleet=False)
+    other = load_results(args.compare) if args.compare else None
+    if args.node:
+        from lcsnet_seg.ros.bag_replay import replay_through_node
+
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        replay = partial(replay_through_node, model=model, backend=args.backend, image_topic=args.image_topic,
+                         out_dir=args.out_dir, samples=args.samples, rate=args.rate, output_prefix=args.output_prefix)
+    else:
+        segmenter, why = getattr(args, "segmenter", None), "given by the caller"
+        if segmenter is None:
+            segmenter, why = build_segmenter(model, args.backend, args.device)
+        replay = segmenter_replay(segmenter, options, why)
+    score = score_bag(bag, options, args.out_dir, replay)
+    doc, classes = bag_document(score, bag, options, model, "node" if args.node else "segmenter")
+    if other is not None:
+        doc["compare"] = compare(doc, other, str(args.compare))
+    report = write_report(args.out_dir, doc, score.scorer, classes.palette_rgb())
+    flicker = doc["temporal_consistency"]["flicker"]
+    print(f"evaluate: mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "evaluate: no frame scored", end="")
+    print(f", flicker {flicker:.4f}" if flicker is not None else "", end="")
+    print(f", {doc['fps']:.1f} FPS" if doc["fps"] else "", end="")
+    print(f"; {'complete' if doc['complete'] else 'INCOMPLETE'}; wrote {report}, {args.out_dir / 'metrics.json'}"
+          + (f" and {args.out_dir / 'segmentation_bag'}" if options.write_output_bag else ""))
+    return EXIT_OK if doc["complete"] else EXIT_INCOMPLETE
 
 
 if __name__ == "__main__":

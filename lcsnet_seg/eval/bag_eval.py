@@ -1,0 +1,174 @@
+"""One bag, evaluated: open it, replay its frames through a segmenter, score them, write the results.
+
+Used by `evaluate` for a single bag and by every fleet worker for each of its bags, so a bag
+scored alone and the same bag scored in a fleet go through the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from lcsnet_seg.eval import bag_io
+from lcsnet_seg.eval.scoring import Scorer, sample_positions
+
+
+@dataclass(frozen=True)
+class BagOptions:
+    """What to read from a bag and how to score it (the evaluate options that are per bag).
+
+    start/end: seconds from the bag's start (None: its start/end). stride: every N-th image.
+    stamp_tolerance_ms: label/image header-stamp matching tolerance. samples: sample overlays kept.
+    write_output_bag: write OUT/segmentation_bag (label_mask, color_mask, overlay under output_prefix).
+    """
+
+    image_topic: str
+    label_topic: str | None = None
+    stamp_tolerance_ms: float = 1.0
+    start: float | None = None
+    end: float | None = None
+    stride: int = 1
+    samples: int = 6
+    output_prefix: str = "/lcsnet_seg"
+    write_output_bag: bool = True
+
+
+@dataclass
+class BagScore:
+    """A scored bag: the Scorer (confusion matrix, flicker counts, samples) and facts about the run."""
+
+    scorer: Scorer
+    meta: dict = field(default_factory=dict)   # backend, device, backend_reason, class_set, ...
+
+
+class NoOutputBag:
+    """Stands in for a BagWriter when no output bag is wanted."""
+
+    def write_image(self, *_args) -> None:
+        pass
+
+    def write_raw(self, *_args) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# (frames, in_range, labels, writer, image_msgtype) -> (Scorer, meta)
+Replay = Callable[..., tuple[Scorer, dict]]
+
+
+def score_bag(bag: Path, options: BagOptions, out_dir: Path | None, replay: Replay) -> BagScore:
+    """Open ``bag``, replay its frames through ``replay`` and return the score.
+
+    Raises bag_io.BagError (one line naming the bag) when the bag is missing, unreadable, empty,
+    or lacks the topics. ``out_dir`` receives segmentation_bag/ when options.write_output_bag.
+    """
+    bag = Path(bag)
+    reader = bag_io.open_reader(bag)
+    try:
+        image_conn = bag_io.connection(reader, options.image_topic, bag_io.IMAGE_TYPES, "image")
+        labels = None
+        if options.label_topic:
+            label_conn = bag_io.connection(reader, options.label_topic, (bag_io.IMAGE,), "label")
+            labels = bag_io.LabelIndex(reader, label_conn, int(options.stamp_tolerance_ms * 1e6))
+        start_ns = reader.start_time + int(options.start * 1e9) if options.start is not None else None
+        stop_ns = reader.start_time + int(options.end * 1e9) if options.end is not None else None
+        if start_ns is None and stop_ns is None:
+            total = image_conn.msgcount  # from the bag's index: no pass over the data
+        else:
+            total = sum(1 for _ in reader.messages(connections=[image_conn], start=start_ns, stop=stop_ns))
+        in_range = len(range(0, total, options.stride))
+        if in_range == 0:
+            raise bag_io.BagError(f"no {options.image_topic} messages between --start and --end in {bag}")
+        if options.write_output_bag:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            writer = bag_io.BagWriter(out_dir / "segmentation_bag", bag_io.storage_of(reader))
+        else:
+            writer = NoOutputBag()
+        frames = bag_io.read_frames(reader, image_conn, start_ns, stop_ns, options.stride)
+        try:
+            scorer, meta = replay(frames, in_range, labels, writer, image_conn.msgtype)
+        finally:
+            writer.close()
+    finally:
+        reader.close()
+    return BagScore(scorer, meta)
+
+
+def build_segmenter(model: Path, backend_name: str = "auto", device_id: int = 0):
+    """The Segmenter the node would build for ``model``: create_backend, then make_segmenter
+    (GPU pre/post-processing for a device backend such as torch_cuda or tensorrt). Returns (segmenter, why)."""
+    from lcsnet_seg.backends import create_backend
+    from lcsnet_seg.pipeline import make_segmenter
+
+    backend, why = create_backend(backend_name, model, device=device_id)
+    return make_segmenter(backend, device_id=device_id), why
+
+
+def segmenter_replay(segmenter, options: BagOptions, why: str = "given by the caller",
+                     progress: Callable | None = None) -> Replay:
+    """A Replay that runs every frame through ``segmenter`` as fast as it goes.
+
+    ``segmenter``: a Segmenter, GpuSegmenter or any callable with their interface. ``progress``:
+    wraps the frame iterator (tqdm-like: iterable, total=, desc=); default tqdm.
+    """
+
+    def replay(frames, in_range: int, labels, writer, _image_msgtype):
+        from lcsnet_seg.image_formats import pixel_format
+        from lcsnet_seg.postprocess import as_three_channel
+
+        wrap = progress
+        if wrap is None:
+            from tqdm import tqdm as wrap
+        info = segmenter.info
+        scorer = Scorer(info.num_classes, sample_positions(in_range, options.samples))
+        scorer.counts["frames_in_range"] = in_range
+        prefix = options.output_prefix.rstrip("/")
+        writing = not isinstance(writer, NoOutputBag)
+        bar = wrap(frames, total=in_range, desc="evaluating", unit="frame")
+        for index, frame in enumerate(bar):
+            if frame.error:
+                scorer.counts["frames_bad_image"] += 1
+                scorer.warn(f"image at stamp {frame.stamp}: {frame.error}")
+                continue
+            wanted = writing or index in scorer.sample_indices
+            result = segmenter(frame.image, frame.encoding,
+                               ("labels", "color_mask", "overlay") if wanted else ("labels",))
+            scorer.counts["frames_segmented"] += 1
+            scorer.latencies_ms.append(result.timings_ms["total"])
+            if writing:
+                writer.write_image(f"{prefix}/label_mask", frame.log_time, frame.header, result.labels, "mono8")
+                writer.write_image(f"{prefix}/color_mask", frame.log_time, frame.header, result.color_mask, "rgb8")
+                writer.write_image(f"{prefix}/overlay", frame.log_time, frame.header, result.overlay,
+                                   f"{result.overlay_order}8")
+            truth = labels.find(frame.stamp) if labels is not None else None
+            if labels is not None:
+                scorer.score(index, frame.stamp, result.labels, truth)  # copies what it keeps
+            if index in scorer.sample_indices:
+                fmt = pixel_format(frame.encoding)
+                rgb, overlay = as_three_channel(frame.image, fmt), result.overlay
+                if fmt.output_order == "bgr":
+                    rgb, overlay = rgb[..., ::-1], overlay[..., ::-1]
+                scorer.keep_sample(index, rgb, overlay, truth)  # copies: GPU results are reused buffers
+        if hasattr(bar, "close"):
+            bar.close()
+        backend = segmenter.backend
+        return scorer, {"backend": backend.name, "device": backend.device, "backend_reason": why,
+                        "class_set": info.classes}
+
+    return replay
+
+
+def bag_document(score: BagScore, bag: Path, options: BagOptions, model: Path, mode: str) -> tuple[dict, object]:
+    """The metrics.json document of one scored bag, and its class set."""
+    from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.eval.report import metrics_document
+
+    meta = dict(score.meta)
+    classes = meta.pop("class_set", None) or load_class_set()
+    doc = metrics_document(score.scorer, classes.names, classes.palette_rgb(), {
+        "bag": str(bag), "image_topic": options.image_topic, "label_topic": options.label_topic,
+        "model": str(model), "mode": mode, **meta})
+    return doc, classes

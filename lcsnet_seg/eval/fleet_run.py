@@ -1,0 +1,118 @@
+"""A fleet evaluation from start to end: bags onto Ray workers, per-bag results as they finish, the fleet report.
+
+OUT/metrics.json and OUT/report.md hold the fleet; OUT/bags/NAME/ holds each scored bag's own
+metrics.json, report and sample overlays (and segmentation_bag/ when output bags are written).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from lcsnet_seg.errors import ConfigError
+from lcsnet_seg.eval.bag_eval import BagOptions, bag_document
+from lcsnet_seg.eval.fleet import BagEntry, bag_names, compare, fleet_document, load_results
+from lcsnet_seg.eval.fleet_ray import BagWorker, Outcome, WorkerConfig, run_fleet, ship_model, start_ray
+
+GPU_BACKENDS = ("torch_cuda", "tensorrt")
+
+
+def uses_gpu(backend: str, model: Path, cluster_gpus: float) -> bool:
+    """Whether the workers run a GPU backend (then each one takes a whole GPU)."""
+    if backend in GPU_BACKENDS or (backend == "auto" and model.suffix == ".engine"):
+        return True
+    return backend == "auto" and model.suffix == ".pth" and cluster_gpus > 0
+
+
+def default_workers(gpu: bool, resources: dict) -> int:
+    """One worker per GPU for a GPU backend; else one per two CPUs (each CPU worker's ONNX Runtime
+    spreads its inference over the cores it finds, so one per core oversubscribes them)."""
+    if gpu:
+        return max(1, int(resources.get("GPU", 0)))
+    return max(1, int(resources.get("CPU", 1)) // 2)
+
+
+def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str, options: BagOptions,
+                   workers: int | None = None, address: str | None = None, compare_with: str | None = None,
+                   bag_timeout_s: float | None = None, deadline_s: float | None = None,
+                   worker_class: type = BagWorker, skipped: list[str] = (), num_cpus: int | None = None,
+                   ship: bool | None = None) -> dict:
+    """Score ``bags`` on Ray and write the fleet's and every bag's results under ``out_dir``; returns the fleet document.
+
+    workers: actors (default: see default_workers). address: an existing Ray cluster (default: a
+    local instance, started here and stopped at the end). compare_with: another run's out dir or
+    metrics.json. ship: send this package's code and the model file to the workers through Ray
+    (default: with an address, where workers may be other machines). A bag that cannot be scored is
+    reported in the document, never raised.
+    """
+    import ray
+    from ray.experimental.tqdm_ray import tqdm
+
+    from lcsnet_seg.classes import load_class_set
+
+    other = load_results(compare_with) if compare_with else None   # refuse a bad --compare before any work
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = bag_names(bags)
+    jobs = [(str(bag), str(out_dir / "bags" / name) if options.write_output_bag else None)
+            for bag, name in zip(bags, names)]
+    t0 = time.perf_counter()
+    ship = address is not None if ship is None else ship
+    started_here = start_ray(address, num_cpus, ship_code=ship)
+    try:
+        resources = ray.cluster_resources()
+        gpu = uses_gpu(backend, model, resources.get("GPU", 0))
+        if gpu and resources.get("GPU", 0) < 1:
+            raise ConfigError(f"backend {backend} needs a GPU per worker but the Ray cluster has none; "
+                              "use --backend onnxruntime with an .onnx model, or --address a cluster with GPUs")
+        workers = workers or default_workers(gpu, resources)
+        if gpu and not address and workers > resources.get("GPU", 0):
+            raise ConfigError(f"{workers} workers of backend {backend} need {workers} GPUs (one each); this "
+                              f"machine has {resources.get('GPU', 0):g}: lower --workers")
+        config = WorkerConfig(str(model), backend, options, model_files=ship_model(model) if ship else None)
+        entries: dict[str, BagEntry] = {}
+        classes_seen = []
+        bar = tqdm(total=len(jobs), desc="bags", unit="bag")
+
+        def done(outcome: Outcome, attempts: int) -> None:
+            index = [job[0] for job in jobs].index(outcome.bag)
+            entry = BagEntry(names[index], outcome.bag, outcome.status, outcome.reason, attempts,
+                             wall_s=outcome.wall_s)
+            if outcome.status == "scored":
+                from lcsnet_seg.eval.report import write_report
+
+                doc, classes = bag_document(outcome.score, Path(outcome.bag), options, model, "segmenter")
+                doc.update(fleet_worker=outcome.worker, attempts=attempts)
+                write_report(out_dir / "bags" / entry.name, doc, outcome.score.scorer, classes.palette_rgb())
+                entry.doc, entry.latencies_ms = doc, list(outcome.score.scorer.latencies_ms)
+                classes_seen.append(classes)
+            else:
+                print(f"evaluate: bag {outcome.bag} not scored: {outcome.reason}", flush=True)
+            entries[outcome.bag] = entry
+            bar.update(1)
+
+        t_ready = time.perf_counter()
+        _, descriptions = run_fleet(jobs, config, workers, gpu, done, worker_class, bag_timeout_s, deadline_s)
+        bar.close()
+    finally:
+        if started_here:
+            ray.shutdown()
+    wall_s = time.perf_counter() - t0
+    classes = classes_seen[0] if classes_seen else load_class_set()
+    ordered = [entries[job[0]] for job in jobs]
+    worker = descriptions[0] if descriptions else {}
+    doc = fleet_document(ordered, classes.names, {
+        "image_topic": options.image_topic, "label_topic": options.label_topic, "model": str(model),
+        "backend": worker.get("backend"), "device": worker.get("device"),
+        "backend_reason": worker.get("backend_reason"),
+        "skipped_folders": list(skipped),
+        "run": {"workers": workers, "gpu_per_worker": gpu, "ray_address": address or "local", "shipped": ship,
+                "worker_model": worker.get("model"), "worker_package": worker.get("package"),
+                "wall_s": wall_s, "ray_start_s": t_ready - t0,
+                "bags_per_minute": 60 * sum(e.status == "scored" for e in ordered) / wall_s},
+    })
+    if other is not None:
+        doc["compare"] = compare(doc, other, str(compare_with))
+    from lcsnet_seg.eval.fleet_report import write_fleet_report
+
+    write_fleet_report(out_dir, doc, classes.palette_rgb())
+    return doc
