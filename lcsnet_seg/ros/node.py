@@ -11,26 +11,16 @@ topics, messages <-> arrays.
 
 from __future__ import annotations
 
-import difflib
 import threading
 import time
 import traceback
 
-import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-
-try:  # Iron and newer
-    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-except ImportError:  # Humble
-    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
-
-from diagnostic_msgs.msg import DiagnosticArray
 
 from lcsnet_seg.backends import create_backend
 from lcsnet_seg.errors import ImageError, LcsnetError
@@ -40,7 +30,10 @@ from lcsnet_seg.pipeline import make_segmenter
 from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array, input_problem
 from lcsnet_seg.ros.frame_worker import LatestFrameWorker
 from lcsnet_seg.ros.output_publishers import OutputPublishers
-from lcsnet_seg.ros.params import BY_NAME, PARAMETERS, READ_ONLY, check_value, declared_value, descriptor
+from lcsnet_seg.ros.params import (BY_NAME, PARAMETERS, READ_ONLY, check_value, declared_value, descriptor,
+                                   unknown_overrides)
+from lcsnet_seg.ros.qos import (PublisherEventCallbacks, SubscriptionEventCallbacks, input_mismatch, output_mismatch,
+                                profile, resolved)
 from lcsnet_seg.stats import Counters, RateMeter, RollingStats
 
 NODE_NAME = "lcsnet_seg"
@@ -88,13 +81,8 @@ class SegmentationNode(LifecycleNode):
 
     def _report_unknown_overrides(self) -> None:
         """A misspelt name in a parameter file is otherwise ignored in silence."""
-        overrides = getattr(self, "_parameter_overrides", {}) or {}
-        known = set(BY_NAME) | {"use_sim_time", "start_type_description_service"}
-        for name in sorted(set(overrides) - known):
-            close = difflib.get_close_matches(name, list(BY_NAME), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known parameters: {', '.join(BY_NAME)}"
-            self.get_logger().error(f"parameter '{name}' given to {NODE_NAME} is not one of its parameters and is "
-                                    f"ignored{hint}")
+        for error in unknown_overrides(getattr(self, "_parameter_overrides", {}) or {}, NODE_NAME):
+            self.get_logger().error(error)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         configured = self._state_id() != State.PRIMARY_STATE_UNCONFIGURED
@@ -156,7 +144,7 @@ class SegmentationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._model_path = model_path
         self._backend_desc = (backend.name, getattr(self._segmenter, "device", backend.device))
-        self._outputs = OutputPublishers(self, self._qos(self.param("output_qos_reliability"), 1),
+        self._outputs = OutputPublishers(self, profile(self.param("output_qos_reliability"), 1),
                                          PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub),
                                          camera_info=bool(self.param("use_camera_info")))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -169,17 +157,17 @@ class SegmentationNode(LifecycleNode):
     def on_activate(self, state) -> TransitionCallbackReturn:
         compressed = self.param("input_transport") == "compressed"
         name = "image/compressed" if compressed else "image"
-        self._topic = self._resolve(name)
+        self._topic = resolved(self, name)
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos_sub,
                                             message_lost=self._on_message_lost)
         self._image_sub = self.create_subscription(CompressedImage if compressed else Image, name, self._on_image,
-                                                   self._qos(self.param("qos_reliability"), self.param("qos_depth")),
+                                                   profile(self.param("qos_reliability"), self.param("qos_depth")),
                                                    event_callbacks=events)
         self._input_subs.append(self._image_sub)
         if self.param("use_camera_info"):
             self._input_subs.append(self.create_subscription(
                 CameraInfo, "camera_info", self._on_camera_info,
-                self._qos(self.param("qos_reliability"), self.param("qos_depth"))))
+                profile(self.param("qos_reliability"), self.param("qos_depth"))))
         self._worker.start()
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
         self.get_logger().info(f"active: segmenting {self._topic}")
@@ -292,17 +280,11 @@ class SegmentationNode(LifecycleNode):
     # ------------------------------------------------------------------ QoS events and diagnostics
     def _on_incompatible_qos_sub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
-        self.get_logger().error(
-            f"QoS MISMATCH on {self._topic}: a publisher's {_policy(info)} policy is incompatible with this "
-            f"subscription ({self.param('qos_reliability')}, depth {self.param('qos_depth')}), so NO images arrive; "
-            "set qos_reliability to match the camera driver")
+        self.get_logger().error(input_mismatch(self._topic, info, self.param("qos_reliability"), self.param("qos_depth")))
 
     def _on_incompatible_qos_pub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
-        self.get_logger().error(
-            f"QoS MISMATCH on an output topic: a subscriber requests a {_policy(info)} policy this node does not "
-            f"offer ({self.param('output_qos_reliability')}), so it receives nothing; set output_qos_reliability "
-            "to reliable or change the subscriber's QoS")
+        self.get_logger().error(output_mismatch(info, self.param("output_qos_reliability")))
 
     def _on_message_lost(self, info) -> None:
         self._counters.add("frames_dropped", int(getattr(info, "total_count_change", 1)))
@@ -336,52 +318,6 @@ class SegmentationNode(LifecycleNode):
     @property
     def counters(self) -> dict[str, int]:
         return self._counters.totals()
-
-    def _resolve(self, topic: str) -> str:
-        try:
-            return self.resolve_topic_name(topic)
-        except AttributeError:  # Humble has no resolve_topic_name
-            return topic
-
-    @staticmethod
-    def _qos(reliability: str, depth: int) -> QoSProfile:
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
-                          reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
-                          else ReliabilityPolicy.BEST_EFFORT)
-
-
-def _policy(info) -> str:
-    try:
-        return QoSPolicyKind(info.last_policy_kind).name.lower()
-    except (ValueError, AttributeError):
-        return "QoS"
-
-
-def run(args, stop: threading.Event) -> int:
-    """Run the node until ``stop`` is set (by SIGINT/SIGTERM, see ros/segmentation_node.py); release
-    the backend and return 0. rclpy's own signal handlers are not installed: a signal only sets
-    ``stop``, so it cannot interrupt a transition or the release halfway."""
-    from rclpy.signals import SignalHandlerOptions
-
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = SegmentationNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        if node.autostart and not stop.is_set() and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            if not stop.is_set():
-                node.trigger_activate()
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        if node is not None:
-            node.stop_processing()
-            node.release()
-            node.get_logger().info("stopped: frames ended, backend released")
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
 
 
 def main(args=None) -> int:

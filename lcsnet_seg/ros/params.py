@@ -110,6 +110,19 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
+def unknown_overrides(overrides: dict, node_name: str) -> list[str]:
+    """One error line for each name given to the node (parameter file, -p) that is not one of its parameters."""
+    import difflib
+
+    known = set(BY_NAME) | {"use_sim_time", "start_type_description_service"}
+    errors = []
+    for name in sorted(set(overrides) - known):
+        close = difflib.get_close_matches(name, list(BY_NAME), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known parameters: {', '.join(BY_NAME)}"
+        errors.append(f"parameter '{name}' given to {node_name} is not one of its parameters and is ignored{hint}")
+    return errors
+
+
 def check_value(spec: ParamSpec, value: Any) -> str | None:
     """Why ``value`` is not acceptable for ``spec``, or None if it is (None and [] mean unset)."""
     if value is None or (spec.array_length is not None and isinstance(value, (list, tuple)) and len(value) == 0):

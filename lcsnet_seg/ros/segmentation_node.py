@@ -18,9 +18,38 @@ def main(args=None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
-    from lcsnet_seg.ros.node import run
-
     return run(sys.argv if args is None else args, stop)
+
+
+def run(args, stop: threading.Event) -> int:
+    """Run the node until ``stop`` is set; release the backend and return 0. rclpy's own signal handlers
+    are not installed: a signal only sets ``stop``, so it cannot cut a transition or the release short."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.signals import SignalHandlerOptions
+
+    from lcsnet_seg.ros.node import SegmentationNode
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = SegmentationNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        if node.autostart and not stop.is_set() and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            if not stop.is_set():
+                node.trigger_activate()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        if node is not None:
+            node.stop_processing()
+            node.release()
+            node.get_logger().info("stopped: frames ended, backend released")
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == "__main__":
