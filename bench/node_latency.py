@@ -76,7 +76,7 @@ def main() -> int:
 
     ros_environment()
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
@@ -114,7 +114,7 @@ def main() -> int:
 
     bench.create_subscription(Image, "/lcsnet_seg/label_mask", sink("node"), reliable)
     bench.create_subscription(Image, "/bench/relayed", sink("relay"), reliable)
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()
     executor.add_node(bench)
     threading.Thread(target=executor.spin, daemon=True).start()
 
