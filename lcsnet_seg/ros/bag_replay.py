@@ -7,11 +7,13 @@ make the result incomplete.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
 import numpy as np
 
+WARM_UP_STAMP_NS = 1  # 0 s + 1 ns: no recorded camera frame carries it
 OUTPUT_TOPICS = ("label_mask", "color_mask", "overlay")
 
 
@@ -78,29 +80,32 @@ def replay_through_node(frames, in_range: int, labels, writer, image_msgtype: st
         if not good:
             raise bag_io.BagError(f"no readable images on {image_topic}")
 
-        def message(frame):
+        def message(frame, header=None):
+            header = header or frame.header
             out = store.types[image_msgtype]
             if compressed:
                 import cv2
 
                 ok, data = cv2.imencode(".png", frame.image)
-                msg = out(header=frame.header, format="png", data=np.frombuffer(data.tobytes(), np.uint8))
+                msg = out(header=header, format="png", data=np.frombuffer(data.tobytes(), np.uint8))
             else:
                 contiguous = np.ascontiguousarray(frame.image)
-                msg = out(header=frame.header, height=contiguous.shape[0], width=contiguous.shape[1],
+                msg = out(header=header, height=contiguous.shape[0], width=contiguous.shape[1],
                           encoding=frame.encoding, is_bigendian=0, step=contiguous.strides[0],
                           data=contiguous.reshape(-1))
             return bytes(store.serialize_cdr(msg, image_msgtype))  # rclpy publishes bytes, not memoryview
 
-        # Warm-up: the node must be up and matched before the timed replay.
-        warm, deadline = message(good[0]), time.monotonic() + 60
-        while good[0].stamp not in received["label_mask"]:
+        # Warm-up: the node must be up and matched before the timed replay. The warm-up frame carries a stamp
+        # of its own (WARM_UP_STAMP_NS, no bag frame's), so its late answers can never pass for a bag frame's.
+        warm_header = copy.deepcopy(good[0].header)
+        warm_header.stamp.sec, warm_header.stamp.nanosec = 0, WARM_UP_STAMP_NS
+        warm, deadline = message(good[0], warm_header), time.monotonic() + 60
+        while WARM_UP_STAMP_NS not in received["label_mask"]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise LcsnetError(f"segmentation_node did not answer; see {log_path}")
             publisher.publish(warm)
             with cv:
-                cv.wait_for(lambda: good[0].stamp in received["label_mask"], timeout=0.5)
-        time.sleep(0.3)
+                cv.wait_for(lambda: WARM_UP_STAMP_NS in received["label_mask"], timeout=0.5)
         with cv:
             for table in received.values():
                 table.clear()
