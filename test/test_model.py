@@ -70,7 +70,7 @@ def test_complexity_figures_quoted_in_docs():
 
 
 def test_training_script_runs_a_few_steps(tmp_path):
-    from lcsnet_seg.model.train import main
+    from lcsnet_seg.tools.train import main
 
     out = tmp_path / "tiny.pth"
     assert main(["--out", str(out), "--max-steps", "2", "--height", "64", "--width", "96", "--batch", "2",

@@ -40,7 +40,7 @@ from lcsnet_seg.gpu.postprocess import GpuPostprocess
 from lcsnet_seg.gpu.preprocess import GpuPreprocess
 from lcsnet_seg.gpu.runtime import EventPair, GpuContext
 from lcsnet_seg.model_info import ModelInfo
-from lcsnet_seg.pipeline import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha, check_request
+from lcsnet_seg.segmentation import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha, check_request
 from lcsnet_seg.preprocess import channel_sources, normalisation
 
 log = logging.getLogger(__name__)

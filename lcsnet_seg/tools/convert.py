@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from lcsnet_seg.errors import BackendUnavailable, LcsnetError
+# all five re-exported: tests and scripts import them from lcsnet_seg.tools.convert
+from lcsnet_seg.tools.exit_codes import EXIT_ERROR, EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY, EXIT_USAGE  # noqa: F401
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARITY, EXIT_NO_TENSORRT = 0, 1, 2, 3, 4
 STAGES = ("onnx", "simplify", "quantize", "engine")
 # Not in the default chain: prepares the torch_cuda backend's compiled model for the GPU this runs on.
 GPU_STAGES = ("compile",)
