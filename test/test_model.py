@@ -21,7 +21,8 @@ def test_demo_checkpoint_is_small_safe_and_complete():
     assert DEMO_PTH.stat().st_size <= 8 * 1024 * 1024
     checkpoint = torch.load(DEMO_PTH, map_location="cpu", weights_only=True)
     assert checkpoint["arch"] == "lcsnet" and checkpoint["num_classes"] == 8
-    assert checkpoint["train"]["held_out_miou"] >= 0.80
+    assert {"steps", "held_out_miou"} <= checkpoint["train"].keys()  # the training record travels with it
+    # the mIoU itself is measured, not read from this record: test_demo_model_reaches_the_miou_target_...
 
 
 def test_onnx_matches_pytorch_on_the_demo_weights(demo_torch_model, ort_backend):
