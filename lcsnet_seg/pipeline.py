@@ -16,6 +16,7 @@ from lcsnet_seg.errors import ConfigError
 from lcsnet_seg.model_info import ModelInfo
 from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colourise, max_softmax, resize_nearest
 from lcsnet_seg.preprocess import preprocess
+
 # re-exported: scripts import these from lcsnet_seg.pipeline
 from lcsnet_seg.segmentation import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha, check_request  # noqa: F401
 

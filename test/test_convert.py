@@ -5,7 +5,6 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from conftest import DEMO_PTH
 
 torch = pytest.importorskip("torch")

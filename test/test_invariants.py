@@ -112,7 +112,7 @@ def import_graph():
 
 def test_every_module_has_a_row_in_the_layer_order():
     unplaced = [m for m in package_modules() if layer_of(m) is None]
-    assert not unplaced, f"modules in no row of the layer order (add them to LAYERS and docs/ARCHITECTURE.md): {unplaced}"
+    assert not unplaced, f"modules in no row (add them to LAYERS and docs/ARCHITECTURE.md): {unplaced}"
 
 
 def test_imports_point_down_the_layer_order():

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import DEMO_ONNX, DEMO_PTH
 
 torch = pytest.importorskip("torch")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from lcsnet_seg.errors import ModelFileError
 from lcsnet_seg.model_info import ModelInfo
-from lcsnet_seg.tools.exit_codes import EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY
 from lcsnet_seg.tools.convert_inputs import calibration_batches, model_from_onnx, model_from_weights
+from lcsnet_seg.tools.exit_codes import EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY
 
 
 def _say(text: str) -> None:
