@@ -8,12 +8,13 @@ with the packaged large-image profile (fastdds_profile), so its own outputs reac
 whole; the camera driver's process needs the same FASTDDS_DEFAULT_PROFILES_FILE (README, "On a robot").
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 SHARE = FindPackageShare("lcsnet_seg")
 # name, default, description; a default of None is given in DEFAULTS below (it needs a substitution)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class ClassSet:
 
     @classmethod
     def from_records(cls, records: Sequence[dict], source: str = "class list",
-                     expected_count: int | None = None) -> "ClassSet":
+                     expected_count: int | None = None) -> ClassSet:
         """Build from ``[{id, name, color}, ...]``; ids must be exactly 0..N-1 in any order."""
         if not isinstance(records, (list, tuple)) or not records:
             raise ConfigError(f"{source}: expected a non-empty list of classes with id, name, color")

@@ -66,7 +66,7 @@ class ModelInfo:
         }, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, source: str = "model metadata") -> "ModelInfo":
+    def from_json(cls, text: str, source: str = "model metadata") -> ModelInfo:
         try:
             doc = json.loads(text)
             return cls(
@@ -86,7 +86,7 @@ class ModelInfo:
                                  "re-export the model with `ros2 run lcsnet_seg convert`") from None
 
     def with_overrides(self, *, input_size=None, mean=None, std=None, colour_order=None,
-                       classes: ClassSet | None = None) -> "ModelInfo":
+                       classes: ClassSet | None = None) -> ModelInfo:
         """A copy with configured overrides applied (None keeps the model's own value)."""
         if classes is not None and len(classes) != self.num_classes:
             raise ConfigError(f"classes override has {len(classes)} classes but the model predicts "

@@ -7,55 +7,18 @@ The CPU path lives here. The GPU path (issue: GPU pre/post-processing) plugs in 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from lcsnet_seg.backends.base import Backend
 from lcsnet_seg.errors import ConfigError
-from lcsnet_seg.image_formats import check_image, pixel_format
 from lcsnet_seg.model_info import ModelInfo
 from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colourise, max_softmax, resize_nearest
 from lcsnet_seg.preprocess import preprocess
 
-OUTPUTS = ("labels", "color_mask", "overlay", "confidence")
-OUTPUT_SIZES = ("input", "network")
-
-
-@dataclass
-class SegmentationResult:
-    """Outputs of one frame. Arrays not requested are None.
-
-    labels: H x W uint8 class ids. color_mask: H x W x 3 uint8 RGB. overlay: H x W x 3 uint8 in
-    ``overlay_order`` (the input's colour order; rgb for mono). confidence: H x W float32 in [0, 1].
-    H x W is the input size, or the network input size when output_size == "network".
-    timings_ms: preprocess, infer, postprocess, total; a GPU Segmenter replaying CUDA graphs reports
-    total and gpu only (lcsnet_seg/gpu/segmenter.py).
-    """
-
-    labels: np.ndarray
-    color_mask: np.ndarray | None = None
-    overlay: np.ndarray | None = None
-    confidence: np.ndarray | None = None
-    overlay_order: str = "rgb"
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-
-def check_request(image: np.ndarray, pixel_format_name: str, outputs: tuple[str, ...]):
-    """Validate one segmentation request; returns (PixelFormat, image as H x W x C). Shared by both Segmenters."""
-    unknown = set(outputs) - set(OUTPUTS)
-    if unknown:
-        raise ConfigError(f"unknown outputs {sorted(unknown)}; choose from {OUTPUTS}")
-    fmt = pixel_format(pixel_format_name)
-    return fmt, check_image(image, fmt)
-
-
-def check_alpha(alpha: float) -> float:
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise ConfigError(f"overlay_alpha {alpha} must be within 0.0..1.0")
-    return alpha
+# re-exported: scripts import these from lcsnet_seg.pipeline
+from lcsnet_seg.segmentation import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha, check_request  # noqa: F401
 
 
 class Segmenter:

@@ -164,14 +164,14 @@ class NodeProcess:
             self.process.send_signal(signum)
         try:
             self.process.wait(timeout=EXIT_S)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as timeout:
             self.process.kill()
             self.process.wait()
             raise AssertionError(f"the node did not exit within {EXIT_S} s of {signal.Signals(signum).name}; "
-                                 f"its log:\n{self.log.read_text()[-2000:]}")
+                                 f"its log:\n{self.log.read_text()[-2000:]}") from timeout
         return self.log.read_text()
 
-    def __enter__(self) -> "NodeProcess":
+    def __enter__(self) -> NodeProcess:
         return self
 
     def __exit__(self, *exc) -> None:

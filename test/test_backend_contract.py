@@ -47,12 +47,18 @@ def backend(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scene_batch(ort_backend):
+    """(preprocessed scene, logits of the PyTorch reference model on the demo weights): no backend involved."""
+    torch = pytest.importorskip("torch")
     from lcsnet_seg.image_formats import pixel_format
+    from lcsnet_seg.model.checkpoint import load_model
     from lcsnet_seg.model.scene import generate_scene
     from lcsnet_seg.preprocess import preprocess
 
     batch = preprocess(generate_scene(123, 480, 640)[0], pixel_format("rgb8"), ort_backend.info)
-    return batch, ort_backend.infer(batch)
+    model, _, _ = load_model(DEMO_PTH)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(np.ascontiguousarray(batch, np.float32))).numpy()
+    return batch, reference
 
 
 def test_specs_describe_an_image_segmenter(backend):

@@ -160,7 +160,8 @@ def test_corrupt_or_missing_bag(tmp_path, capsys, damage):
     assert code == evaluate.EXIT_ERROR and str(bag) in err and "Traceback" not in err
 
 
-def write_bag(path, frames, storage="sqlite3"):
+def write_bag(path, frames, storage="sqlite3", label_offset_ns=0):
+    """Frame i stamped 100 + i s; its labels (when not None) stamped ``label_offset_ns`` later."""
     writer = bag_io.BagWriter(path, storage)
     store = bag_io.typestore()
     Header, Time = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
@@ -168,7 +169,8 @@ def write_bag(path, frames, storage="sqlite3"):
         header = Header(stamp=Time(sec=100 + i, nanosec=0), frame_id="cam")
         writer.write_image("/camera/image_raw", (100 + i) * 10**9, header, image, "rgb8")
         if labels is not None:
-            writer.write_image("/camera/labels", (100 + i) * 10**9, header, labels, "mono8")
+            label_header = Header(stamp=Time(sec=100 + i, nanosec=label_offset_ns), frame_id="cam")
+            writer.write_image("/camera/labels", (100 + i) * 10**9 + label_offset_ns, label_header, labels, "mono8")
     writer.close()
 
 
@@ -187,9 +189,21 @@ def test_bad_labels_are_counted_not_hidden(tmp_path):
     assert any("outside 0..7" in w for w in metrics["warnings"])
 
 
-def test_stamp_tolerance_and_stride(demo_bag, tmp_path):
+def test_stride_scores_every_nth_frame(demo_bag, tmp_path):
     code, metrics = run(demo_bag, tmp_path / "out", extra=("--stride", "2"))
     assert metrics["frames"]["frames_in_range"] == FRAMES // 2 and metrics["frames"]["frames_scored"] == FRAMES // 2
+
+
+@pytest.mark.parametrize("offset_ms, tolerance_ms, matched", [(0.4, 1.0, True), (3.0, 1.0, False), (3.0, 5.0, True)])
+def test_labels_match_images_within_the_stamp_tolerance(tmp_path, offset_ms, tolerance_ms, matched):
+    from lcsnet_seg.model.scene import generate_scene
+
+    frames = [generate_scene(seed, 120, 160) for seed in (1, 2)]
+    write_bag(tmp_path / "bag", frames, label_offset_ns=int(offset_ms * 1e6))
+    code, metrics = run(tmp_path / "bag", tmp_path / "out", extra=("--stamp-tolerance-ms", str(tolerance_ms)))
+    counts = metrics["frames"]
+    assert counts["frames_scored"] == (2 if matched else 0)
+    assert counts["frames_without_label"] == (0 if matched else 2)
 
 
 @pytest.mark.ros_process

@@ -111,8 +111,7 @@ def run_postprocess(ctx, logits, image, fmt, out_hw, alpha, palette, conf=True):
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_postprocess_matches_cpu_reference(ctx, info, encoding, size, dtype):
     from lcsnet_seg.image_formats import pixel_format
-    from lcsnet_seg.postprocess import (argmax_labels, as_three_channel, blend, colourise, max_softmax,
-                                        resize_nearest)
+    from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colourise, max_softmax, resize_nearest
 
     rng = np.random.default_rng(7)
     fmt = pixel_format(encoding)
@@ -205,8 +204,8 @@ def test_gpu_configure_cleanup_cycles_leak_no_gpu_memory(torch_cuda_backend):
     import gc
 
     import torch
-
     from conftest import gpu_bytes_in_use, scale
+
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model import DEMO_PTH
     from lcsnet_seg.pipeline import make_segmenter
@@ -241,6 +240,7 @@ def test_gpu_segmenter_built_on_one_thread_runs_and_closes_on_others(segmenter, 
     """The node's shape: configure on the executor thread, frames on the worker, cleanup on the
     executor again. A CUDA context is current per thread: each must make it current itself."""
     from conftest import DEMO_PTH
+
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model.scene import generate_scene
     from lcsnet_seg.pipeline import make_segmenter

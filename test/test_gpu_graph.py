@@ -3,8 +3,8 @@ Run on a machine with a CUDA GPU, PyTorch and cuda-python; elsewhere skipped wit
 
 import numpy as np
 import pytest
-
 from conftest import DEMO_PTH
+
 from lcsnet_seg.gpu import unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"GPU path: {unavailable_reason()}")
@@ -134,8 +134,8 @@ def test_graph_cache_is_bounded_and_1000_frames_with_size_changes_leak_no_gpu_me
     import gc
 
     import torch
-
     from conftest import gpu_bytes_in_use
+
     from lcsnet_seg.gpu.segmenter import GpuSegmenter
 
     sizes = [(480, 640), (720, 1280), (1080, 1920), (333, 517), (240, 320), (600, 800)]

@@ -28,13 +28,13 @@ def _gpu_problem() -> str | None:
 pytestmark = [pytest.mark.ros_process, pytest.mark.skipif(_gpu_problem() is not None,
                                                            reason=f"GPU node test: {_gpu_problem()}")]
 
+from conftest import DEMO_PTH  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from ros_harness import RELIABLE, NodeProcess, RosHarness, first_with_stamp, header, wait_until  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
-from conftest import DEMO_PTH  # noqa: E402
 from lcsnet_seg.model.scene import generate_scene  # noqa: E402
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
-from ros_harness import RELIABLE, NodeProcess, RosHarness, first_with_stamp, header, wait_until  # noqa: E402
 
 ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 SIZES = ((480, 640), (1080, 1920))

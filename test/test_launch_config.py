@@ -8,8 +8,8 @@ import ast
 import re
 
 import yaml
-
 from conftest import REPO
+
 from lcsnet_seg.ros.params import BY_NAME, PARAMETERS, check_value
 
 CONFIG = REPO / "config" / "lcsnet_seg.yaml"

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import DEMO_ONNX, DEMO_PTH
 
 torch = pytest.importorskip("torch")
@@ -21,7 +20,8 @@ def test_demo_checkpoint_is_small_safe_and_complete():
     assert DEMO_PTH.stat().st_size <= 8 * 1024 * 1024
     checkpoint = torch.load(DEMO_PTH, map_location="cpu", weights_only=True)
     assert checkpoint["arch"] == "lcsnet" and checkpoint["num_classes"] == 8
-    assert checkpoint["train"]["held_out_miou"] >= 0.80
+    assert {"steps", "held_out_miou"} <= checkpoint["train"].keys()  # the training record travels with it
+    # the mIoU itself is measured, not read from this record: test_demo_model_reaches_the_miou_target_...
 
 
 def test_onnx_matches_pytorch_on_the_demo_weights(demo_torch_model, ort_backend):
@@ -70,7 +70,7 @@ def test_complexity_figures_quoted_in_docs():
 
 
 def test_training_script_runs_a_few_steps(tmp_path):
-    from lcsnet_seg.model.train import main
+    from lcsnet_seg.tools.train import main
 
     out = tmp_path / "tiny.pth"
     assert main(["--out", str(out), "--max-steps", "2", "--height", "64", "--width", "96", "--batch", "2",

@@ -13,11 +13,11 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
+from ros_harness import RELIABLE, RosHarness, call, header, send_until_answered, wait_for, wait_until  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from lcsnet_seg.model.scene import generate_scene  # noqa: E402
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
-from ros_harness import RELIABLE, RosHarness, call, header, send_until_answered, wait_for, wait_until  # noqa: E402
 
 H, W = 240, 320
 

@@ -12,14 +12,12 @@ pytest.importorskip("rclpy")
 
 pytestmark = pytest.mark.ros_process
 
+from conftest import scale  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from ros_harness import RELIABLE, STARTUP_S, NodeProcess, RosHarness, header, wait_until  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from conftest import scale  # noqa: E402
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
-from ros_harness import RELIABLE, STARTUP_S, NodeProcess, RosHarness, header, wait_until  # noqa: E402
-
-
 
 PARAMS = {"force_outputs": True}
 REMAP = {"image": "/proc_test/image"}

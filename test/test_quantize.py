@@ -5,7 +5,6 @@ import re
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DEMO_ONNX
 
 onnx = pytest.importorskip("onnx")

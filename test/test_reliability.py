@@ -18,14 +18,14 @@ hypothesis = pytest.importorskip("hypothesis")
 psutil = pytest.importorskip("psutil")
 pytestmark = pytest.mark.ros_process
 
+from conftest import DEMO_ONNX, scale  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from ros_harness import RELIABLE, RosHarness, header, settled, wait_for, wait_until  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
-from conftest import DEMO_ONNX, scale  # noqa: E402
 from lcsnet_seg.image_formats import PIXEL_FORMATS  # noqa: E402
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
-from ros_harness import RELIABLE, RosHarness, header, settled, wait_for, wait_until  # noqa: E402
 
 
 def report(name: str, **figures) -> None:

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from lcsnet_seg.errors import ConfigError, ImageError, ModelFileError
+from lcsnet_seg.image_formats import pixel_format
 from lcsnet_seg.model.scene import generate_scene
 from lcsnet_seg.postprocess import argmax_labels, resize_nearest
 from lcsnet_seg.preprocess import preprocess
-from lcsnet_seg.image_formats import pixel_format
 
 
 @pytest.fixture(scope="module")

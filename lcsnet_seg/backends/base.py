@@ -64,7 +64,7 @@ class Backend(ABC):
         """
         raise NotImplementedError(f"backend {self.name} has no device-pointer path")
 
-    def bind_thread(self) -> None:
+    def bind_thread(self) -> None:  # noqa: B027 (a hook: most backends need nothing per thread)
         """Prepare the calling thread for infer_device (e.g. select the device). Called once per thread
         by the GPU Segmenter before the first GPU call a thread makes; the default does nothing."""
 
@@ -77,7 +77,7 @@ class Backend(ABC):
         an object with ``launch()`` (enqueue one replay on that stream) and ``close()``."""
         raise NotImplementedError(f"backend {self.name} cannot capture CUDA graphs")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: backends with nothing to free keep the no-op)
         """Free the session/engine and any device memory. Idempotent."""
 
     def __enter__(self):

@@ -15,8 +15,9 @@ _ONNX_DTYPES = {1: "tensor(float)", 10: "tensor(float16)"}  # onnx.TensorProto.F
 def validate_onnx_file(model_path) -> tuple[ModelInfo, TensorSpec, TensorSpec]:
     """Read and check an ONNX file before any runtime loads it: readable, lcsnet_seg metadata, one image
     input and one logits output of fitting shapes. Returns (model info, input spec, output spec)."""
-    import onnx
     from types import SimpleNamespace
+
+    import onnx
 
     try:
         model = onnx.load(str(model_path), load_external_data=False)

@@ -72,13 +72,13 @@ class TorchBackend(Backend):
 
     @classmethod
     def from_checkpoint(cls, weights_path, info_overrides: dict | None = None, device: str = "cpu",
-                        info: ModelInfo | None = None, **options) -> "TorchBackend":
+                        info: ModelInfo | None = None, **options) -> TorchBackend:
         """A backend for an LCSNet .pth, read once. Without ``info``, its ModelInfo comes from the
         checkpoint's input size, the class file (config/classes.yaml unless overridden) and ImageNet
         mean/std. ``options``: precision, channels_last, compile_dir (see __init__)."""
         from lcsnet_seg.classes import load_class_set
-        from lcsnet_seg.model.checkpoint import load_model
         from lcsnet_seg.errors import ConfigError
+        from lcsnet_seg.model.checkpoint import load_model
 
         model, meta, num_classes = load_model(weights_path)
         if info is None:
@@ -137,7 +137,7 @@ class TorchBackend(Backend):
         with torch.cuda.stream(self._stream(stream_handle)), torch.inference_mode():
             out.copy_(self._forward(x))
 
-    def capture(self, enqueue, stream_handle: int) -> "TorchGraph":
+    def capture(self, enqueue, stream_handle: int) -> TorchGraph:
         """Capture what ``enqueue()`` puts on the stream ``stream_handle`` (our kernels and copies,
         and infer_device) as one CUDA graph. Warm up (run enqueue eagerly) before capturing."""
         torch = self._torch

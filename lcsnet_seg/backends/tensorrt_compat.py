@@ -51,7 +51,7 @@ def network_flags() -> int:
     return 1 << int(flag)
 
 
-def engine_device_memory_bytes(engine: "trt.ICudaEngine") -> int:
+def engine_device_memory_bytes(engine: trt.ICudaEngine) -> int:
     """Device memory an execution context needs (``device_memory_size_v2``: 10.1+ and 11.x).
 
     The unversioned query it replaced is gone in 11.x and never used here.
@@ -59,7 +59,7 @@ def engine_device_memory_bytes(engine: "trt.ICudaEngine") -> int:
     return int(engine.device_memory_size_v2)
 
 
-def numpy_dtype(dtype: "trt.DataType") -> np.dtype:
+def numpy_dtype(dtype: trt.DataType) -> np.dtype:
     """numpy dtype of an engine I/O tensor; only the types the backends exchange (float32, float16)."""
     import tensorrt as trt
 
@@ -72,6 +72,6 @@ def numpy_dtype(dtype: "trt.DataType") -> np.dtype:
     return np.dtype(known[dtype])
 
 
-def dims(shape: "trt.Dims") -> tuple[int, ...]:
+def dims(shape: trt.Dims) -> tuple[int, ...]:
     """A TensorRT Dims as a tuple of ints (-1 for a dynamic dimension)."""
     return tuple(int(d) for d in shape[0:len(shape)])

@@ -89,10 +89,12 @@ def check_engine_fits(engine_path, doc: dict, *, tensorrt_version: str, compute_
     if doc.get("compute_capability") != compute_capability:
         problems.append(f"built for compute capability {doc.get('compute_capability')} "
                         f"({doc.get('gpu_name')}), this GPU is {compute_capability}")
-    if engine_path is not None and Path(engine_path).is_file() and doc.get("engine_sha256") not in (None, sha256_file(engine_path)):
+    recorded = doc.get("engine_sha256")
+    if engine_path is not None and Path(engine_path).is_file() and recorded not in (None, sha256_file(engine_path)):
         problems.append("the engine file changed after its sidecar was written")
     if onnx_path is not None and Path(onnx_path).is_file() and doc.get("onnx_sha256") != sha256_file(onnx_path):
         problems.append(f"the source ONNX {Path(onnx_path).name} changed since the engine was built (stale)")
     if problems:
         raise ModelFileError(f"engine {engine_path} does not fit: " + "; ".join(problems) +
-                             "; rebuild it on this machine with `ros2 run lcsnet_seg convert MODEL.onnx --stages engine`")
+                             "; rebuild it on this machine with "
+                             "`ros2 run lcsnet_seg convert MODEL.onnx --stages engine`")

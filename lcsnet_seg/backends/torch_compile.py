@@ -138,8 +138,8 @@ def prepare_compiled_model(weights_path, cache_dir, device: int | str = 0, preci
     """Compile the LCSNet weights for this GPU once and leave inductor's cache and the marker in
     ``cache_dir`` (created if missing). ``input_size`` (h, w) defaults to the checkpoint's.
     Returns the marker written (its facts plus ``compile_seconds``). Takes ~25 s on a cold cache."""
-    from lcsnet_seg.model.checkpoint import load_model
     from lcsnet_seg.errors import BackendUnavailable
+    from lcsnet_seg.model.checkpoint import load_model
 
     if not torch.cuda.is_available():
         raise BackendUnavailable("preparing a compiled model needs PyTorch with CUDA and a GPU")

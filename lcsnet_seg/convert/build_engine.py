@@ -98,7 +98,7 @@ def build_engine(onnx_path, engine_path, info: ModelInfo, options: EngineOptions
     return engine_path
 
 
-def _add_profile(builder: "trt.Builder", network: "trt.INetworkDefinition", config: "trt.IBuilderConfig",
+def _add_profile(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
                  options: EngineOptions) -> dict | None:
     """An optimisation profile for a model with dynamic height/width; None for a static model."""
     import tensorrt as trt
@@ -118,7 +118,7 @@ def _add_profile(builder: "trt.Builder", network: "trt.INetworkDefinition", conf
     return {"input": input_tensor.name, "min": shapes[0], "opt": shapes[1], "max": shapes[2]}
 
 
-def _progress_monitor() -> "trt.IProgressMonitor":
+def _progress_monitor() -> trt.IProgressMonitor:
     """A TensorRT IProgressMonitor drawing one tqdm bar per builder phase."""
     import tensorrt as trt
     from tqdm import tqdm

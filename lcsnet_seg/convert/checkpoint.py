@@ -1,4 +1,3 @@
 """Moved to lcsnet_seg.model.checkpoint (the PyTorch backend needs it, and backends do not import convert/)."""
 
-from lcsnet_seg.model.checkpoint import (STATE_DICT_KEYS, build_architecture, fit_weights, load_checkpoint,  # noqa: F401
-                                         load_model)
+from lcsnet_seg.model.checkpoint import STATE_DICT_KEYS, build_architecture, fit_weights, load_checkpoint, load_model  # noqa: F401

@@ -27,9 +27,3 @@ def simplify_onnx(src, dst) -> tuple[int, int]:
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(simplified, str(dst))
     return before, len(simplified.graph.node)
-
-
-def count_nodes(path) -> int:
-    import onnx
-
-    return len(onnx.load(str(path), load_external_data=False).graph.node)

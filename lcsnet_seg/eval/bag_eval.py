@@ -6,9 +6,9 @@ scored alone and the same bag scored in a fleet go through the same code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from lcsnet_seg.eval import bag_io
 from lcsnet_seg.eval.scoring import Scorer, sample_positions

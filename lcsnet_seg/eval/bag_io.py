@@ -6,9 +6,9 @@ published by rclpy as they are, and rclpy's serialised messages can be written h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lcsnet_seg.errors import ConfigError, LcsnetError
 from lcsnet_seg.eval.bag_eval import BagOptions, BagScore, build_segmenter, score_bag, segmenter_replay
@@ -137,7 +137,8 @@ def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool 
 
 def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers: int, gpu: bool,
               on_done: Callable[[Outcome, int], None] | None = None, worker_class: type = BagWorker,
-              bag_timeout_s: float | None = None, deadline_s: float | None = None) -> tuple[list[tuple[Outcome, int]], list[dict]]:
+              bag_timeout_s: float | None = None,
+              deadline_s: float | None = None) -> tuple[list[tuple[Outcome, int]], list[dict]]:
     """Score ``jobs`` (bag path, its output folder or None) on ``workers`` actors of ``worker_class``.
 
     Returns ([(Outcome, attempts)] in job order, the actors' descriptions). ``on_done`` is called
@@ -195,7 +196,7 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
         report_finished()
         now = time.monotonic()
         if deadline_s is not None and now - run_start > deadline_s:
-            for ref, (slot, index, _) in running.items():
+            for slot, index, _ in running.values():
                 ray.kill(actors[slot])
                 finish(index, Outcome(jobs[index][0], "failed", reason=f"not finished within the run's "
                                       f"deadline of {deadline_s:.0f} s"))

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lcsnet_seg.eval.report import (compare_lines, flicker_lines, plot_class_values, plot_confusion_matrix,
-                                    pyplot)
+from lcsnet_seg.eval.report import compare_lines, flicker_lines, plot_class_values, plot_confusion_matrix, pyplot
 
 
 def _f(value, digits: int = 4) -> str:

@@ -37,7 +37,7 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
                    bag_timeout_s: float | None = None, deadline_s: float | None = None,
                    worker_class: type = BagWorker, skipped: list[str] = (), num_cpus: int | None = None,
                    ship: bool | None = None) -> dict:
-    """Score ``bags`` on Ray and write the fleet's and every bag's results under ``out_dir``; returns the fleet document.
+    """Score ``bags`` on Ray; write the fleet's and every bag's results under ``out_dir``; returns the fleet document.
 
     workers: actors (default: see default_workers). address: an existing Ray cluster (default: a
     local instance, started here and stopped at the end). compare_with: another run's out dir or

@@ -35,7 +35,7 @@ class ConfusionMatrix:
         n = self.num_classes
         self.matrix += np.bincount(gt * n + pred, minlength=n * n).reshape(n, n)
 
-    def scores(self) -> "Scores":
+    def scores(self) -> Scores:
         return Scores.from_matrix(self.matrix)
 
 
@@ -50,7 +50,7 @@ class Scores:
     present: np.ndarray  # bool per class: the class occurs in the ground truth
 
     @classmethod
-    def from_matrix(cls, matrix: np.ndarray) -> "Scores":
+    def from_matrix(cls, matrix: np.ndarray) -> Scores:
         tp = np.diag(matrix).astype(np.float64)
         gt_count = matrix.sum(1).astype(np.float64)
         pred_count = matrix.sum(0).astype(np.float64)

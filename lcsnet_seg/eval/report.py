@@ -106,7 +106,8 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
     plot_confusion_matrix(out_dir / "confusion_matrix.png", doc["confusion_matrix"], names)
     ious = [doc["per_class_iou"][n] for n in names]
     plot_class_values(out_dir / "per_class_iou.png", ious, names, palette, "IoU",
-                      f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None else "per-class IoU (no mIoU)",
+                      f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None
+                      else "per-class IoU (no mIoU)",
                       "absent")
 
     import cv2
@@ -123,7 +124,8 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
     lat = doc["latency_ms"]
     frames = doc["frames"]
     lines = [f"# Segmentation evaluation: {doc.get('bag')}", "",
-             f"- image topic `{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`; mode **{doc.get('mode')}**, "
+             f"- image topic `{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`; "
+             f"mode **{doc.get('mode')}**, "
              f"backend {doc.get('backend')} on {doc.get('device')}, model `{doc.get('model')}`",
              f"- **{'complete' if doc['complete'] else 'INCOMPLETE'}**: {frames['frames_segmented']} of "
              f"{frames['frames_in_range']} frames segmented, {frames['frames_scored']} scored, "
@@ -179,7 +181,8 @@ def compare_lines(block: dict | None, out_dir: Path, names, palette) -> list[str
 
     lines = ["", "## Compared with another run", "",
              f"Against `{block['other']}` (model `{block.get('other_model')}`): mIoU {signed(block['miou_delta'])}, "
-             f"flicker {signed(block['flicker_delta'])} (this run minus the other; IoU up is better, flicker down is better).",
+             f"flicker {signed(block['flicker_delta'])} "
+             "(this run minus the other; IoU up is better, flicker down is better).",
              "", "| class | IoU here minus there | IoU there |", "| --- | --- | --- |"]
     for name in names:
         there = block["other_per_class_iou"].get(name)

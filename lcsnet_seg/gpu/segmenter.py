@@ -1,7 +1,8 @@
 """GpuSegmenter: the Segmenter's GPU path. Same call and result as lcsnet_seg.pipeline.Segmenter.
 
 Per frame, all on one CUDA stream, with one synchronisation at the end:
-  image -> pinned staging (one copy, split over threads for large frames; the overlay alpha after it) -> device (one async copy)
+  image -> pinned staging (one copy, split over threads for large frames; the overlay alpha after it)
+  -> device (one async copy)
   -> fused preprocess kernel -> model input buffer -> backend.infer_device -> logits buffer ->
   fused postprocess kernel -> output arena -> pinned host arena (one async copy) -> sync.
 
@@ -40,8 +41,8 @@ from lcsnet_seg.gpu.postprocess import GpuPostprocess
 from lcsnet_seg.gpu.preprocess import GpuPreprocess
 from lcsnet_seg.gpu.runtime import EventPair, GpuContext
 from lcsnet_seg.model_info import ModelInfo
-from lcsnet_seg.pipeline import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha, check_request
 from lcsnet_seg.preprocess import channel_sources, normalisation
+from lcsnet_seg.segmentation import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha, check_request
 
 log = logging.getLogger(__name__)
 GRAPH_TIMINGS = ("total", "gpu")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from lcsnet_seg.errors import BackendUnavailable, LcsnetError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARITY, EXIT_NO_TENSORRT = 0, 1, 2, 3, 4
+# all five re-exported: tests and scripts import them from lcsnet_seg.tools.convert
+from lcsnet_seg.tools.exit_codes import EXIT_ERROR, EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY, EXIT_USAGE  # noqa: F401
+
 STAGES = ("onnx", "simplify", "quantize", "engine")
 # Not in the default chain: prepares the torch_cuda backend's compiled model for the GPU this runs on.
 GPU_STAGES = ("compile",)
@@ -46,8 +48,9 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="convert", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", help="weights .pth (state_dict or a checkpoint holding one), or an .onnx to start from")
-    ap.add_argument("--out-dir", required=True, type=Path, help="folder for NAME.onnx, NAME.sim.onnx, NAME.fp16.onnx or NAME.int8.onnx, "
-                                                                 "NAME.engine")
+    ap.add_argument("--out-dir", required=True, type=Path,
+                    help="folder for NAME.onnx, NAME.sim.onnx, NAME.fp16.onnx or NAME.int8.onnx, "
+                         "NAME.engine")
     ap.add_argument("--name", help="output base name (default: the input file's stem)")
     ap.add_argument("--stages", default=",".join(STAGES),
                     help="comma-separated subset of onnx,simplify,quantize,engine (default: those four), or "
@@ -57,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
                                                 "the checkpoint, else lcsnet)")
     g.add_argument("--num-classes", type=int, help="default: the checkpoint's, else the class file's count")
     g.add_argument("--classes", type=Path, help="classes YAML (default: config/classes.yaml)")
-    g.add_argument("--input-size", type=_hw, help="network input HEIGHTxWIDTH (default: the checkpoint's, else 384x512)")
+    g.add_argument("--input-size", type=_hw,
+                   help="network input HEIGHTxWIDTH (default: the checkpoint's, else 384x512)")
     g.add_argument("--mean", type=float, nargs=3, help="per-channel mean of pixel/255, in the colour order")
     g.add_argument("--std", type=float, nargs=3, help="per-channel std of pixel/255")
     g.add_argument("--colour-order", choices=("rgb", "bgr"), default="rgb")

@@ -29,8 +29,8 @@ def model_from_weights(args, name: str):
     import numpy as np
     import torch
 
-    from lcsnet_seg.model.checkpoint import load_model
     from lcsnet_seg.convert.model_outputs import logits_only
+    from lcsnet_seg.model.checkpoint import load_model
 
     model, meta, num_classes = load_model(args.model, args.arch, args.num_classes, args.classes)
     info = model_info_from_args(args, meta, num_classes)

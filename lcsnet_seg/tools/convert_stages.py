@@ -14,6 +14,7 @@ from pathlib import Path
 from lcsnet_seg.errors import ModelFileError
 from lcsnet_seg.model_info import ModelInfo
 from lcsnet_seg.tools.convert_inputs import calibration_batches, model_from_onnx, model_from_weights
+from lcsnet_seg.tools.exit_codes import EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY
 
 
 def _say(text: str) -> None:
@@ -118,7 +119,6 @@ def run_stages(args, stages: list[str]) -> int:
 
 
 def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
-    from lcsnet_seg.tools.convert import EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY
 
     reference = None  # the PyTorch model as a batch -> logits function, when the input is a .pth
     onnx_path = outputs.paths["onnx"]

@@ -1,6 +1,6 @@
 """Train LCSNet on generated indoor scenes (the demo weights were made with this script).
 
-    python -m lcsnet_seg.model.train --minutes 6 --out lcsnet_demo.pth
+    python -m lcsnet_seg.tools.train --minutes 6 --out lcsnet_demo.pth
 
 Runs on CUDA when available (bf16 autocast, channels-last), else on the CPU. The learning rate
 follows a warm-up and cosine schedule over the wall-clock budget, so a run of any length ends
