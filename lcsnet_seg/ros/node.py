@@ -17,9 +17,9 @@ import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from lcsnet_seg.backends import create_backend
@@ -30,10 +30,23 @@ from lcsnet_seg.pipeline import make_segmenter
 from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array, input_problem
 from lcsnet_seg.ros.frame_worker import LatestFrameWorker
 from lcsnet_seg.ros.output_publishers import OutputPublishers
-from lcsnet_seg.ros.params import (BY_NAME, PARAMETERS, READ_ONLY, check_value, declared_value, descriptor,
-                                   unknown_overrides)
-from lcsnet_seg.ros.qos import (PublisherEventCallbacks, SubscriptionEventCallbacks, input_mismatch, output_mismatch,
-                                profile, resolved)
+from lcsnet_seg.ros.params import (
+    BY_NAME,
+    PARAMETERS,
+    READ_ONLY,
+    check_value,
+    declared_value,
+    descriptor,
+    unknown_overrides,
+)
+from lcsnet_seg.ros.qos import (
+    PublisherEventCallbacks,
+    SubscriptionEventCallbacks,
+    input_mismatch,
+    output_mismatch,
+    profile,
+    resolved,
+)
 from lcsnet_seg.stats import Counters, RateMeter, RollingStats
 
 NODE_NAME = "lcsnet_seg"
@@ -280,7 +293,8 @@ class SegmentationNode(LifecycleNode):
     # ------------------------------------------------------------------ QoS events and diagnostics
     def _on_incompatible_qos_sub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
-        self.get_logger().error(input_mismatch(self._topic, info, self.param("qos_reliability"), self.param("qos_depth")))
+        self.get_logger().error(input_mismatch(self._topic, info, self.param("qos_reliability"),
+                                               self.param("qos_depth")))
 
     def _on_incompatible_qos_pub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
@@ -318,13 +332,3 @@ class SegmentationNode(LifecycleNode):
     @property
     def counters(self) -> dict[str, int]:
         return self._counters.totals()
-
-
-def main(args=None) -> int:
-    from lcsnet_seg.ros.segmentation_node import main as entry
-
-    return entry(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

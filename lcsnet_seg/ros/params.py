@@ -9,7 +9,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from lcsnet_seg.backends import BACKEND_NAMES
-from lcsnet_seg.pipeline import OUTPUT_SIZES
+from lcsnet_seg.segmentation import OUTPUT_SIZES
 
 RELIABILITIES = ("best_effort", "reliable")
 TRANSPORTS = ("raw", "compressed")
