@@ -85,12 +85,10 @@ def configure_probe(compile_dir: str) -> None:
     import torch  # noqa: F401  (the node imports it at configure too)
 
     t1 = time.perf_counter()
-    from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model import DEMO_PTH
-    from lcsnet_seg.pipeline import make_segmenter
+    from lcsnet_seg.pipeline import build_segmenter
 
-    backend, why = create_backend("torch_cuda", DEMO_PTH, compile_dir=compile_dir)
-    segmenter = make_segmenter(backend)
+    segmenter, why = build_segmenter(DEMO_PTH, "torch_cuda", compile_dir=compile_dir)
     t2 = time.perf_counter()
     segmenter(np.full((480, 640, 3), 90, np.uint8), "rgb8", ("labels",))
     t3 = time.perf_counter()

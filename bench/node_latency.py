@@ -81,16 +81,15 @@ def main() -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model import DEMO_ONNX
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import make_segmenter
+    from lcsnet_seg.pipeline import build_segmenter
     from lcsnet_seg.ros.image_codec import array_to_image
 
     model = args.model or str(DEMO_ONNX)
-    backend, why = create_backend(args.backend, model, compile_dir=args.compile_dir or None)
-    segmenter = make_segmenter(backend)
-    print(f"bench: backend {backend.name} on {getattr(segmenter, 'device', backend.device)} ({why})", flush=True)
+    segmenter, why = build_segmenter(model, args.backend, compile_dir=args.compile_dir or None)
+    backend = segmenter.backend
+    print(f"bench: backend {backend.name} on {segmenter.device} ({why})", flush=True)
     logs = Path(tempfile.mkdtemp(prefix="lcsnet_bench_"))
     node = start_node(logs / "node.log", {"model_path": model, "backend": args.backend, "force_outputs": True,
                                           "publish_color_mask": False, "publish_overlay": False,

@@ -1,4 +1,6 @@
-"""The node's outputs, defined once: topic, Segmenter result field, message encoding, enabling parameter."""
+"""The outputs, defined once: topic, Segmenter result field, message encoding, enabling parameter (with
+its default and description). The Segmenters' output names, the node's publishers and its publish_*
+parameters, the parameter YAML check and the evaluation replay all read this table."""
 
 from __future__ import annotations
 
@@ -9,21 +11,26 @@ from dataclasses import dataclass
 class OutputSpec:
     """topic: published as ~/<topic>; field: the SegmentationResult attribute (and the name a Segmenter
     is asked for); encoding: sensor_msgs/Image encoding ("{order}8" takes the overlay's colour order);
-    parameter: the bool parameter that enables it."""
+    parameter: the bool parameter that enables it; on_by_default: its default; what: the description."""
 
     topic: str
     field: str
     encoding: str
-    parameter: str
+    on_by_default: bool
+    what: str
+
+    @property
+    def parameter(self) -> str:
+        return f"publish_{self.topic}"
 
     def encoding_for(self, colour_order: str) -> str:
         return self.encoding.format(order=colour_order)
 
 
 OUTPUTS: tuple[OutputSpec, ...] = (
-    OutputSpec("label_mask", "labels", "mono8", "publish_label_mask"),
-    OutputSpec("color_mask", "color_mask", "rgb8", "publish_color_mask"),
-    OutputSpec("overlay", "overlay", "{order}8", "publish_overlay"),
-    OutputSpec("confidence", "confidence", "32FC1", "publish_confidence"),
+    OutputSpec("label_mask", "labels", "mono8", True, "mono8 class ids"),
+    OutputSpec("color_mask", "color_mask", "rgb8", True, "rgb8 palette colours"),
+    OutputSpec("overlay", "overlay", "{order}8", True, "the image blended with the colours"),
+    OutputSpec("confidence", "confidence", "32FC1", False, "32FC1, max softmax"),
 )
 BY_TOPIC = {o.topic: o for o in OUTPUTS}

@@ -1,7 +1,7 @@
-"""Segmenter: preprocess -> backend -> postprocess, with per-stage timings.
-
-The CPU path lives here. The GPU path (issue: GPU pre/post-processing) plugs in behind the same
-``__call__`` when a device backend is used.
+"""The CPU Segmenter (preprocess -> backend -> postprocess, with per-stage timings) and the one
+factory, build_segmenter, that every caller uses: it picks the backend for (model, backend name,
+device) and the Segmenter that fits it (the GPU Segmenter for a device-pointer backend). Both
+Segmenters keep the contract in segmentation.FrameSegmenter.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colou
 from lcsnet_seg.preprocess import preprocess
 
 # re-exported: scripts import these from lcsnet_seg.pipeline
-from lcsnet_seg.segmentation import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha, check_request  # noqa: F401
+from lcsnet_seg.segmentation import (  # noqa: F401
+    DEFAULT_OUTPUTS,
+    OUTPUT_SIZES,
+    OUTPUTS,
+    FrameSegmenter,
+    SegmentationResult,
+    check_alpha,
+    check_request,
+)
 
 
 class Segmenter:
@@ -26,7 +34,10 @@ class Segmenter:
 
     overlay_alpha: weight of the class colour in the overlay, 0..1 (changeable at run time).
     output_size: "input" (outputs at the image's size) or "network" (at the model input size).
+    Each result owns its arrays (results_reused is false).
     """
+
+    results_reused = False
 
     def __init__(self, backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input") -> None:
         if output_size not in OUTPUT_SIZES:
@@ -42,8 +53,12 @@ class Segmenter:
     def info(self) -> ModelInfo:
         return self.backend.info
 
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
     def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
-                 outputs: tuple[str, ...] = ("labels", "color_mask", "overlay")) -> SegmentationResult:
+                 outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> SegmentationResult:
         """Segment one image. ``pixel_format_name``: rgb8, bgr8, rgba8, bgra8 or mono8."""
         fmt, image = check_request(image, pixel_format_name, outputs)
         t0 = time.perf_counter()
@@ -85,8 +100,25 @@ class Segmenter:
         self.backend.close()
 
 
+def build_segmenter(model_path, backend: str = "auto", device: int = 0, *, info_overrides: dict | None = None,
+                    overlay_alpha: float = 0.5, output_size: str = "input", compile_dir=None,
+                    cuda_graph: bool = True) -> tuple[FrameSegmenter, str]:
+    """The one factory: the backend for ``model_path`` (create_backend: ``backend`` auto, onnxruntime,
+    tensorrt or torch_cuda, on CUDA ``device``), then the Segmenter that fits it. Returns (segmenter,
+    one line saying why this backend). ``compile_dir`` and ``cuda_graph``: torch_cuda only (see
+    backends.torch_compile and gpu.segmenter)."""
+    from lcsnet_seg.backends import create_backend
+
+    chosen, why = create_backend(backend, model_path, info_overrides, device=device, compile_dir=compile_dir)
+    try:
+        return make_segmenter(chosen, overlay_alpha, output_size, device, cuda_graph=cuda_graph), why
+    except BaseException:
+        chosen.close()
+        raise
+
+
 def make_segmenter(backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input", device_id: int = 0,
-                   cuda_graph: bool = True):
+                   cuda_graph: bool = True) -> FrameSegmenter:
     """The GPU Segmenter for a device-pointer backend (TensorRT, torch_cuda), else the CPU Segmenter.
 
     cuda_graph: on a backend that can capture (torch_cuda), run each frame as one replayed CUDA graph;

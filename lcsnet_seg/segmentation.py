@@ -1,19 +1,28 @@
-"""What both Segmenters share: the result of one frame and the checks of a request.
+"""The Segmenter contract, and what both Segmenters share: the result of one frame and the checks of
+a request.
 
 Its own module so that the CPU Segmenter (pipeline.py), the GPU Segmenter (gpu/segmenter.py) and the
-factory (pipeline.make_segmenter) all import it and none of them imports another back.
+factory (pipeline.build_segmenter) all import it and none of them imports another back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from lcsnet_seg.errors import ConfigError
 from lcsnet_seg.image_formats import PixelFormat, check_image, pixel_format
+from lcsnet_seg.model_info import ModelInfo
+from lcsnet_seg.outputs import OUTPUTS as OUTPUT_TABLE
 
-OUTPUTS = ("labels", "color_mask", "overlay", "confidence")
+if TYPE_CHECKING:
+    from lcsnet_seg.backends.base import Backend
+
+# The result fields a Segmenter can be asked for: the output table's (lcsnet_seg/outputs.py), in its order.
+OUTPUTS = tuple(o.field for o in OUTPUT_TABLE)
+DEFAULT_OUTPUTS = ("labels", "color_mask", "overlay")
 OUTPUT_SIZES = ("input", "network")
 
 
@@ -34,6 +43,41 @@ class SegmentationResult:
     confidence: np.ndarray | None = None
     overlay_order: str = "rgb"
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def copy(self) -> SegmentationResult:
+        """A result that owns its arrays: keep this, not the original, past the Segmenter's next call when
+        the Segmenter's ``results_reused`` is true."""
+        arrays = {name: None if getattr(self, name) is None else np.array(getattr(self, name)) for name in OUTPUTS}
+        return replace(self, **arrays, timings_ms=dict(self.timings_ms))
+
+
+@runtime_checkable
+class FrameSegmenter(Protocol):
+    """What every caller (the node, evaluate, the demo, the benches) uses, CPU or GPU alike; build one
+    with pipeline.build_segmenter.
+
+    ``segmenter(image, pixel_format_name, outputs)`` segments one H x W x C uint8 image and returns the
+    requested outputs (``outputs``: fields of OUTPUTS; labels always); ``timings_ms`` of the result
+    always has "total" (ms) and the stages the Segmenter could time. ``results_reused``: when true, the
+    result's arrays are overwritten by the next call (the GPU Segmenter's pinned buffers), so a caller
+    that keeps a result past the next frame keeps ``result.copy()``. ``overlay_alpha`` and
+    ``output_size`` may be changed between calls. ``close()`` releases the backend (idempotent)."""
+
+    backend: Backend
+    overlay_alpha: float
+    output_size: str
+    results_reused: bool
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def device(self) -> str: ...
+
+    def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
+                 outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> SegmentationResult: ...
+
+    def close(self) -> None: ...
 
 
 def check_request(image: np.ndarray, pixel_format_name: str,

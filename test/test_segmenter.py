@@ -99,3 +99,30 @@ def test_missing_and_corrupt_model_files(tmp_path):
     with pytest.raises(ModelFileError, match="is not a readable ONNX model") as err:
         create_backend("auto", garbage)
     assert "\n" not in str(err.value)
+
+
+def test_one_factory_builds_a_segmenter_that_keeps_the_contract(demo_onnx):
+    """build_segmenter is what the node, evaluate and the benches use; its result keeps FrameSegmenter."""
+    from lcsnet_seg.pipeline import build_segmenter
+    from lcsnet_seg.segmentation import FrameSegmenter
+
+    segmenter, why = build_segmenter(demo_onnx, "auto")
+    try:
+        assert isinstance(segmenter, FrameSegmenter) and "ONNX" in why
+        assert segmenter.device == "cpu" and segmenter.results_reused is False
+        image = np.full((48, 64, 3), 120, np.uint8)
+        result = segmenter(image, "rgb8", outputs=("labels", "confidence"))
+        assert result.color_mask is None and result.confidence is not None and "total" in result.timings_ms
+        kept = result.copy()
+        result.labels[:] = 255  # the copy owns its arrays
+        assert kept.labels.max() < 8 and kept.confidence is not result.confidence
+    finally:
+        segmenter.close()
+
+
+def test_factory_releases_the_backend_when_the_segmenter_cannot_be_built(demo_onnx):
+    from lcsnet_seg.errors import ConfigError
+    from lcsnet_seg.pipeline import build_segmenter
+
+    with pytest.raises(ConfigError, match="output_size"):
+        build_segmenter(demo_onnx, "onnxruntime", output_size="sideways")

@@ -98,13 +98,11 @@ def score_bag(bag: Path, options: BagOptions, out_dir: Path | None, replay: Repl
 
 
 def build_segmenter(model: Path, backend_name: str = "auto", device_id: int = 0):
-    """The Segmenter the node would build for ``model``: create_backend, then make_segmenter
-    (GPU pre/post-processing for a device backend such as torch_cuda or tensorrt). Returns (segmenter, why)."""
-    from lcsnet_seg.backends import create_backend
-    from lcsnet_seg.pipeline import make_segmenter
+    """The Segmenter the node builds for ``model`` (pipeline.build_segmenter, the one factory).
+    Returns (segmenter, why)."""
+    from lcsnet_seg.pipeline import build_segmenter as factory
 
-    backend, why = create_backend(backend_name, model, device=device_id)
-    return make_segmenter(backend, device_id=device_id), why
+    return factory(model, backend_name, device_id)
 
 
 def segmenter_replay(segmenter, options: BagOptions, why: str = "given by the caller",

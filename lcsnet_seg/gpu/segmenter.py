@@ -42,7 +42,14 @@ from lcsnet_seg.gpu.preprocess import GpuPreprocess
 from lcsnet_seg.gpu.runtime import EventPair, GpuContext
 from lcsnet_seg.model_info import ModelInfo
 from lcsnet_seg.preprocess import channel_sources, normalisation
-from lcsnet_seg.segmentation import OUTPUT_SIZES, OUTPUTS, SegmentationResult, check_alpha, check_request
+from lcsnet_seg.segmentation import (
+    DEFAULT_OUTPUTS,
+    OUTPUT_SIZES,
+    OUTPUTS,
+    SegmentationResult,
+    check_alpha,
+    check_request,
+)
 
 log = logging.getLogger(__name__)
 GRAPH_TIMINGS = ("total", "gpu")
@@ -50,7 +57,12 @@ EAGER_TIMINGS = ("preprocess", "infer", "postprocess", "total")
 
 
 class GpuSegmenter:
-    """Segments H x W x C uint8 images on the GPU with a device-pointer backend."""
+    """Segments H x W x C uint8 images on the GPU with a device-pointer backend.
+
+    results_reused: a result's arrays are views of pinned buffers that the next call overwrites
+    (segmentation.FrameSegmenter): keep ``result.copy()`` past the next frame."""
+
+    results_reused = True
 
     def __init__(self, backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input",
                  device_id: int = 0, cuda_graph: bool = True, max_graphs: int = 4) -> None:
@@ -131,7 +143,7 @@ class GpuSegmenter:
         ctx.copy_to_host(frame.arena_host_ptr, frame.arena_dev_ptr, frame.outputs_bytes)
 
     def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
-                 outputs: tuple[str, ...] = ("labels", "color_mask", "overlay")) -> SegmentationResult:
+                 outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> SegmentationResult:
         fmt, image = check_request(image, pixel_format_name, outputs)
         self._bind_thread()
         net_h, net_w = self.info.input_size

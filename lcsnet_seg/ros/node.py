@@ -22,11 +22,10 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from lcsnet_seg.backends import create_backend
 from lcsnet_seg.errors import ImageError, LcsnetError
 from lcsnet_seg.image_messages import compressed_to_array, image_to_array
 from lcsnet_seg.model import DEMO_ONNX
-from lcsnet_seg.pipeline import make_segmenter
+from lcsnet_seg.pipeline import build_segmenter
 from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array, input_problem
 from lcsnet_seg.ros.frame_worker import LatestFrameWorker
 from lcsnet_seg.ros.output_publishers import OutputPublishers
@@ -63,7 +62,7 @@ class SegmentationNode(LifecycleNode):
             self.declare_parameter(spec.name, declared_value(spec), descriptor(spec))
         self._report_unknown_overrides()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._segmenter = None  # from make_segmenter at configure; used by the worker thread only while active
+        self._segmenter = None  # from build_segmenter at configure; used by the worker thread only while active
         self._outputs: OutputPublishers | None = None
         self._diagnostics_pub = None
         self._input_subs: list = []
@@ -144,11 +143,10 @@ class SegmentationNode(LifecycleNode):
                 from lcsnet_seg.classes import load_class_set
 
                 overrides["classes"] = load_class_set(self.param("classes_file"))
-            backend, why = create_backend(self.param("backend"), model_path, overrides, device=self.param("device"),
-                                          compile_dir=self.param("compile_dir") or None)
-            self._segmenter = make_segmenter(backend, overlay_alpha=self.param("overlay_alpha"),
-                                             output_size=self.param("output_size"), device_id=self.param("device"),
-                                             cuda_graph=self.param("cuda_graph"))
+            self._segmenter, why = build_segmenter(
+                model_path, self.param("backend"), self.param("device"), info_overrides=overrides,
+                overlay_alpha=self.param("overlay_alpha"), output_size=self.param("output_size"),
+                compile_dir=self.param("compile_dir") or None, cuda_graph=self.param("cuda_graph"))
         except LcsnetError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -156,7 +154,8 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._model_path = model_path
-        self._backend_desc = (backend.name, getattr(self._segmenter, "device", backend.device))
+        backend = self._segmenter.backend
+        self._backend_desc = (backend.name, self._segmenter.device)
         self._outputs = OutputPublishers(self, profile(self.param("output_qos_reliability"), 1),
                                          PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub),
                                          camera_info=bool(self.param("use_camera_info")))

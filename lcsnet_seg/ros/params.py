@@ -9,6 +9,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from lcsnet_seg.backends import BACKEND_NAMES
+from lcsnet_seg.outputs import OUTPUTS as OUTPUT_TABLE
 from lcsnet_seg.segmentation import OUTPUT_SIZES
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -53,11 +54,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               float_range=(0.0, 1.0)),
     ParamSpec("output_size", "input", "str", "outputs at the input image's size or the network's",
               runtime=True, choices=OUTPUT_SIZES),
-    ParamSpec("publish_label_mask", True, "bool", "publish ~/label_mask (mono8 class ids)", runtime=True),
-    ParamSpec("publish_color_mask", True, "bool", "publish ~/color_mask (rgb8 palette colours)", runtime=True),
-    ParamSpec("publish_overlay", True, "bool", "publish ~/overlay (the image blended with the colours)",
-              runtime=True),
-    ParamSpec("publish_confidence", False, "bool", "publish ~/confidence (32FC1, max softmax)", runtime=True),
+    *(ParamSpec(o.parameter, o.on_by_default, "bool", f"publish ~/{o.topic} ({o.what})", runtime=True)
+      for o in OUTPUT_TABLE),
     ParamSpec("force_outputs", False, "bool", "compute enabled outputs even when nobody subscribes",
               runtime=True),
     ParamSpec("use_camera_info", False, "bool", "subscribe to 'camera_info' and publish ~/camera_info rescaled "
