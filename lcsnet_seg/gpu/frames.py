@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-OUTPUT_PLANES = {"labels": (1, np.uint8), "color_mask": (3, np.uint8), "overlay": (3, np.uint8),
-                 "confidence": (1, np.float32)}
+from lcsnet_seg.outputs import OUTPUTS as OUTPUT_TABLE
+
+OUTPUT_PLANES = {o.field: (o.channels, o.dtype) for o in OUTPUT_TABLE}  # the one output table's
 ALIGN = 256
 
 
