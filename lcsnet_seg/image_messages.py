@@ -52,3 +52,8 @@ def compressed_to_array(msg) -> tuple[np.ndarray, str]:
     if image.ndim == 2:
         return image, "mono8"
     return image, {3: "bgr8", 4: "bgra8"}[image.shape[2]]
+
+
+def message_to_array(msg) -> tuple[np.ndarray, str]:
+    """sensor_msgs/Image or CompressedImage (told apart by their fields) -> (H x W x C uint8, encoding)."""
+    return compressed_to_array(msg) if hasattr(msg, "format") else image_to_array(msg)

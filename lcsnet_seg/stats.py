@@ -31,6 +31,15 @@ class RollingStats:
         with self._lock:
             self._samples.clear()
 
+    def add_frame(self, decode_ms: float, timings_ms: dict[str, float], publish_ms: float, latency_ms: float) -> None:
+        """One processed frame: decode, the Segmenter's call ("segment", its "total") and whatever stages
+        inside it the Segmenter timed (a CUDA-graph frame has one "gpu" figure), publish, and latency."""
+        self.add("decode", decode_ms)
+        for stage, ms in timings_ms.items():
+            self.add("segment" if stage == "total" else stage, ms)
+        self.add("publish", publish_ms)
+        self.add("latency", latency_ms)
+
 
 class RateMeter:
     """Events per second over a sliding time window (thread-safe)."""

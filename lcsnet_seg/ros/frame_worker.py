@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 class LatestFrameWorker:
@@ -70,3 +71,28 @@ class LatestFrameWorker:
             if self._before_frame is not None:
                 self._before_frame()
             self._process(*item)
+
+
+class PendingSettings:
+    """Run-time settings (e.g. overlay_alpha) queued by the parameter callback on the executor thread and
+    applied by the worker before its next frame, so that a change never lands halfway through one."""
+
+    def __init__(self, names: tuple[str, ...], convert: dict[str, Callable[[Any], Any]] | None = None) -> None:
+        self._names, self._convert = names, convert or {}
+        self._pending: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def queue(self, values: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.update({k: v for k, v in values.items() if k in self._names})
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
+
+    def apply_to(self, target: object | None) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if target is not None:
+            for name, value in pending.items():
+                setattr(target, name, self._convert.get(name, lambda v: v)(value))

@@ -11,7 +11,6 @@ topics, messages <-> arrays.
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback
 
@@ -23,11 +22,11 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from lcsnet_seg.errors import ImageError, LcsnetError
-from lcsnet_seg.image_messages import compressed_to_array, image_to_array
+from lcsnet_seg.image_messages import message_to_array
 from lcsnet_seg.model import DEMO_ONNX
 from lcsnet_seg.pipeline import build_segmenter
 from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array, input_problem
-from lcsnet_seg.ros.frame_worker import LatestFrameWorker
+from lcsnet_seg.ros.frame_worker import LatestFrameWorker, PendingSettings
 from lcsnet_seg.ros.output_publishers import OutputPublishers
 from lcsnet_seg.ros.params import (
     BY_NAME,
@@ -69,10 +68,9 @@ class SegmentationNode(LifecycleNode):
         self._image_sub = None
         self._diag_timer = None
         self._camera_info: CameraInfo | None = None
-        self._settings_lock = threading.Lock()
-        self._pending_settings: dict[str, object] = {}
+        self._settings = PendingSettings(SEGMENTER_SETTINGS, {"overlay_alpha": float})
         self._worker = LatestFrameWorker(self.process, on_drop=lambda: self._counters.add("frames_dropped"),
-                                         before_frame=self._apply_pending_settings)
+                                         before_frame=lambda: self._settings.apply_to(self._segmenter))
         self._stats = RollingStats()
         self._input_rate, self._output_rate = RateMeter(), RateMeter()
         self._counters = Counters("frames_received", "frames_processed", "frames_dropped", "frames_bad",
@@ -81,7 +79,6 @@ class SegmentationNode(LifecycleNode):
         self._backend_desc = ("none", "none")
         self._topic = "image"
 
-    # ------------------------------------------------------------------ parameters
     def param(self, name: str):
         """A parameter's value; None for an unset (model-default) one."""
         value = self.get_parameter(name).value
@@ -109,35 +106,22 @@ class SegmentationNode(LifecycleNode):
             why = check_value(spec, p.value)
             if why:
                 return SetParametersResult(successful=False, reason=why)
-        with self._settings_lock:
-            self._pending_settings.update({p.name: p.value for p in params if p.name in SEGMENTER_SETTINGS})
+        self._settings.queue({p.name: p.value for p in params})
         return SetParametersResult(successful=True)
-
-    def _apply_pending_settings(self) -> None:
-        """Runs on the worker thread before each frame, so a change never lands halfway through one."""
-        with self._settings_lock:
-            pending, self._pending_settings = self._pending_settings, {}
-        segmenter = self._segmenter
-        if segmenter is not None:
-            for name, value in pending.items():
-                setattr(segmenter, name, float(value) if name == "overlay_alpha" else value)
 
     def _state_id(self) -> int:
         machine = getattr(self, "_state_machine", None)
         return machine.current_state[0] if machine is not None else State.PRIMARY_STATE_UNCONFIGURED
 
-    # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state) -> TransitionCallbackReturn:
-        for spec in PARAMETERS:
-            why = check_value(spec, self.param(spec.name))
-            if why:
-                self.get_logger().error(f"configure failed: parameter {why}")
-                return TransitionCallbackReturn.FAILURE
+        why = next(filter(None, (check_value(spec, self.param(spec.name)) for spec in PARAMETERS)), None)
+        if why:
+            self.get_logger().error(f"configure failed: parameter {why}")
+            return TransitionCallbackReturn.FAILURE
         model_path = self.param("model_path") or str(DEMO_ONNX)
         started = time.monotonic()
         overrides = {"input_size": self.param("input_size"), "mean": self.param("mean"), "std": self.param("std")}
-        with self._settings_lock:
-            self._pending_settings.clear()  # the Segmenter is built with the current values
+        self._settings.clear()  # the Segmenter is built with the current values
         try:
             if self.param("classes_file"):
                 from lcsnet_seg.classes import load_class_set
@@ -178,7 +162,7 @@ class SegmentationNode(LifecycleNode):
         self._input_subs.append(self._image_sub)
         if self.param("use_camera_info"):
             self._input_subs.append(self.create_subscription(
-                CameraInfo, "camera_info", self._on_camera_info,
+                CameraInfo, "camera_info", lambda msg: setattr(self, "_camera_info", msg),
                 profile(self.param("qos_reliability"), self.param("qos_depth"))))
         self._worker.start()
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
@@ -196,12 +180,13 @@ class SegmentationNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self.stop_processing()
-        self.release()
-        return TransitionCallbackReturn.SUCCESS
+        return self._stop_and_release()
 
     def on_error(self, state) -> TransitionCallbackReturn:
         self.get_logger().error("a transition raised an error; releasing resources, the node returns to unconfigured")
+        return self._stop_and_release()
+
+    def _stop_and_release(self) -> TransitionCallbackReturn:
         self.stop_processing()
         self.release()
         return TransitionCallbackReturn.SUCCESS
@@ -232,14 +217,10 @@ class SegmentationNode(LifecycleNode):
         self._camera_info = None
         self._stats.clear()
 
-    # ------------------------------------------------------------------ frames
     def _on_image(self, msg) -> None:
         self._counters.add("frames_received")
         self._input_rate.tick()
         self._worker.offer(msg)
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
 
     def process(self, msg, received_at: float) -> None:
         """Segment one message and publish the requested outputs. Never raises."""
@@ -248,10 +229,7 @@ class SegmentationNode(LifecycleNode):
             return
         t0 = time.perf_counter()
         try:
-            if isinstance(msg, CompressedImage):
-                image, encoding = compressed_to_array(msg)
-            else:
-                image, encoding = image_to_array(msg)
+            image, encoding = message_to_array(msg)
         except ImageError as exc:
             self._count_bad_image(exc)
             return
@@ -275,21 +253,13 @@ class SegmentationNode(LifecycleNode):
         t3 = time.perf_counter()
         self._counters.add("frames_processed")
         self._output_rate.tick()
-        stats = self._stats
-        stats.add("decode", (t1 - t0) * 1e3)
-        # "segment": the whole Segmenter call; the stages inside it are whatever the Segmenter could time
-        # (a CUDA-graph frame has one GPU figure, not per-stage ones).
-        for stage, ms in result.timings_ms.items():
-            stats.add("segment" if stage == "total" else stage, ms)
-        stats.add("publish", (t3 - t2) * 1e3)
-        stats.add("latency", (t3 - received_at) * 1e3)
+        self._stats.add_frame((t1 - t0) * 1e3, result.timings_ms, (t3 - t2) * 1e3, (t3 - received_at) * 1e3)
 
     def _count_bad_image(self, exc: ImageError) -> None:
         bad = self._counters.add("frames_bad")
         self.get_logger().warning(f"dropped a bad image on {self._topic}: {exc} ({bad} so far)",
                                   throttle_duration_sec=5.0)
 
-    # ------------------------------------------------------------------ QoS events and diagnostics
     def _on_incompatible_qos_sub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
         self.get_logger().error(input_mismatch(self._topic, info, self.param("qos_reliability"),
@@ -313,18 +283,16 @@ class SegmentationNode(LifecycleNode):
                                     f"{where.lineno})", throttle_duration_sec=30.0)
 
     def _status(self):
-        totals, last = self._counters.totals(), self._input_rate.last()
-        sub = self._image_sub
-        problem = input_problem(
-            self._topic, publishers=self.count_publishers(self._topic),
-            matched=sub.get_publisher_count() if sub is not None else 0, frames_received=totals["frames_received"],
-            seconds_since_input=None if last is None else time.monotonic() - last,
-            reliability=self.param("qos_reliability")) if sub is not None else None
+        last, sub = self._input_rate.last(), self._image_sub
+        problem = None if sub is None else input_problem(
+            self._topic, publishers=self.count_publishers(self._topic), matched=sub.get_publisher_count(),
+            frames_received=self._counters.totals()["frames_received"], reliability=self.param("qos_reliability"),
+            seconds_since_input=None if last is None else time.monotonic() - last)
         if problem:
             self.get_logger().warning(problem, throttle_duration_sec=30.0)
         return build_status(
             NODE_NAME, topic=self._topic, backend=self._backend_desc[0], device=self._backend_desc[1],
-            model=self._model_path, counters=totals, recent=self._counters.take_recent(),
+            model=self._model_path, counters=self._counters.totals(), recent=self._counters.take_recent(),
             input_rate=self._input_rate.rate(), output_rate=self._output_rate.rate(), latency=self._stats.summary(),
             problem=problem)
 
