@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lcsnet_seg.eval import bag_io
-from lcsnet_seg.eval.scoring import Scorer, sample_positions
+from lcsnet_seg.eval.replay import FrameOutput, NoOutputBag, replay_frames
+from lcsnet_seg.eval.scoring import Scorer
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,6 @@ class BagScore:
 
     scorer: Scorer
     meta: dict = field(default_factory=dict)   # backend, device, backend_reason, class_set, ...
-
-
-class NoOutputBag:
-    """Stands in for a BagWriter when no output bag is wanted."""
-
-    def write_image(self, *_args) -> None:
-        pass
-
-    def write_raw(self, *_args) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 # (frames, in_range, labels, writer, image_msgtype) -> (Scorer, meta)
@@ -113,45 +101,16 @@ def segmenter_replay(segmenter, options: BagOptions, why: str = "given by the ca
     wraps the frame iterator (tqdm-like: iterable, total=, desc=); default tqdm.
     """
 
-    def replay(frames, in_range: int, labels, writer, _image_msgtype):
-        from lcsnet_seg.image_formats import pixel_format
-        from lcsnet_seg.postprocess import as_three_channel
+    def segment(items):
+        for index, frame, wanted in items:
+            result = segmenter(frame.image, frame.encoding, wanted)
+            yield index, frame, FrameOutput({f: getattr(result, f) for f in wanted}, result.overlay_order,
+                                            result.timings_ms["total"])
 
-        wrap = progress
-        if wrap is None:
-            from tqdm import tqdm as wrap
+    def replay(frames, in_range: int, labels, writer, _image_msgtype):
         info = segmenter.info
-        scorer = Scorer(info.num_classes, sample_positions(in_range, options.samples))
-        scorer.counts["frames_in_range"] = in_range
-        prefix = options.output_prefix.rstrip("/")
-        writing = not isinstance(writer, NoOutputBag)
-        bar = wrap(frames, total=in_range, desc="evaluating", unit="frame")
-        for index, frame in enumerate(bar):
-            if frame.error:
-                scorer.counts["frames_bad_image"] += 1
-                scorer.warn(f"image at stamp {frame.stamp}: {frame.error}")
-                continue
-            wanted = writing or index in scorer.sample_indices
-            result = segmenter(frame.image, frame.encoding,
-                               ("labels", "color_mask", "overlay") if wanted else ("labels",))
-            scorer.counts["frames_segmented"] += 1
-            scorer.latencies_ms.append(result.timings_ms["total"])
-            if writing:
-                writer.write_image(f"{prefix}/label_mask", frame.log_time, frame.header, result.labels, "mono8")
-                writer.write_image(f"{prefix}/color_mask", frame.log_time, frame.header, result.color_mask, "rgb8")
-                writer.write_image(f"{prefix}/overlay", frame.log_time, frame.header, result.overlay,
-                                   f"{result.overlay_order}8")
-            truth = labels.find(frame.stamp) if labels is not None else None
-            if labels is not None:
-                scorer.score(index, frame.stamp, result.labels, truth)  # copies what it keeps
-            if index in scorer.sample_indices:
-                fmt = pixel_format(frame.encoding)
-                rgb, overlay = as_three_channel(frame.image, fmt), result.overlay
-                if fmt.output_order == "bgr":
-                    rgb, overlay = rgb[..., ::-1], overlay[..., ::-1]
-                scorer.keep_sample(index, rgb, overlay, truth)  # copies: GPU results are reused buffers
-        if hasattr(bar, "close"):
-            bar.close()
+        scorer = replay_frames(frames, in_range, labels, writer, segment, num_classes=info.num_classes,
+                               samples=options.samples, output_prefix=options.output_prefix, progress=progress)
         backend = segmenter.backend
         return scorer, {"backend": backend.name, "device": backend.device, "backend_reason": why,
                         "class_set": info.classes}

@@ -23,9 +23,12 @@ import cv2
 import numpy as np
 
 from lcsnet_seg.model import DEMO_ONNX
+from lcsnet_seg.outputs import BY_TOPIC
+from lcsnet_seg.ros.names import NODE_NAME
 
 DEMO_SEED = 3_000_000_000  # outside the training range
 CAMERA_TOPIC = "/camera/image_raw"
+DEMO_OUTPUTS = (BY_TOPIC["label_mask"].topic, BY_TOPIC["overlay"].topic)  # the outputs the demo shows
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,117 +46,75 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from lcsnet_seg.ros.node_process import ros_environment, start_node, stop_node
-
-    ros_environment()
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
     from tqdm import tqdm
 
     from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.errors import LcsnetError
     from lcsnet_seg.eval.metrics import ConfusionMatrix
     from lcsnet_seg.model.scene import generate_scene
     from lcsnet_seg.ros.image_codec import array_to_image
+    from lcsnet_seg.ros.node_harness import NodeHarness
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     overlays = args.out_dir / "overlays"
     overlays.mkdir(exist_ok=True)
     node_log = args.out_dir / "node.log"
-    process = start_node(node_log, {"model_path": args.model, "backend": args.backend, "diagnostics_period": 0.5},
-                         {"image": CAMERA_TOPIC})
-    rclpy.init()
-    camera = rclpy.create_node("lcsnet_demo_camera")
-    reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    publisher = camera.create_publisher(Image, CAMERA_TOPIC, reliable)
-    results: dict[str, dict[int, Image]] = {"label_mask": {}, "overlay": {}}
-    arrived = threading.Condition()
     diagnostics: list[DiagnosticArray] = []
+    harness = NodeHarness(node_log, {"model_path": args.model, "backend": args.backend, "diagnostics_period": 0.5},
+                          {"image": CAMERA_TOPIC}, input_topic=CAMERA_TOPIC, outputs=DEMO_OUTPUTS,
+                          player_name="lcsnet_demo_camera", depth=10)
+    with harness:
+        def keep_status(msg):
+            with harness.arrived:
+                diagnostics.append(msg)
+                harness.arrived.notify_all()
 
-    def keep(topic):
-        def callback(msg):
-            with arrived:
-                results[topic][msg.header.stamp.sec] = msg
-                arrived.notify_all()
-        return callback
-
-    for topic in results:
-        camera.create_subscription(Image, f"/lcsnet_seg/{topic}", keep(topic), reliable)
-    def keep_status(msg):
-        with arrived:
-            diagnostics.append(msg)
-            arrived.notify_all()
-
-    camera.create_subscription(DiagnosticArray, "/diagnostics", keep_status, 10)
-    executor = SingleThreadedExecutor()
-    executor.add_node(camera)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        deadline = time.monotonic() + args.timeout
-        while publisher.get_subscription_count() == 0 or any(camera.count_publishers(f"/lcsnet_seg/{t}") == 0
-                                                              for t in results):
-            if process.poll() is not None or time.monotonic() > deadline:
-                print(f"demo: the node did not come up; its log ({node_log}):\n{node_log.read_text()[-2000:]}",
-                      file=sys.stderr)
-                return 1
-            time.sleep(0.1)
-        print(f"demo: segmentation_node is active (pid {process.pid}); sending {args.frames} frames on {CAMERA_TOPIC}")
-        classes = load_class_set()
-        palette = classes.palette_rgb()
-        cm = ConfusionMatrix(len(classes))
+        harness.subscribe(DiagnosticArray, "/diagnostics", keep_status)
 
         def frame_message(image, stamp_sec):
             header = Header(frame_id="camera_optical")
             header.stamp.sec = stamp_sec
             return array_to_image(Image, image, "rgb8", header)
 
-        def round_trip(msg, stamp_sec, tries, wait_s):
-            """Publish until both outputs with this stamp arrive (best effort may drop a frame)."""
-            for _ in range(tries):
-                sent = time.perf_counter()
-                publisher.publish(msg)
-                with arrived:
-                    if arrived.wait_for(lambda: all(stamp_sec in r for r in results.values()), timeout=wait_s):
-                        return (time.perf_counter() - sent) * 1e3
-            return None
-
-        # Warm-up: until the node's subscription has matched this publisher, frames are not delivered.
-        warm = frame_message(generate_scene(DEMO_SEED - 1, args.height, args.width)[0], 0)
-        if round_trip(warm, 0, tries=int(args.timeout / 0.5), wait_s=0.5) is None:
-            print(f"demo: no answer from the node; its log ({node_log}):\n{node_log.read_text()[-2000:]}",
-                  file=sys.stderr)
+        try:
+            harness.wait_until_matched(args.timeout)
+            print(f"demo: segmentation_node is active (pid {harness.process.pid}); sending {args.frames} frames "
+                  f"on {CAMERA_TOPIC}")
+            # Warm-up: until the node's subscription has matched this publisher, frames are not delivered.
+            harness.warm_up(frame_message(generate_scene(DEMO_SEED - 1, args.height, args.width)[0], 0), 0,
+                            timeout=args.timeout)
+        except LcsnetError as exc:
+            print(f"demo: {exc}; its log ({node_log}):\n{harness.log_tail()}", file=sys.stderr)
             return 1
+        classes = load_class_set()
+        palette = classes.palette_rgb()
+        cm = ConfusionMatrix(len(classes))
         latencies, lost = [], 0
         started = time.perf_counter()
         for i in tqdm(range(args.frames), desc="segmenting", unit="frame"):
             image, truth = generate_scene(DEMO_SEED + i, args.height, args.width)
-            latency = round_trip(frame_message(image, i + 1), i + 1, tries=3, wait_s=5.0)
+            stamp_ns = (i + 1) * 1_000_000_000
+            latency = harness.round_trip(frame_message(image, i + 1), stamp_ns, tries=3, wait_s=5.0)
             if latency is None:
                 lost += 1
                 continue
             latencies.append(latency)
-            label_msg = results["label_mask"].pop(i + 1)
-            overlay_msg = results["overlay"].pop(i + 1)
-            labels = np.frombuffer(label_msg.data, np.uint8).reshape(label_msg.height, label_msg.width)
+            label_msg = harness.pop("label_mask", stamp_ns)[2]
+            overlay_msg = harness.pop("overlay", stamp_ns)[2]
+            labels = np.asarray(label_msg.data, np.uint8).reshape(label_msg.height, label_msg.width)
             cm.update(truth, labels)
             if i < args.save:
-                overlay = np.frombuffer(overlay_msg.data, np.uint8).reshape(overlay_msg.height, overlay_msg.width, 3)
+                overlay = np.asarray(overlay_msg.data, np.uint8).reshape(overlay_msg.height, overlay_msg.width, 3)
                 panel = np.concatenate([image, overlay, palette[truth]], axis=1)
                 cv2.imwrite(str(overlays / f"frame_{i:03d}.png"), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         elapsed = time.perf_counter() - started
         # The node's own figures come with /diagnostics every diagnostics_period: wait (with a deadline) for
         # one that has seen this run's frames, so even a short run reports the backend and its stage times.
-        node_values = _wait_for_status(diagnostics, arrived, len(latencies), timeout=5.0)
-    finally:
-        executor.shutdown()
-        camera.destroy_node()
-        rclpy.try_shutdown()
-        code = stop_node(process)
-    summary = _summary(args, cm, classes.names, latencies, lost, elapsed, node_values, code)
+        node_values = _wait_for_status(diagnostics, harness.arrived, len(latencies), timeout=5.0)
+    summary = _summary(args, cm, classes.names, latencies, lost, elapsed, node_values, harness.exit_code)
     _write(args.out_dir, summary)
     if not latencies:
         print(f"demo: no results came back from the node; see {node_log}", file=sys.stderr)
@@ -163,7 +124,7 @@ def main(argv=None) -> int:
 
 def _status_values(msg) -> dict[str, str] | None:
     for status in msg.status:
-        if status.name.startswith("lcsnet_seg"):
+        if status.name.startswith(NODE_NAME):
             return {kv.key: kv.value for kv in status.values}
     return None
 

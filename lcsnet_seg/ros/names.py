@@ -1,0 +1,14 @@
+"""The node's name and the absolute topics of its outputs (light: no rclpy, no backend import).
+
+ros/node.py names its node with NODE_NAME; the node harness, the demo and evaluate --node derive
+the topics they subscribe to from it and from the output table (lcsnet_seg/outputs.py).
+"""
+
+from __future__ import annotations
+
+NODE_NAME = "lcsnet_seg"
+
+
+def output_topic(topic: str, node_name: str = NODE_NAME) -> str:
+    """The absolute topic of output ``topic`` (an OutputSpec.topic: published as ~/<topic>)."""
+    return f"/{node_name}/{topic}"
