@@ -47,7 +47,7 @@ def settled(read, quiet_s: float):
     return check
 
 
-def call(client, request, timeout: float = 10.0):
+def call(client, request, timeout: float = 30.0):
     assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} not available"
     future = client.call_async(request)
     assert wait_for(future.done, timeout), f"service {client.srv_name} did not answer"

@@ -312,8 +312,9 @@ def test_segmenter_is_built_by_the_node_factory(demo_bag, tmp_path, monkeypatch)
     import lcsnet_seg.pipeline as pipeline
 
     built = []
-    real = pipeline.make_segmenter
-    monkeypatch.setattr(pipeline, "make_segmenter",
-                        lambda backend, **kw: built.append((backend.name, kw)) or real(backend, **kw))
+    real = pipeline.build_segmenter
+    monkeypatch.setattr(pipeline, "build_segmenter",
+                        lambda model, backend, device, **kw: built.append((backend, device)) or real(model, backend,
+                                                                                                     device, **kw))
     code, _ = run(demo_bag, tmp_path / "out", extra=("--backend", "onnxruntime", "--device", "0", "--no-output-bag"))
-    assert code == 0 and built == [("onnxruntime", {"device_id": 0})]
+    assert code == 0 and built == [("onnxruntime", 0)]

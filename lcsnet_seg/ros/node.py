@@ -25,8 +25,10 @@ from lcsnet_seg.errors import ImageError, LcsnetError
 from lcsnet_seg.image_messages import message_to_array
 from lcsnet_seg.model import DEMO_ONNX
 from lcsnet_seg.pipeline import build_segmenter
+from lcsnet_seg.ros import qos
 from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array, input_problem
 from lcsnet_seg.ros.frame_worker import LatestFrameWorker, PendingSettings
+from lcsnet_seg.ros.names import NODE_NAME
 from lcsnet_seg.ros.output_publishers import OutputPublishers
 from lcsnet_seg.ros.params import (
     BY_NAME,
@@ -37,17 +39,8 @@ from lcsnet_seg.ros.params import (
     descriptor,
     unknown_overrides,
 )
-from lcsnet_seg.ros.qos import (
-    PublisherEventCallbacks,
-    SubscriptionEventCallbacks,
-    input_mismatch,
-    output_mismatch,
-    profile,
-    resolved,
-)
 from lcsnet_seg.stats import Counters, RateMeter, RollingStats
 
-NODE_NAME = "lcsnet_seg"
 # Run-time parameters that the Segmenter holds: applied by the worker between frames.
 SEGMENTER_SETTINGS = ("overlay_alpha", "output_size")
 
@@ -140,8 +133,8 @@ class SegmentationNode(LifecycleNode):
         self._model_path = model_path
         backend = self._segmenter.backend
         self._backend_desc = (backend.name, self._segmenter.device)
-        self._outputs = OutputPublishers(self, profile(self.param("output_qos_reliability"), 1),
-                                         PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub),
+        self._outputs = OutputPublishers(self, qos.profile(self.param("output_qos_reliability"), 1),
+                                         qos.PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub),
                                          camera_info=bool(self.param("use_camera_info")))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         info = self._segmenter.info
@@ -153,17 +146,17 @@ class SegmentationNode(LifecycleNode):
     def on_activate(self, state) -> TransitionCallbackReturn:
         compressed = self.param("input_transport") == "compressed"
         name = "image/compressed" if compressed else "image"
-        self._topic = resolved(self, name)
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos_sub,
+        self._topic = qos.resolved(self, name)
+        events = qos.SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos_sub,
                                             message_lost=self._on_message_lost)
         self._image_sub = self.create_subscription(CompressedImage if compressed else Image, name, self._on_image,
-                                                   profile(self.param("qos_reliability"), self.param("qos_depth")),
+                                                   qos.profile(self.param("qos_reliability"), self.param("qos_depth")),
                                                    event_callbacks=events)
         self._input_subs.append(self._image_sub)
         if self.param("use_camera_info"):
             self._input_subs.append(self.create_subscription(
                 CameraInfo, "camera_info", lambda msg: setattr(self, "_camera_info", msg),
-                profile(self.param("qos_reliability"), self.param("qos_depth"))))
+                qos.profile(self.param("qos_reliability"), self.param("qos_depth"))))
         self._worker.start()
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
         self.get_logger().info(f"active: segmenting {self._topic}")
@@ -262,12 +255,12 @@ class SegmentationNode(LifecycleNode):
 
     def _on_incompatible_qos_sub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
-        self.get_logger().error(input_mismatch(self._topic, info, self.param("qos_reliability"),
+        self.get_logger().error(qos.input_mismatch(self._topic, info, self.param("qos_reliability"),
                                                self.param("qos_depth")))
 
     def _on_incompatible_qos_pub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
-        self.get_logger().error(output_mismatch(info, self.param("output_qos_reliability")))
+        self.get_logger().error(qos.output_mismatch(info, self.param("output_qos_reliability")))
 
     def _on_message_lost(self, info) -> None:
         self._counters.add("frames_dropped", int(getattr(info, "total_count_change", 1)))
