@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         for i in tqdm(range(args.frames), desc="segmenting", unit="frame"):
             image, truth = generate_scene(DEMO_SEED + i, args.height, args.width)
             stamp_ns = (i + 1) * 1_000_000_000
-            latency = harness.round_trip(frame_message(image, i + 1), stamp_ns, tries=3, wait_s=5.0)
+            latency = harness.round_trip(frame_message(image, i + 1), stamp_ns, tries=3, wait_s=10.0)
             if latency is None:
                 lost += 1
                 continue
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         elapsed = time.perf_counter() - started
         # The node's own figures come with /diagnostics every diagnostics_period: wait (with a deadline) for
         # one that has seen this run's frames, so even a short run reports the backend and its stage times.
-        node_values = _wait_for_status(diagnostics, harness.arrived, len(latencies), timeout=5.0)
+        node_values = _wait_for_status(diagnostics, harness.arrived, len(latencies), timeout=15.0)
     summary = _summary(args, cm, classes.names, latencies, lost, elapsed, node_values, harness.exit_code)
     _write(args.out_dir, summary)
     if not latencies:
