@@ -6,7 +6,30 @@ from pathlib import Path
 import pytest
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)  # 100..199: away from the usual 0..101 defaults
+
+
+def _claim_ros_domain() -> int:
+    """A ROS domain (100..199, away from the usual 0..101) that no other test run on this machine holds: the
+    first free one from a pid-based start, held by an flock for the life of this process, so concurrent test
+    runs (CI beside another job, a developer's second run) never see each other's /lcsnet_seg."""
+    import fcntl
+    import tempfile
+
+    start = os.getpid() % 100
+    for step in range(100):
+        domain = 100 + (start + step) % 100
+        handle = open(Path(tempfile.gettempdir()) / f"lcsnet_seg_test_ros_domain_{domain}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _claim_ros_domain.held = handle  # released when this process ends
+        return domain
+    raise RuntimeError("no free ROS domain in 100..199 for this test run")
+
+
+os.environ["ROS_DOMAIN_ID"] = str(_claim_ros_domain())
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO = Path(__file__).resolve().parents[1]

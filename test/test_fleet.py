@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -130,12 +129,10 @@ def test_dead_worker_is_retried_once_then_reported(local_ray, fleet_dir, tmp_pat
     for name in ("dies_once", "dies_always"):
         shutil.copytree(fleet_dir / "lab", tmp_path / name)
         bags.append(tmp_path / name)
-    deadline = 240
-    t0 = time.monotonic()
+    # A deadline, not a timing: if it ends the run, the statuses below say which bag was cut short.
     doc = evaluate_fleet(bags, tmp_path / "out", model=DEMO_ONNX, backend="onnxruntime",
                          options=BagOptions("/camera/image_raw", "/camera/labels", write_output_bag=False),
-                         workers=1, worker_class=DyingWorker.wrap(BagWorker), deadline_s=deadline, ship=True)
-    assert time.monotonic() - t0 < deadline
+                         workers=1, worker_class=DyingWorker.wrap(BagWorker), deadline_s=600, ship=True)
     by_name = {b["name"]: b for b in doc["bags"]}
     assert by_name["kitchen"]["status"] == "scored" and by_name["kitchen"]["attempts"] == 1
     assert by_name["dies_once"]["status"] == "scored" and by_name["dies_once"]["attempts"] == 2
@@ -196,11 +193,11 @@ def test_a_bag_past_its_timeout_is_retried_once_then_reported(local_ray):
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     config = WorkerConfig("unused.onnx", "onnxruntime", BagOptions("/camera/image_raw"))
-    t0 = time.monotonic()
+    # A deadline, not a timing: on a loaded machine worker start-up can take long, and the assertions below
+    # say what went wrong if the deadline ends the run. 15 s per bag: far above a quick bag, far below a hang.
     results, _ = run_fleet([("a", None), ("hangs", None), ("b", None)], config, workers=1, gpu=False,
-                           worker_class=Hanging, bag_timeout_s=5, deadline_s=120)
-    assert time.monotonic() - t0 < 120
+                           worker_class=Hanging, bag_timeout_s=15, deadline_s=600)
     by_bag = {outcome.bag: (outcome, attempts) for outcome, attempts in results}
     assert [by_bag[b][0].reason for b in ("a", "b")] == ["quick", "quick"]
     outcome, attempts = by_bag["hangs"]
-    assert attempts == 2 and "not finished within --bag-timeout 5 s, on each of 2 attempts" in outcome.reason
+    assert attempts == 2 and "not finished within --bag-timeout 15 s, on each of 2 attempts" in outcome.reason

@@ -164,8 +164,11 @@ def test_soak_at_full_rate_keeps_memory_flat_and_reports_drops(ros):
            dropped=counters["frames_dropped"], rss_warm_mb=round(rss_warm / 2**20, 1),
            rss_end_mb=round(rss_end / 2**20, 1), rss_growth_percent=round(100 * growth, 2))
     assert counters["frames_failed"] == 0 and counters["frames_bad"] == 0
-    assert counters["frames_dropped"] > 0, "at full rate the node cannot keep up: drops must be counted"
-    assert int(last["frames_dropped"]) > 0
+    # Nothing vanishes uncounted: every received frame the worker did not process was counted as dropped
+    # (on an idle 2-core machine about two thirds of them; a machine so loaded that the publisher itself
+    # cannot keep 100 Hz may drop none), and /diagnostics reported a count the node had reached.
+    assert counters["frames_dropped"] >= counters["frames_received"] - counters["frames_processed"] - 1
+    assert 0 <= int(last["frames_dropped"]) <= counters["frames_dropped"]
     assert counters["frames_processed"] + counters["frames_dropped"] <= counters["frames_received"] + 1
     assert growth < 0.05
 
