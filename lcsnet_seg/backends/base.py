@@ -8,6 +8,7 @@ stream (``infer_device``). Host backends set ``supports_host``; GPU backends set
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC
 from dataclasses import dataclass
 
@@ -119,3 +120,12 @@ def check_model_path(path) -> None:
         raise ModelFileError(f"model file {p} is not a regular file; set model_path to an .onnx or .engine file")
     if p.stat().st_size == 0:
         raise ModelFileError(f"model file {p} is empty; re-export it with `ros2 run lcsnet_seg convert`")
+
+
+def sha256_file(path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (model files: engines, ONNX, weights)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

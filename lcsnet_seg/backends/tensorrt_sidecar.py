@@ -7,10 +7,10 @@ refuse a stale or foreign engine with a clear message instead of a deserialisati
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from lcsnet_seg.backends.base import sha256_file
 from lcsnet_seg.errors import ModelFileError
 from lcsnet_seg.model_info import ModelInfo
 
@@ -19,14 +19,6 @@ SIDECAR_FORMAT = 1
 
 def sidecar_path(engine_path) -> Path:
     return Path(str(engine_path) + ".json")
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_sidecar(engine_path, *, info: ModelInfo, onnx_path, tensorrt_version: str, gpu_name: str,

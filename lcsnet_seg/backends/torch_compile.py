@@ -15,7 +15,6 @@ it for the whole process.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from lcsnet_seg.backends.base import sha256_file
 
 MARKER = "lcsnet_compile.json"
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
@@ -75,17 +76,9 @@ def warm_up(forward, input_shape: tuple[int, ...], device, dtype, runs: int = 2)
     torch.cuda.synchronize(device)
 
 
-def weights_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def compile_facts(weights_path, device, input_shape, precision: str, channels_last: bool) -> dict:
     """What a compile cache is valid for; the marker must equal these to be used."""
-    return {"weights_sha256": weights_sha256(weights_path), "gpu": torch.cuda.get_device_name(device),
+    return {"weights_sha256": sha256_file(weights_path), "gpu": torch.cuda.get_device_name(device),
             "torch": torch.__version__, "input_shape": [int(n) for n in input_shape], "dtype": precision,
             "channels_last": bool(channels_last), "inductor_mode": "default"}
 
