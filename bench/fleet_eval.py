@@ -2,7 +2,7 @@
 """Fleet evaluation benchmark: N generated bags scored by one process, then on Ray with 1, 2, ... workers.
 
     .venv/bin/python bench/fleet_eval.py                                  # CPU: 16 bags x 60 frames, 1 and 2 workers
-    python3 bench/fleet_eval.py --backend torch_cuda --model lcsnet_seg/model/weights/lcsnet_demo.pth   # 1 GPU: 1 worker
+    python3 bench/fleet_eval.py --backend torch_cuda --model lcsnet_seg/model/weights/lcsnet_demo.pth   # 1, 2, 4 workers
 
 Each configuration scores the same bags (640x480 rgb8 with labels, made by make_demo_bag, kept
 in --bag-dir between runs) with the same options and no output bags. The single-process run
@@ -11,6 +11,7 @@ the Ray runs are `evaluate`'s fleet path, timed from Ray's start to the written 
 (Ray start-up and every worker's model load included). ratio = median single-process wall / this
 wall. On a shared machine use --repeat: every round runs every configuration, in a rotated order.
 The fleet confusion matrix of every Ray run is checked against the sum of the single-process ones.
+With a GPU backend, k workers on g GPUs run with --workers-per-gpu ceil(k / g) (they share the GPUs).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def main() -> int:
     ap.add_argument("--bags", type=int, default=16)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--workers", default=None, help="comma-separated Ray worker counts to time (default: 1,2 "
-                                                    "on the CPU; 1 with a GPU backend, which takes a GPU per worker)")
+                                                    "on the CPU; 1,2,4 with a GPU backend, sharing the GPUs)")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--model", type=Path, default=REPO / "lcsnet_seg" / "model" / "weights" / "lcsnet_demo.onnx")
     ap.add_argument("--bag-dir", type=Path, default=Path(tempfile.gettempdir()) / "lcsnet_fleet_bench_bags")
@@ -97,8 +98,14 @@ def main() -> int:
     from lcsnet_seg.eval.fleet_run import evaluate_fleet
 
     cores = os.cpu_count() or 1
+    gpu = args.backend in ("torch_cuda", "tensorrt")
+    gpus = 0
+    if gpu:
+        import torch
+
+        gpus = max(1, torch.cuda.device_count())
     if args.workers is None:
-        args.workers = "1" if args.backend in ("torch_cuda", "tensorrt") else "1,2"
+        args.workers = "1,2,4" if gpu else "1,2"
     t0 = time.perf_counter()
     bags = make_bags(args.bag_dir, args.bags, args.frames, cores)
     print(f"{len(bags)} bags of {args.frames} frames in {args.bag_dir} ({time.perf_counter() - t0:.1f} s to make "
@@ -117,7 +124,8 @@ def main() -> int:
                 with tempfile.TemporaryDirectory() as out:
                     t = time.perf_counter()
                     doc = evaluate_fleet(bags, Path(out), model=args.model, backend=args.backend, options=options,
-                                         workers=config, num_cpus=cores)
+                                         workers=config, num_cpus=cores,
+                                         workers_per_gpu=-(-config // gpus) if gpu else 1)
                     wall = time.perf_counter() - t
                 row = {"run": f"Ray, {config} worker{'s' if config > 1 else ''}", "workers": config, "wall_s": wall,
                        "ray_start_s": doc["run"]["ray_start_s"], "bags_scored": doc["bags_scored"],

@@ -21,13 +21,14 @@ TOPICS = ["--image-topic", "/camera/image_raw", "--label-topic", "/camera/labels
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
     """One small local Ray instance for the module (starting one costs seconds on a 2-core machine),
-    started as `evaluate --ship` starts one: this package's code travels to the workers through Ray."""
+    started as `evaluate --ship` starts one: this package's code travels to the workers through Ray.
+    It offers one GPU (Ray schedules GPUs as a resource; no test here runs a GPU backend's kernels)."""
     from lcsnet_seg.eval.fleet_ray import start_ray
 
     here = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("driver"))   # workers put the driver's folder first on their path
     try:
-        assert start_ray(None, num_cpus=2, ship_code=True)
+        assert start_ray(None, num_cpus=2, ship_code=True, num_gpus=1)
     finally:
         os.chdir(here)
     yield
@@ -195,9 +196,40 @@ def test_a_bag_past_its_timeout_is_retried_once_then_reported(local_ray):
     config = WorkerConfig("unused.onnx", "onnxruntime", BagOptions("/camera/image_raw"))
     # A deadline, not a timing: on a loaded machine worker start-up can take long, and the assertions below
     # say what went wrong if the deadline ends the run. 15 s per bag: far above a quick bag, far below a hang.
-    results, _ = run_fleet([("a", None), ("hangs", None), ("b", None)], config, workers=1, gpu=False,
+    results, _ = run_fleet([("a", None), ("hangs", None), ("b", None)], config, workers=1, gpu_share=0,
                            worker_class=Hanging, bag_timeout_s=15, deadline_s=600)
     by_bag = {outcome.bag: (outcome, attempts) for outcome, attempts in results}
     assert [by_bag[b][0].reason for b in ("a", "b")] == ["quick", "quick"]
     outcome, attempts = by_bag["hangs"]
     assert attempts == 2 and "not finished within --bag-timeout 15 s, on each of 2 attempts" in outcome.reason
+
+
+def test_workers_share_a_gpu(local_ray, fleet_dir):
+    """--workers-per-gpu 2: two workers at half a GPU each run side by side on the instance's one GPU
+    (at a whole GPU each, the second could never start)."""
+    from lcsnet_seg.eval.bag_eval import BagOptions
+    from lcsnet_seg.eval.fleet_ray import WorkerConfig, run_fleet
+    from lcsnet_seg.model import DEMO_ONNX
+
+    config = WorkerConfig(str(DEMO_ONNX), "onnxruntime",
+                          BagOptions("/camera/image_raw", "/camera/labels", write_output_bag=False))
+    jobs = [(str(fleet_dir / name), None) for name in GOOD]
+    results, descriptions = run_fleet(jobs, config, workers=2, gpu_share=0.5, deadline_s=600)
+    assert len({d["pid"] for d in descriptions}) == 2
+    assert [d["ray_gpu_ids"] for d in descriptions] == [["0"], ["0"]]   # both on the one GPU
+    assert [(outcome.status, outcome.reason) for outcome, _ in results] == [("scored", None)] * 3
+
+
+def test_more_gpu_workers_than_gpus_is_refused_before_any_work(local_ray, fleet_dir, tmp_path):
+    from lcsnet_seg.errors import ConfigError
+    from lcsnet_seg.eval.bag_eval import BagOptions
+    from lcsnet_seg.eval.fleet_run import evaluate_fleet
+
+    bags = [fleet_dir / name for name in GOOD]
+    with pytest.raises(ConfigError, match="3 workers of backend torch_cuda at 2 per GPU need 1.5 GPUs; this machine "
+                                          "has 1: lower --workers or raise --workers-per-gpu"):
+        evaluate_fleet(bags, tmp_path / "out", model=tmp_path / "m.pth", backend="torch_cuda",
+                       options=BagOptions("/camera/image_raw", "/camera/labels"), workers=3, workers_per_gpu=2)
+    assert not (tmp_path / "out" / "metrics.json").exists()
+    assert evaluate.main([str(fleet_dir), *TOPICS, "--out-dir", str(tmp_path / "o"), "--workers-per-gpu", "0"]) \
+        == evaluate.EXIT_USAGE

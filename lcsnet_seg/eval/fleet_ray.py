@@ -1,10 +1,11 @@
 """Scoring many bags on Ray: long-lived actors load the model once, then score bag after bag.
 
 A local Ray instance by default (address None), or an existing cluster (address "host:port" or
-"ray://host:port"). One GPU per actor for a GPU backend (Ray sets CUDA_VISIBLE_DEVICES, so each
-actor uses its device 0), else one CPU per actor. A bag that fails inside a worker (corrupt,
-empty, topic missing) comes back as a failed outcome with its one-line reason; a bag whose worker
-dies (killed, crashed, out of memory) is given once more to a fresh actor, then reported.
+"ray://host:port"). A GPU backend's actor takes ``gpu_share`` of a GPU (1: a whole one; 0.5: two
+actors share one; Ray sets CUDA_VISIBLE_DEVICES, so each actor uses its device 0), else one CPU. A
+bag that fails inside a worker (corrupt, empty, topic missing) comes back as a failed outcome with
+its one-line reason; a bag whose worker dies (killed, crashed, out of memory) is given once more to
+a fresh actor, then reported.
 """
 
 from __future__ import annotations
@@ -87,9 +88,12 @@ class BagWorker:
     def describe(self) -> dict:
         import lcsnet_seg
 
+        import ray
+
         backend = self.segmenter.backend
         return {"pid": os.getpid(), "backend": backend.name, "device": backend.device, "backend_reason": self.why,
-                "model": str(self.model), "package": str(Path(lcsnet_seg.__file__).parent)}
+                "model": str(self.model), "package": str(Path(lcsnet_seg.__file__).parent),
+                "ray_gpu_ids": [str(gpu) for gpu in ray.get_gpu_ids()]}
 
     def score(self, bag: str, out_dir: str | None) -> Outcome:
         from ray.experimental.tqdm_ray import tqdm
@@ -109,9 +113,11 @@ class BagWorker:
         return Outcome(bag, "scored", score=score, wall_s=time.perf_counter() - started, worker=worker)
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool = False) -> bool:
+def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool = False,
+              num_gpus: int | None = None) -> bool:
     """Connect to ``address`` or start a local instance (no dashboard, nothing reachable from outside).
     Returns True when this call started it (the caller then shuts it down). An existing connection is reused.
+    num_cpus, num_gpus: what a local instance offers its workers (default: what Ray finds on this machine).
     ship_code: this lcsnet_seg package travels to the workers (Ray runtime_env py_modules), so every
     worker runs the driver's exact code; its dependencies must be installed on the workers."""
     try:
@@ -127,7 +133,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool 
         if address:
             ray.init(address=address, include_dashboard=False, log_to_driver=True, runtime_env=runtime_env)
         else:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
+            ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=True,
                      runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"Ray could not start or connect{f' to --address {address}' if address else ''}: "
@@ -135,12 +141,13 @@ def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool 
     return True
 
 
-def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers: int, gpu: bool,
+def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers: int, gpu_share: float,
               on_done: Callable[[Outcome, int], None] | None = None, worker_class: type = BagWorker,
               bag_timeout_s: float | None = None,
               deadline_s: float | None = None) -> tuple[list[tuple[Outcome, int]], list[dict]]:
     """Score ``jobs`` (bag path, its output folder or None) on ``workers`` actors of ``worker_class``.
 
+    ``gpu_share``: the fraction of a GPU each actor takes (0 for a CPU backend; 1/k puts k actors on a GPU).
     Returns ([(Outcome, attempts)] in job order, the actors' descriptions). ``on_done`` is called
     as each bag finishes. ``bag_timeout_s``: a bag not finished in that time has its actor killed
     and counts as a dead worker (retried once). ``deadline_s``: after that many seconds the run
@@ -150,11 +157,11 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     import ray
     from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
-    remote = ray.remote(worker_class).options(num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=0,
+    remote = ray.remote(worker_class).options(num_cpus=1, num_gpus=gpu_share, max_restarts=0,
                                               max_task_retries=0)
     workers = max(1, min(workers, len(jobs)))
     actors = [remote.remote(config) for _ in range(workers)]
-    descriptions = start_actors(ray, actors, gpu, deadline_s)
+    descriptions = start_actors(ray, actors, gpu_share, deadline_s)
     results: list[tuple[Outcome, int] | None] = [None] * len(jobs)
     attempts = [0] * len(jobs)
     queue = deque(range(len(jobs)))
@@ -241,7 +248,7 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     return [r for r in results if r is not None], descriptions
 
 
-def start_actors(ray, actors, gpu: bool, deadline_s: float | None) -> list[dict]:
+def start_actors(ray, actors, gpu_share: float, deadline_s: float | None) -> list[dict]:
     """Wait until every actor has loaded the model; one clear line when they cannot."""
     from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
@@ -256,6 +263,6 @@ def start_actors(ray, actors, gpu: bool, deadline_s: float | None) -> list[dict]
     except GetTimeoutError:
         for actor in actors:
             ray.kill(actor)
-        need = "one GPU each (num_gpus=1)" if gpu else "one CPU each"
+        need = f"{gpu_share:g} GPU each (num_gpus={gpu_share:g})" if gpu_share else "one CPU each"
         raise ConfigError(f"the evaluation workers did not start within {wait:.0f} s; they need {need}: "
                           "check the cluster's free resources (ray status) or lower --workers") from None

@@ -18,17 +18,17 @@ GPU_BACKENDS = ("torch_cuda", "tensorrt")
 
 
 def uses_gpu(backend: str, model: Path, cluster_gpus: float) -> bool:
-    """Whether the workers run a GPU backend (then each one takes a whole GPU)."""
+    """Whether the workers run a GPU backend (then each one takes 1/workers_per_gpu of a GPU)."""
     if backend in GPU_BACKENDS or (backend == "auto" and model.suffix == ".engine"):
         return True
     return backend == "auto" and model.suffix == ".pth" and cluster_gpus > 0
 
 
-def default_workers(gpu: bool, resources: dict) -> int:
-    """One worker per GPU for a GPU backend; else one per two CPUs (each CPU worker's ONNX Runtime
+def default_workers(gpu: bool, resources: dict, workers_per_gpu: int = 1) -> int:
+    """workers_per_gpu per GPU for a GPU backend; else one per two CPUs (each CPU worker's ONNX Runtime
     spreads its inference over the cores it finds, so one per core oversubscribes them)."""
     if gpu:
-        return max(1, int(resources.get("GPU", 0)))
+        return max(1, int(resources.get("GPU", 0)) * workers_per_gpu)
     return max(1, int(resources.get("CPU", 1)) // 2)
 
 
@@ -36,15 +36,19 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
                    workers: int | None = None, address: str | None = None, compare_with: str | None = None,
                    bag_timeout_s: float | None = None, deadline_s: float | None = None,
                    worker_class: type = BagWorker, skipped: list[str] = (), num_cpus: int | None = None,
-                   ship: bool | None = None) -> dict:
+                   ship: bool | None = None, workers_per_gpu: int = 1) -> dict:
     """Score ``bags`` on Ray; write the fleet's and every bag's results under ``out_dir``; returns the fleet document.
 
     workers: actors (default: see default_workers). address: an existing Ray cluster (default: a
     local instance, started here and stopped at the end). compare_with: another run's out dir or
     metrics.json. ship: send this package's code and the model file to the workers through Ray
     (default: with an address, where workers may be other machines). A bag that cannot be scored is
-    reported in the document, never raised.
+    reported in the document, never raised. workers_per_gpu: with a GPU backend, how many workers share
+    one GPU (each takes 1/workers_per_gpu of it): a worker spends most of a frame on the CPU (reading,
+    decoding and scoring the bag), so one worker leaves its GPU mostly idle.
     """
+    if workers_per_gpu < 1:
+        raise ConfigError(f"--workers-per-gpu must be >= 1, got {workers_per_gpu}")
     import ray
     from ray.experimental.tqdm_ray import tqdm
 
@@ -64,10 +68,12 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
         if gpu and resources.get("GPU", 0) < 1:
             raise ConfigError(f"backend {backend} needs a GPU per worker but the Ray cluster has none; "
                               "use --backend onnxruntime with an .onnx model, or --address a cluster with GPUs")
-        workers = workers or default_workers(gpu, resources)
-        if gpu and not address and workers > resources.get("GPU", 0):
-            raise ConfigError(f"{workers} workers of backend {backend} need {workers} GPUs (one each); this "
-                              f"machine has {resources.get('GPU', 0):g}: lower --workers")
+        gpu_share = 1.0 / workers_per_gpu if gpu else 0.0
+        workers = workers or default_workers(gpu, resources, workers_per_gpu)
+        if gpu and not address and workers * gpu_share > resources.get("GPU", 0) + 1e-9:
+            raise ConfigError(f"{workers} workers of backend {backend} at {workers_per_gpu} per GPU need "
+                              f"{workers * gpu_share:g} GPUs; this machine has {resources.get('GPU', 0):g}: "
+                              "lower --workers or raise --workers-per-gpu")
         config = WorkerConfig(str(model), backend, options, model_files=ship_model(model) if ship else None)
         entries: dict[str, BagEntry] = {}
         classes_seen = []
@@ -91,7 +97,8 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
             bar.update(1)
 
         t_ready = time.perf_counter()
-        _, descriptions = run_fleet(jobs, config, workers, gpu, done, worker_class, bag_timeout_s, deadline_s)
+        _, descriptions = run_fleet(jobs, config, workers, gpu_share, done, worker_class, bag_timeout_s,
+                                    deadline_s)
         bar.close()
     finally:
         if started_here:
@@ -105,7 +112,7 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
         "backend": worker.get("backend"), "device": worker.get("device"),
         "backend_reason": worker.get("backend_reason"),
         "skipped_folders": list(skipped),
-        "run": {"workers": workers, "gpu_per_worker": gpu, "ray_address": address or "local", "shipped": ship,
+        "run": {"workers": workers, "gpu_per_worker": gpu_share, "ray_address": address or "local", "shipped": ship,
                 "worker_model": worker.get("model"), "worker_package": worker.get("package"),
                 "wall_s": wall_s, "ray_start_s": t_ready - t0,
                 "bags_per_minute": 60 * sum(e.status == "scored" for e in ordered) / wall_s},

@@ -61,7 +61,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--rate", type=float, default=1.0, help="--node: playback speed (1.0 = real time)")
     fleet = ap.add_argument_group("fleet (several bags, on Ray)")
     fleet.add_argument("--workers", type=int, default=None,
-                       help="Ray workers (default: one per GPU for a GPU backend, else one per two CPUs)")
+                       help="Ray workers (default: --workers-per-gpu per GPU for a GPU backend, else one per two CPUs)")
+    fleet.add_argument("--workers-per-gpu", type=int, default=1,
+                       help="GPU backend: workers sharing one GPU (each reads, decodes and scores its bag on the "
+                            "CPU, so one worker leaves the GPU mostly idle; default 1)")
     fleet.add_argument("--address", default=None, help="an existing Ray cluster (default: a local instance)")
     fleet.add_argument("--ship", action=argparse.BooleanOptionalAction, default=None,
                        help="send this package's code and the model file to the workers through Ray "
@@ -76,8 +79,9 @@ def main(argv=None) -> int:
     if args.stride < 1 or args.rate <= 0 or args.stamp_tolerance_ms < 0:
         print("evaluate: --stride must be >= 1, --rate > 0 and --stamp-tolerance-ms >= 0", file=sys.stderr)
         return EXIT_USAGE
-    if (args.workers is not None and args.workers < 1) or (args.bag_timeout is not None and args.bag_timeout <= 0):
-        print("evaluate: --workers must be >= 1 and --bag-timeout > 0", file=sys.stderr)
+    if ((args.workers is not None and args.workers < 1) or args.workers_per_gpu < 1
+            or (args.bag_timeout is not None and args.bag_timeout <= 0)):
+        print("evaluate: --workers and --workers-per-gpu must be >= 1 and --bag-timeout > 0", file=sys.stderr)
         return EXIT_USAGE
     try:
         return run(args)
@@ -114,7 +118,7 @@ def run(args) -> int:
     doc = evaluate_fleet(selection.bags, args.out_dir, model=model, backend=args.backend,
                          options=bag_options(args, fleet=True), workers=args.workers, address=args.address,
                          compare_with=args.compare, bag_timeout_s=args.bag_timeout, skipped=selection.skipped,
-                         ship=args.ship)
+                         ship=args.ship, workers_per_gpu=args.workers_per_gpu)
     print(f"evaluate: {doc['bags_scored']} of {doc['bags_total']} bags scored"
           + (f", fleet mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "")
           + (f", flicker {doc['temporal_consistency']['flicker']:.4f}"
