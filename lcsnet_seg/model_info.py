@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from lcsnet_seg.classes import ClassSet
 from lcsnet_seg.errors import ConfigError, ModelFileError
@@ -72,8 +72,9 @@ class ModelInfo:
             return cls(
                 classes=ClassSet.from_records(doc["classes"], source=source),
                 input_size=(int(doc["input_size"][0]), int(doc["input_size"][1])),
-                mean=tuple(float(v) for v in doc["mean"]),
-                std=tuple(float(v) for v in doc["std"]),
+                # three values each: __post_init__ checks the lengths
+                mean=cast(tuple[float, float, float], tuple(float(v) for v in doc["mean"])),
+                std=cast(tuple[float, float, float], tuple(float(v) for v in doc["std"])),
                 colour_order=str(doc["colour_order"]),
                 model_name=str(doc.get("model_name", "lcsnet")),
                 model_version=str(doc.get("model_version", "unversioned")),
