@@ -1,7 +1,7 @@
 # Two entry points do all set-up on a fresh machine (see README.md):
 #   make demo   -- build the venv, export the demo model, segment generated scenes into out/demo
 #   make test   -- build the venv, run the whole test suite
-# CI (.ci/run) also runs `make test-under-load` and `make colcon-test`.
+# CI (.ci/run) also runs `make test-under-load`, `make colcon-test`, `make mypy-package` and `make lint`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -62,25 +62,23 @@ reliability: setup
 	mkdir -p out
 	LCSNET_TEST_SCALE=1 $(PY) -m pytest -q -s test/test_reliability.py 2>&1 | tee out/reliability.log
 
-# mypy over the TensorRT adapter modules against tensorrt-stubs 10.13 (TensorRT itself cannot be installed here).
-TRT_ADAPTERS := lcsnet_seg/backends/tensorrt.py lcsnet_seg/backends/tensorrt_compat.py \
-	lcsnet_seg/backends/tensorrt_runtime.py lcsnet_seg/backends/tensorrt_sidecar.py lcsnet_seg/convert/build_engine.py
+# tensorrt-stubs 10.13, repaired, for mypy (TensorRT itself cannot be installed here).
 .typecheck/.stubs: requirements-typecheck.txt
 	rm -rf .typecheck/stubs
 	$(PY) -m pip install -q --no-deps --target .typecheck/stubs -r requirements-typecheck.txt
 	$(PY) scripts/repair_tensorrt_stubs.py .typecheck/stubs
 	touch $@
 
-typecheck: $(VENV)/.deps .typecheck/.stubs
-	MYPYPATH=.typecheck/stubs $(PY) -m mypy --config-file mypy.ini $(TRT_ADAPTERS)
-
 # ruff check (rules in ruff.toml) over the package, tests, benchmarks and launch files (CI runs it).
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check .
 
-# mypy over the whole package: not yet clean (about 80 findings, mostly Optional fields), so not in CI yet.
-mypy-package: $(VENV)/.deps
-	$(PY) -m mypy --config-file mypy.ini lcsnet_seg
+# mypy over the whole package (CI runs it), the TensorRT adapter modules against tensorrt-stubs.
+mypy-package: $(VENV)/.deps .typecheck/.stubs
+	MYPYPATH=.typecheck/stubs $(PY) -m mypy --config-file mypy.ini lcsnet_seg
+
+# The former TensorRT-adapters-only check; mypy-package covers those modules with the same stubs and config.
+typecheck: mypy-package
 
 bench: setup
 	$(PY) bench/cpu_pipeline.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -92,7 +93,9 @@ class ClassSet:
             raise ConfigError(f"{source}: {len(ids)} classes given but the model predicts {expected_count}; "
                               "use a class file that matches the model")
         try:
-            colors = tuple(tuple(int(c) if float(c).is_integer() else c for c in by_id[i]["color"]) for i in ids)
+            # not yet checked (a colour may have 2 values, or 1.5): __post_init__ rejects what is not R, G, B 0-255
+            colors = cast(tuple[tuple[int, int, int], ...], tuple(
+                tuple(int(c) if float(c).is_integer() else c for c in by_id[i]["color"]) for i in ids))
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: colours must be three integers 0-255 (R, G, B)") from None
         try:
@@ -118,7 +121,8 @@ def load_class_set(path: str | Path | None = None, expected_count: int | None = 
 
 
 def _duplicates(items: Iterable[str]) -> set[str]:
-    seen, dup = set(), set()
+    seen: set[str] = set()
+    dup: set[str] = set()
     for item in items:
         (dup if item in seen else seen).add(item)
     return dup

@@ -13,12 +13,12 @@ from lcsnet_seg.errors import ImageError
 class PixelFormat:
     name: str
     channels: int
-    colour_order: str  # "rgb", "bgr", or "mono"
+    color_order: str  # "rgb", "bgr", or "mono"
 
     @property
     def output_order(self) -> str:
         """Colour order of the 3-channel overlay made from an image of this format."""
-        return "bgr" if self.colour_order == "bgr" else "rgb"
+        return "bgr" if self.color_order == "bgr" else "rgb"
 
 
 PIXEL_FORMATS = {f.name: f for f in (

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from lcsnet_seg.classes import ClassSet
 from lcsnet_seg.errors import ConfigError, ModelFileError
 
 METADATA_KEY = "lcsnet_seg"
-COLOUR_ORDERS = ("rgb", "bgr")
+COLOR_ORDER_KEY = "color_order"
+OLD_COLOR_ORDER_KEY = "colour_order"  # written by exports before the key was renamed; still read
+COLOR_ORDERS = ("rgb", "bgr")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -26,14 +28,14 @@ class ModelInfo:
 
     input_size: (height, width) in pixels of the network input.
     mean, std: per-channel, in the model's colour order, applied to pixel/255.
-    colour_order: channel order the network was trained on ("rgb" or "bgr").
+    color_order: channel order the network was trained on ("rgb" or "bgr").
     """
 
     classes: ClassSet
     input_size: tuple[int, int] = (384, 512)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    colour_order: str = "rgb"
+    color_order: str = "rgb"
     model_name: str = "lcsnet"
     model_version: str = "unversioned"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -46,8 +48,8 @@ class ModelInfo:
             raise ConfigError(f"mean {self.mean} and std {self.std} need three values each")
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"std {self.std} must be positive")
-        if self.colour_order not in COLOUR_ORDERS:
-            raise ConfigError(f"colour order {self.colour_order!r} must be one of {COLOUR_ORDERS}")
+        if self.color_order not in COLOR_ORDERS:
+            raise ConfigError(f"colour order {self.color_order!r} must be one of {COLOR_ORDERS}")
 
     @property
     def num_classes(self) -> int:
@@ -59,7 +61,7 @@ class ModelInfo:
             "input_size": list(self.input_size),
             "mean": list(self.mean),
             "std": list(self.std),
-            "colour_order": self.colour_order,
+            COLOR_ORDER_KEY: self.color_order,
             "model_name": self.model_name,
             "model_version": self.model_version,
             **({"extra": self.extra} if self.extra else {}),
@@ -72,9 +74,10 @@ class ModelInfo:
             return cls(
                 classes=ClassSet.from_records(doc["classes"], source=source),
                 input_size=(int(doc["input_size"][0]), int(doc["input_size"][1])),
-                mean=tuple(float(v) for v in doc["mean"]),
-                std=tuple(float(v) for v in doc["std"]),
-                colour_order=str(doc["colour_order"]),
+                # three values each: __post_init__ checks the lengths
+                mean=cast(tuple[float, float, float], tuple(float(v) for v in doc["mean"])),
+                std=cast(tuple[float, float, float], tuple(float(v) for v in doc["std"])),
+                color_order=str(doc[COLOR_ORDER_KEY] if COLOR_ORDER_KEY in doc else doc[OLD_COLOR_ORDER_KEY]),
                 model_name=str(doc.get("model_name", "lcsnet")),
                 model_version=str(doc.get("model_version", "unversioned")),
                 extra=dict(doc.get("extra", {})),
@@ -85,7 +88,7 @@ class ModelInfo:
             raise ModelFileError(f"{source}: metadata is malformed ({type(exc).__name__}: {exc}); "
                                  "re-export the model with `ros2 run lcsnet_seg convert`") from None
 
-    def with_overrides(self, *, input_size=None, mean=None, std=None, colour_order=None,
+    def with_overrides(self, *, input_size=None, mean=None, std=None, color_order=None,
                        classes: ClassSet | None = None) -> ModelInfo:
         """A copy with configured overrides applied (None keeps the model's own value)."""
         if classes is not None and len(classes) != self.num_classes:
@@ -93,7 +96,7 @@ class ModelInfo:
                               f"{self.num_classes}; use a class file that matches the model")
         changes = {k: v for k, v in dict(input_size=tuple(input_size) if input_size else None,
                                          mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
-                                         colour_order=colour_order, classes=classes).items() if v is not None}
+                                         color_order=color_order, classes=classes).items() if v is not None}
         return replace(self, **changes)
 
 

@@ -28,8 +28,8 @@ class OutputSpec:
     def parameter(self) -> str:
         return f"publish_{self.topic}"
 
-    def encoding_for(self, colour_order: str) -> str:
-        return self.encoding.format(order=colour_order)
+    def encoding_for(self, color_order: str) -> str:
+        return self.encoding.format(order=color_order)
 
 
 OUTPUTS: tuple[OutputSpec, ...] = (

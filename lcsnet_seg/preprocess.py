@@ -24,9 +24,9 @@ def normalisation(info: ModelInfo) -> tuple[np.ndarray, np.ndarray]:
 
 def channel_sources(fmt: PixelFormat, model_order: str) -> tuple[int, int, int]:
     """Which input channel feeds each of the model's three channels."""
-    if fmt.colour_order == "mono":
+    if fmt.color_order == "mono":
         return 0, 0, 0
-    return (0, 1, 2) if fmt.colour_order == model_order else (2, 1, 0)
+    return (0, 1, 2) if fmt.color_order == model_order else (2, 1, 0)
 
 
 def preprocess(image: np.ndarray, fmt: PixelFormat, info: ModelInfo, out: np.ndarray | None = None) -> np.ndarray:
@@ -43,7 +43,7 @@ def preprocess(image: np.ndarray, fmt: PixelFormat, info: ModelInfo, out: np.nda
     if resized.ndim == 2:
         resized = resized[..., None]
     scale, offset = normalisation(info)
-    for c, s in enumerate(channel_sources(fmt, info.colour_order)):
+    for c, s in enumerate(channel_sources(fmt, info.color_order)):
         np.multiply(resized[..., s], scale[c], out=out[0, c])
         out[0, c] += offset[c]
     return out

@@ -8,7 +8,7 @@ factory (pipeline.build_segmenter) all import it and none of them imports anothe
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -47,7 +47,9 @@ class SegmentationResult:
     def copy(self) -> SegmentationResult:
         """A result that owns its arrays: keep this, not the original, past the Segmenter's next call when
         the Segmenter's ``results_reused`` is true."""
-        arrays = {name: None if getattr(self, name) is None else np.array(getattr(self, name)) for name in OUTPUTS}
+        # one value per output field: labels an array, the others an array or None
+        arrays: dict[str, Any] = {name: None if getattr(self, name) is None else np.array(getattr(self, name))
+                                  for name in OUTPUTS}
         return replace(self, **arrays, timings_ms=dict(self.timings_ms))
 
 

@@ -205,6 +205,14 @@ def test_bad_arguments(tmp_path, capsys):
     assert code == EXIT_ERROR and "not a readable PyTorch checkpoint" in text
 
 
+def test_color_order_option_and_its_former_spelling():
+    from lcsnet_seg.tools.convert import parser
+
+    assert parser().parse_args(["m.pth", "--out-dir", "out"]).color_order == "rgb"
+    assert parser().parse_args(["m.pth", "--out-dir", "out", "--color-order", "bgr"]).color_order == "bgr"
+    assert parser().parse_args(["m.pth", "--out-dir", "out", "--colour-order", "bgr"]).color_order == "bgr"  # the old spelling
+
+
 def test_compile_stage_needs_lcsnet_weights_and_a_gpu(tmp_path, capsys):
     """--stages compile prepares torch_cuda's compiled model; where no GPU is, it says so (exit 4)."""
     from lcsnet_seg.model import DEMO_ONNX

@@ -51,7 +51,7 @@ def run_preprocess(ctx, image, fmt, info, dtype):
     dst = ctx.device_buffer(3 * h * w * np.dtype(dtype).itemsize)
     scale, offset = normalisation(info)
     GpuPreprocess(ctx, dtype)(int(src.handle), image3.shape[1], image3.shape[0], image3.strides[0], image3.shape[2],
-                              channel_sources(fmt, info.colour_order), int(dst.handle), w, h, scale, offset)
+                              channel_sources(fmt, info.color_order), int(dst.handle), w, h, scale, offset)
     out_host, out = ctx.pinned_array((1, 3, h, w), dtype)
     ctx.copy_to_host(int(out_host.handle), int(dst.handle), out.nbytes)
     ctx.synchronize()

@@ -44,7 +44,28 @@ def test_committed_onnx_describes_itself():
 
     info = read_onnx_model_info(DEMO_ONNX)
     assert info.classes == load_class_set()
-    assert info.input_size == (384, 512) and info.colour_order == "rgb"
+    assert info.input_size == (384, 512) and info.color_order == "rgb"
+
+
+def test_model_info_writes_color_order_and_still_reads_the_old_colour_order_key(tmp_path):
+    """Exports before the rename wrote ``colour_order`` into the ONNX metadata (and engine sidecars)."""
+    import json
+
+    onnx = pytest.importorskip("onnx")
+    from lcsnet_seg.model_info import METADATA_KEY, ModelInfo, read_onnx_model_info
+
+    doc = json.loads(read_onnx_model_info(DEMO_ONNX).to_json())
+    assert doc["color_order"] == "rgb" and "colour_order" not in doc
+    doc["colour_order"] = "bgr"
+    del doc["color_order"]
+    assert ModelInfo.from_json(json.dumps(doc)).color_order == "bgr"
+
+    old = onnx.load(str(DEMO_ONNX))  # an ONNX file as the exporter wrote it before the rename
+    for prop in old.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = json.dumps(doc, sort_keys=True)
+    onnx.save(old, str(tmp_path / "old.onnx"))
+    assert read_onnx_model_info(tmp_path / "old.onnx").color_order == "bgr"
 
 
 def test_demo_model_reaches_the_miou_target_on_fresh_held_out_scenes(segmenter):

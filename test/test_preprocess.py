@@ -10,7 +10,7 @@ MEAN, STD = (0.5, 0.25, 0.0), (0.5, 0.25, 1.0)
 
 
 def info(h=2, w=2, order="rgb"):
-    return ModelInfo(classes=load_class_set(), input_size=(h, w), mean=MEAN, std=STD, colour_order=order)
+    return ModelInfo(classes=load_class_set(), input_size=(h, w), mean=MEAN, std=STD, color_order=order)
 
 
 def by_hand(pixel_value, channel):
@@ -48,7 +48,7 @@ def test_upscale_interpolates_between_pixel_centres():
 
 
 @pytest.mark.parametrize("fmt, model_order", [("bgr8", "rgb"), ("rgb8", "bgr"), ("bgra8", "rgb"), ("rgba8", "bgr")])
-def test_colour_order_swaps_channels(fmt, model_order):
+def test_color_order_swaps_channels(fmt, model_order):
     rgb = np.array([[[30, 60, 90]]], np.uint8)
     swap = fmt.startswith("bgr")
     pixel = rgb[..., ::-1] if swap else rgb

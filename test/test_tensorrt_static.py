@@ -120,6 +120,17 @@ def _engine_with_sidecar(tmp_path, **fields):
     return engine
 
 
+def test_sidecar_written_before_the_color_order_rename_still_loads(tmp_path):
+    from lcsnet_seg.backends.tensorrt_sidecar import read_sidecar
+    from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.model_info import ModelInfo
+
+    info = json.loads(ModelInfo(classes=load_class_set(), color_order="bgr").to_json())
+    info["colour_order"] = info.pop("color_order")  # the key as engine sidecars had it before
+    engine = _engine_with_sidecar(tmp_path, model_info=info)
+    assert read_sidecar(engine)["model_info_parsed"].color_order == "bgr"
+
+
 def test_foreign_engine_is_refused_by_the_sidecar_check(tmp_path):
     """The check the backend runs before TensorRT deserialises anything, called through its own function."""
     from lcsnet_seg.backends.tensorrt_sidecar import load_engine_sidecar

@@ -26,6 +26,13 @@ class TensorSpec:
     shape: tuple[int | None, ...]
     dtype: np.dtype
 
+    def static_shape(self) -> tuple[int, ...]:
+        """The shape of a tensor without dynamic dimensions."""
+        dims = tuple(d for d in self.shape if d is not None)
+        if len(dims) != len(self.shape):
+            raise ValueError(f"tensor '{self.name}' has dynamic dimensions {self.shape}")
+        return dims
+
 
 class Backend(ABC):
     """Subclasses set ``_input`` and ``_output`` (TensorSpec) in their constructor."""

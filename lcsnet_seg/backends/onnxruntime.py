@@ -8,7 +8,7 @@ from lcsnet_seg.backends.base import Backend, TensorSpec, check_io_specs, check_
 from lcsnet_seg.errors import ModelFileError
 from lcsnet_seg.model_info import ModelInfo, onnx_model_info
 
-_ORT_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+_ORT_DTYPES: dict[str, np.dtype] = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 _ONNX_DTYPES = {1: "tensor(float)", 10: "tensor(float16)"}  # onnx.TensorProto.FLOAT, FLOAT16
 
 

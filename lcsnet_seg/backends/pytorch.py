@@ -127,8 +127,8 @@ class TorchBackend(Backend):
                 self._views.clear()
             as_tensor, device = self._torch.as_tensor, self._device
             views = self._views[(input_ptr, output_ptr)] = (
-                as_tensor(CudaArrayView(input_ptr, self._input.shape, self._input.dtype), device=device),
-                as_tensor(CudaArrayView(output_ptr, self._output.shape, self._output.dtype), device=device))
+                as_tensor(CudaArrayView(input_ptr, self._input.static_shape(), self._input.dtype), device=device),
+                as_tensor(CudaArrayView(output_ptr, self._output.static_shape(), self._output.dtype), device=device))
         return views
 
     def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:

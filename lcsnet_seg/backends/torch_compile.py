@@ -62,7 +62,8 @@ def prepare_module(model: nn.Module, device, precision: str = "fp16", channels_l
     """The module the GPU runs: folded batch norms, on ``device`` in ``precision``, channels_last."""
     module = fold_batch_norms(model).to(device=device, dtype=PRECISIONS[precision])
     if channels_last:
-        module = ChannelsLastInput(module.to(memory_format=torch.channels_last))
+        # torch's stubs leave memory_format out of Module.to's overloads; Module.to accepts it
+        module = ChannelsLastInput(module.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
     return module.eval()
 
 
@@ -136,14 +137,14 @@ def prepare_compiled_model(weights_path, cache_dir, device: int | str = 0, preci
 
     if not torch.cuda.is_available():
         raise BackendUnavailable("preparing a compiled model needs PyTorch with CUDA and a GPU")
-    device = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+    torch_device = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
     model, meta, _ = load_model(weights_path)
     h, w = input_size or tuple(meta.get("input_size", (384, 512)))
     shape = (1, 3, int(h), int(w))
-    module = prepare_module(model, device, precision, channels_last)
+    module = prepare_module(model, torch_device, precision, channels_last)
     start = time.perf_counter()
-    warm_up(compile_module(module, cache_dir), shape, device, PRECISIONS[precision])
-    marker = {**compile_facts(weights_path, device, shape, precision, channels_last),
+    warm_up(compile_module(module, cache_dir), shape, torch_device, PRECISIONS[precision])
+    marker = {**compile_facts(weights_path, torch_device, shape, precision, channels_last),
               "compile_seconds": round(time.perf_counter() - start, 1)}
     (Path(cache_dir) / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return marker

@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lcsnet_seg.eval import bag_io
 from lcsnet_seg.eval.replay import FrameOutput, NoOutputBag, replay_frames
 from lcsnet_seg.eval.scoring import Scorer
+
+if TYPE_CHECKING:
+    from lcsnet_seg.classes import ClassSet
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ def score_bag(bag: Path, options: BagOptions, out_dir: Path | None, replay: Repl
         in_range = len(range(0, total, options.stride))
         if in_range == 0:
             raise bag_io.BagError(f"no {options.image_topic} messages between --start and --end in {bag}")
+        writer: bag_io.BagWriter | NoOutputBag
         if options.write_output_bag:
+            assert out_dir is not None, "options.write_output_bag needs an out_dir"
             out_dir.mkdir(parents=True, exist_ok=True)
             writer = bag_io.BagWriter(out_dir / "segmentation_bag", bag_io.storage_of(reader))
         else:
@@ -118,7 +124,7 @@ def segmenter_replay(segmenter, options: BagOptions, why: str = "given by the ca
     return replay
 
 
-def bag_document(score: BagScore, bag: Path, options: BagOptions, model: Path, mode: str) -> tuple[dict, object]:
+def bag_document(score: BagScore, bag: Path, options: BagOptions, model: Path, mode: str) -> tuple[dict, ClassSet]:
     """The metrics.json document of one scored bag, and its class set."""
     from lcsnet_seg.classes import load_class_set
     from lcsnet_seg.eval.report import metrics_document

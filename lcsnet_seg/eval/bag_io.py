@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lcsnet_seg.errors import ConfigError, ImageError, LcsnetError
 from lcsnet_seg.image_messages import compressed_to_array, image_to_array
+
+if TYPE_CHECKING:
+    from rosbags.interfaces import Connection
+    from rosbags.typesys.stores.latest import std_msgs__msg__Header
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -84,8 +89,8 @@ def decode_image(msg, msgtype: str) -> tuple[np.ndarray, str]:
 class Frame:
     log_time: int          # bag receive time, ns
     stamp: int             # header stamp, ns
-    header: object         # the rosbags header (copied into outputs)
-    image: np.ndarray | None
+    header: std_msgs__msg__Header | None  # the rosbags header (copied into outputs); None if not deserialised
+    image: np.ndarray | None  # image and encoding: both set, or both None with ``error``
     encoding: str | None
     error: str | None = None
 
@@ -160,7 +165,7 @@ class BagWriter:
         self._writer = Writer(path, version=9, storage_plugin=plugin)
         self._writer.open()
         self._store = typestore()
-        self._connections: dict[str, object] = {}
+        self._connections: dict[str, Connection] = {}
 
     def write_image(self, topic: str, log_time: int, header, array: np.ndarray, encoding: str) -> None:
         store = self._store
@@ -191,7 +196,7 @@ def bag_image_batches(path, topic: str, info, limit: int):
         conn = connection(reader, topic, IMAGE_TYPES, "calibration image")
         count = 0
         for frame in read_frames(reader, conn):
-            if frame.image is None:
+            if frame.image is None or frame.encoding is None:
                 continue
             yield preprocess(frame.image, pixel_format(frame.encoding), info)
             count += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def resolve_bags(specs: list[str]) -> BagSelection:
 
 def bag_names(bags: list[Path]) -> list[str]:
     """A short, unique, file-system-safe name per bag (its folder name; -2, -3 ... on repeats)."""
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for bag in bags:
         base = "".join(c if c.isalnum() or c in "-_." else "_" for c in (bag.name or "bag")) or "bag"
         seen[base] = seen.get(base, 0) + 1
@@ -91,20 +93,29 @@ class BagEntry:
     latencies_ms: list[float] = field(default_factory=list)
     wall_s: float | None = None
 
+    @property
+    def scored_doc(self) -> dict:
+        """The metrics document of a scored bag (every scored entry carries one)."""
+        if self.doc is None:
+            raise ValueError(f"bag {self.bag} ({self.status}) has no metrics document")
+        return self.doc
+
 
 def _number(value) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
 
 
-def fleet_document(entries: list[BagEntry], class_names: list[str], extra: dict) -> dict:
+def fleet_document(entries: list[BagEntry], class_names: Sequence[str], extra: dict) -> dict:
     """The fleet metrics document: figures from summed counts, per-bag summaries, worst bags and classes."""
     scored = [e for e in entries if e.status == "scored"]
     n = len(class_names)
     matrix = np.zeros((n, n), np.int64)
     stable, flicker = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    pairs, invalid, frames, latencies = 0, 0, {}, []
+    pairs, invalid = 0, 0
+    frames: dict[str, int] = {}
+    latencies: list[float] = []
     for entry in scored:
-        doc = entry.doc
+        doc = entry.scored_doc
         if doc["classes"] != list(class_names):
             raise ConfigError(f"bag {entry.bag} was scored with classes {doc['classes']}, the fleet with "
                               f"{list(class_names)}; evaluate bags of one model together")
@@ -126,7 +137,7 @@ def fleet_document(entries: list[BagEntry], class_names: list[str], extra: dict)
     return {
         **extra,
         "mode": "fleet",
-        "complete": not failed and all(e.doc["complete"] for e in scored),
+        "complete": not failed and all(e.scored_doc["complete"] for e in scored),
         "bags_total": len(entries), "bags_scored": len(scored), "bags_failed": len(failed),
         "classes": list(class_names),
         "miou": _number(scores.miou),
@@ -152,7 +163,7 @@ def bag_summary(entry: BagEntry) -> dict:
            "wall_s": entry.wall_s}
     if entry.status != "scored":
         return {**out, "reason": entry.reason}
-    doc = entry.doc
+    doc = entry.scored_doc
     return {**out, "complete": doc["complete"], "miou": doc["miou"], "pixel_accuracy": doc["pixel_accuracy"],
             "flicker": doc["temporal_consistency"]["flicker"], "per_class_iou": doc["per_class_iou"],
             "frames_scored": doc["frames"]["frames_scored"], "frames_in_range": doc["frames"]["frames_in_range"],
@@ -161,20 +172,22 @@ def bag_summary(entry: BagEntry) -> dict:
 
 def worst_bags(scored: list[BagEntry], count: int = WORST_SHOWN) -> list[dict]:
     """Lowest mIoU first; each with its own worst class."""
-    ranked = sorted((e for e in scored if e.doc["miou"] is not None), key=lambda e: e.doc["miou"])[:count]
+    ranked = sorted((e for e in scored if e.scored_doc["miou"] is not None),
+                    key=lambda e: e.scored_doc["miou"])[:count]
     out = []
     for e in ranked:
-        present = {k: v for k, v in e.doc["per_class_iou"].items() if v is not None}
-        worst = min(present, key=present.get) if present else None
-        out.append({"name": e.name, "bag": e.bag, "miou": e.doc["miou"], "worst_class": worst,
-                    "worst_class_iou": present.get(worst), "flicker": e.doc["temporal_consistency"]["flicker"]})
+        doc = e.scored_doc
+        present = {k: v for k, v in doc["per_class_iou"].items() if v is not None}
+        worst = min(present, key=present.__getitem__) if present else None
+        out.append({"name": e.name, "bag": e.bag, "miou": doc["miou"], "worst_class": worst,
+                    "worst_class_iou": present.get(worst), "flicker": doc["temporal_consistency"]["flicker"]})
     return out
 
 
 def worst_classes(matrix: np.ndarray, class_names, per_class: dict, temporal: dict,
                   count: int = WORST_SHOWN) -> list[dict]:
     """Lowest fleet IoU first; each with the class its pixels are most often mistaken for."""
-    ranked = sorted((n for n in class_names if per_class[n] is not None), key=per_class.get)[:count]
+    ranked = sorted((n for n in class_names if per_class[n] is not None), key=per_class.__getitem__)[:count]
     out = []
     for name in ranked:
         i = list(class_names).index(name)

@@ -16,9 +16,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lcsnet_seg.errors import ConfigError, LcsnetError
 from lcsnet_seg.eval.bag_eval import BagOptions, BagScore, build_segmenter, score_bag, segmenter_replay
+
+if TYPE_CHECKING:
+    from ray import ObjectRef
 
 ATTEMPTS = 2   # a bag whose worker dies is tried once more
 
@@ -31,10 +35,10 @@ class WorkerConfig:
     backend: str
     options: BagOptions
     device_id: int = 0
-    model_files: object = None   # a Ray object holding {file name: bytes} when the model is shipped
+    model_files: ObjectRef[dict[str, bytes]] | None = None   # {file name: bytes} in Ray when the model is shipped
 
 
-def ship_model(model: Path):
+def ship_model(model: Path) -> ObjectRef[dict[str, bytes]]:
     """The model file (and a TensorRT engine's JSON sidecar) into Ray's object store, for workers on
     machines that do not have the file."""
     import ray
@@ -142,7 +146,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool 
 
 
 def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers: int, gpu_share: float,
-              on_done: Callable[[Outcome, int], None] | None = None, worker_class: type = BagWorker,
+              on_done: Callable[[Outcome, int], None] | None = None, worker_class: type[BagWorker] = BagWorker,
               bag_timeout_s: float | None = None,
               deadline_s: float | None = None) -> tuple[list[tuple[Outcome, int]], list[dict]]:
     """Score ``jobs`` (bag path, its output folder or None) on ``workers`` actors of ``worker_class``.
@@ -160,7 +164,9 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     remote = ray.remote(worker_class).options(num_cpus=1, num_gpus=gpu_share, max_restarts=0,
                                               max_task_retries=0)
     workers = max(1, min(workers, len(jobs)))
-    actors = [remote.remote(config) for _ in range(workers)]
+    # Any: ray types an actor as ActorHandle[T] | type[T] (its ActorProxy), whose methods have no .remote
+    # for mypy unless they are declared with @ray.method (this module imports ray only when it runs)
+    actors: list[Any] = [remote.remote(config) for _ in range(workers)]
     descriptions = start_actors(ray, actors, gpu_share, deadline_s)
     results: list[tuple[Outcome, int] | None] = [None] * len(jobs)
     attempts = [0] * len(jobs)
@@ -178,8 +184,10 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     def report_finished() -> None:
         while finished:
             index = finished.pop(0)
+            result = results[index]
+            assert result is not None  # finish() set it
             if on_done:
-                on_done(*results[index])
+                on_done(*result)
 
     starting: dict = {}  # ObjectRef of a replacement actor's describe() -> its slot
     broken: list[str] = []  # why replacement actors could not start

@@ -7,12 +7,17 @@ metrics.json, report and sample overlays (and segmentation_bag/ when output bags
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lcsnet_seg.errors import ConfigError
 from lcsnet_seg.eval.bag_eval import BagOptions, bag_document
 from lcsnet_seg.eval.fleet import BagEntry, bag_names, compare, fleet_document, load_results
 from lcsnet_seg.eval.fleet_ray import BagWorker, Outcome, WorkerConfig, run_fleet, ship_model, start_ray
+
+if TYPE_CHECKING:
+    from lcsnet_seg.classes import ClassSet
 
 GPU_BACKENDS = ("torch_cuda", "tensorrt")
 
@@ -35,7 +40,7 @@ def default_workers(gpu: bool, resources: dict, workers_per_gpu: int = 1) -> int
 def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str, options: BagOptions,
                    workers: int | None = None, address: str | None = None, compare_with: str | None = None,
                    bag_timeout_s: float | None = None, deadline_s: float | None = None,
-                   worker_class: type = BagWorker, skipped: list[str] = (), num_cpus: int | None = None,
+                   worker_class: type[BagWorker] = BagWorker, skipped: Sequence[str] = (), num_cpus: int | None = None,
                    ship: bool | None = None, workers_per_gpu: int = 1) -> dict:
     """Score ``bags`` on Ray; write the fleet's and every bag's results under ``out_dir``; returns the fleet document.
 
@@ -76,7 +81,7 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
                               "lower --workers or raise --workers-per-gpu")
         config = WorkerConfig(str(model), backend, options, model_files=ship_model(model) if ship else None)
         entries: dict[str, BagEntry] = {}
-        classes_seen = []
+        classes_seen: list[ClassSet] = []
         bar = tqdm(total=len(jobs), desc="bags", unit="bag")
 
         def done(outcome: Outcome, attempts: int) -> None:
@@ -86,10 +91,12 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
             if outcome.status == "scored":
                 from lcsnet_seg.eval.report import write_report
 
-                doc, classes = bag_document(outcome.score, Path(outcome.bag), options, model, "segmenter")
+                score = outcome.score
+                assert score is not None, "a scored outcome carries its score"
+                doc, classes = bag_document(score, Path(outcome.bag), options, model, "segmenter")
                 doc.update(fleet_worker=outcome.worker, attempts=attempts)
-                write_report(out_dir / "bags" / entry.name, doc, outcome.score.scorer, classes.palette_rgb())
-                entry.doc, entry.latencies_ms = doc, list(outcome.score.scorer.latencies_ms)
+                write_report(out_dir / "bags" / entry.name, doc, score.scorer, classes.palette_rgb())
+                entry.doc, entry.latencies_ms = doc, list(score.scorer.latencies_ms)
                 classes_seen.append(classes)
             else:
                 print(f"evaluate: bag {outcome.bag} not scored: {outcome.reason}", flush=True)

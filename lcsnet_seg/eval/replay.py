@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
 from lcsnet_seg.eval.scoring import Scorer, sample_positions
 from lcsnet_seg.outputs import OUTPUTS
+
+if TYPE_CHECKING:
+    from lcsnet_seg.eval.bag_io import Frame
 
 # The outputs an output bag records: the image outputs a viewer shows (confidence, 32FC1, is not recorded).
 RECORDED = tuple(o for o in OUTPUTS if o.encoding != "32FC1")
@@ -49,8 +53,9 @@ class NoOutputBag:
         pass
 
 
-Item = tuple[int, object, tuple[str, ...]]
-Segment = Callable[[Iterable[Item]], Iterator[tuple[int, object, FrameOutput | None]]]
+# (index, a readable bag_io.Frame, the result fields wanted); strings: Frame is imported for type checking only
+Item: TypeAlias = "tuple[int, Frame, tuple[str, ...]]"
+Segment: TypeAlias = "Callable[[Iterable[Item]], Iterator[tuple[int, Frame, FrameOutput | None]]]"
 
 
 def replay_frames(frames: Iterable, in_range: int, labels, writer, segment: Segment, *, num_classes: int,
@@ -65,9 +70,10 @@ def replay_frames(frames: Iterable, in_range: int, labels, writer, segment: Segm
     from lcsnet_seg.image_formats import pixel_format
     from lcsnet_seg.postprocess import as_three_channel
 
-    wrap = progress
-    if wrap is None:
-        from tqdm import tqdm as wrap
+    if progress is None:
+        from tqdm import tqdm
+
+        progress = tqdm
     scorer = Scorer(num_classes, sample_positions(in_range, samples))
     scorer.counts["frames_in_range"] = in_range
     prefix = output_prefix.rstrip("/")
@@ -82,7 +88,7 @@ def replay_frames(frames: Iterable, in_range: int, labels, writer, segment: Segm
                 continue
             yield index, frame, recorded if writing or index in scorer.sample_indices else (LABELS,)
 
-    bar = wrap(frames, total=in_range, desc=desc, unit="frame")
+    bar = progress(frames, total=in_range, desc=desc, unit="frame")
     for index, frame, out in segment(readable(bar)):
         if out is None:
             scorer.counts["frames_without_output"] += 1
@@ -105,6 +111,7 @@ def replay_frames(frames: Iterable, in_range: int, labels, writer, segment: Segm
             scorer.score(index, frame.stamp, out.arrays[LABELS], truth)  # copies what it keeps
         overlay = out.arrays.get("overlay")
         if index in scorer.sample_indices and overlay is not None:
+            assert frame.image is not None and frame.encoding is not None  # readable: decoded, no error
             fmt = pixel_format(frame.encoding)
             rgb = as_three_channel(frame.image, fmt)
             if fmt.output_order == "bgr":

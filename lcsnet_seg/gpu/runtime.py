@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from dataclasses import dataclass
+from typing import Protocol, SupportsInt
 
 import numpy as np
 
@@ -26,6 +27,13 @@ def check_result(result, what: str):
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
+
+
+class MemoryBuffer(Protocol):
+    """What the GPU path uses of a cuda.core Buffer: its address (an int, or a CUdeviceptr that int() reads)."""
+
+    @property
+    def handle(self) -> SupportsInt: ...
 
 
 class GpuContext:
@@ -90,7 +98,7 @@ class GpuContext:
         self.activate()
         return self.device.allocate(max(int(nbytes), 1), stream=self.stream)
 
-    def pinned_array(self, shape: tuple[int, ...], dtype) -> tuple[object, np.ndarray]:
+    def pinned_array(self, shape: tuple[int, ...], dtype) -> tuple[MemoryBuffer, np.ndarray]:
         """A page-locked host buffer and a numpy view of it (shape, dtype)."""
         self.activate()
         dtype = np.dtype(dtype)

@@ -128,7 +128,7 @@ class GpuSegmenter:
         net_h, net_w = info.input_size
         height, width, channels = image_shape
         ctx.copy_to_device(frame.image_ptr, frame.staging_ptr, frame.staged_bytes)
-        self.preprocess(frame.image_ptr, width, height, step, channels, channel_sources(fmt, info.colour_order),
+        self.preprocess(frame.image_ptr, width, height, step, channels, channel_sources(fmt, info.color_order),
                         int(self._input.handle), net_w, net_h, self._scale, self._offset)
         if mark:
             mark()

@@ -304,7 +304,7 @@ def _chair(rng, base, yaw, fabric, metal, shade_of):
 
 def _camera_effects(rng, image: np.ndarray) -> np.ndarray:
     """Exposure, colour cast, vignetting, blur and sensor noise."""
-    img = image.astype(np.float32)
+    img: np.ndarray = image.astype(np.float32)
     img *= rng.uniform(0.75, 1.2) * rng.uniform(0.92, 1.08, 3)
     h, w = img.shape[:2]
     yy, xx = np.ogrid[-1:1:complex(0, h), -1:1:complex(0, w)]

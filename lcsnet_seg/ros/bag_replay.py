@@ -86,7 +86,8 @@ def replay_through_node(frames, in_range: int, labels, writer, image_msgtype: st
         fps[0] = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else None
         for index, frame, _wanted in good:
             outputs = {o.topic: harness.output(o.topic, frame.stamp) for o in RECORDED}
-            if outputs[TIMED_BY] is None:
+            timed = outputs[TIMED_BY]
+            if timed is None:
                 yield index, frame, None
                 continue
             arrays, order = {}, "rgb"
@@ -99,8 +100,8 @@ def replay_through_node(frames, in_range: int, labels, writer, image_msgtype: st
                     arrays[spec.field] = np.asarray(msg.data, np.uint8).reshape(shape)
                     if spec.topic == "overlay":
                         order = msg.encoding[:3]
-            raw = {topic: item[1] for topic, item in outputs.items() if item is not None}
-            yield index, frame, FrameOutput(arrays, order, (outputs[TIMED_BY][0] - sent[frame.stamp]) * 1e3, raw)
+            raws = {topic: item[1] for topic, item in outputs.items() if item is not None}
+            yield index, frame, FrameOutput(arrays, order, (timed[0] - sent[frame.stamp]) * 1e3, raws)
 
     with harness:
         scorer = replay_frames(frames, in_range, labels, writer, segment, num_classes=len(classes),

@@ -102,8 +102,9 @@ def main(argv=None) -> int:
                 lost += 1
                 continue
             latencies.append(latency)
-            label_msg = harness.pop("label_mask", stamp_ns)[2]
-            overlay_msg = harness.pop("overlay", stamp_ns)[2]
+            label_out, overlay_out = harness.pop("label_mask", stamp_ns), harness.pop("overlay", stamp_ns)
+            assert label_out is not None and overlay_out is not None  # round_trip waited for every output
+            label_msg, overlay_msg = label_out[2], overlay_out[2]
             labels = np.asarray(label_msg.data, np.uint8).reshape(label_msg.height, label_msg.width)
             cm.update(truth, labels)
             if i < args.save:

@@ -18,7 +18,7 @@ class LatestFrameWorker:
     ``before_frame()`` runs there first, before each frame (run-time settings are applied there, so a
     change never lands halfway through a frame); ``on_drop()`` runs on the offering thread."""
 
-    def __init__(self, process: Callable[[object, float], None], on_drop: Callable[[], None],
+    def __init__(self, process: Callable[[object, float], None], on_drop: Callable[[], object],
                  before_frame: Callable[[], None] | None = None, name: str = "lcsnet_seg_worker") -> None:
         self._process = process
         self._on_drop = on_drop
@@ -68,6 +68,7 @@ class LatestFrameWorker:
                 if not self._running:
                     return
                 item, self._mailbox = self._mailbox, None
+            assert item is not None  # wait_for returned while running: the mailbox holds a message
             if self._before_frame is not None:
                 self._before_frame()
             self._process(*item)

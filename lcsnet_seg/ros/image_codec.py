@@ -22,6 +22,7 @@ def array_to_image(image_msg_type, array_: np.ndarray, encoding: str, header):
     msg.is_bigendian = int(sys.byteorder == "big" and contiguous.dtype.itemsize > 1)
     msg.step = contiguous.strides[0]
     buffer = array.array("B")
-    buffer.frombytes(contiguous.reshape(-1).view(np.uint8))
+    # numpy's stubs give ndarray __buffer__ only for Python >= 3.12 (mypy checks for 3.10); it is a buffer
+    buffer.frombytes(contiguous.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     msg.data = buffer
     return msg

@@ -19,6 +19,9 @@ from lifecycle_msgs.msg import State
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from lcsnet_seg.errors import ImageError, LcsnetError
@@ -39,6 +42,7 @@ from lcsnet_seg.ros.params import (
     descriptor,
     unknown_overrides,
 )
+from lcsnet_seg.segmentation import FrameSegmenter
 from lcsnet_seg.stats import Counters, RateMeter, RollingStats
 
 # Run-time parameters that the Segmenter holds: applied by the worker between frames.
@@ -54,12 +58,13 @@ class SegmentationNode(LifecycleNode):
             self.declare_parameter(spec.name, declared_value(spec), descriptor(spec))
         self._report_unknown_overrides()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._segmenter = None  # from build_segmenter at configure; used by the worker thread only while active
+        # from build_segmenter at configure; used by the worker thread only while active
+        self._segmenter: FrameSegmenter | None = None
         self._outputs: OutputPublishers | None = None
-        self._diagnostics_pub = None
-        self._input_subs: list = []
-        self._image_sub = None
-        self._diag_timer = None
+        self._diagnostics_pub: Publisher | None = None
+        self._input_subs: list[Subscription] = []
+        self._image_sub: Subscription | None = None
+        self._diag_timer: Timer | None = None
         self._camera_info: CameraInfo | None = None
         self._settings = PendingSettings(SEGMENTER_SETTINGS, {"overlay_alpha": float})
         self._worker = LatestFrameWorker(self.process, on_drop=lambda: self._counters.add("frames_dropped"),
@@ -120,7 +125,7 @@ class SegmentationNode(LifecycleNode):
                 from lcsnet_seg.classes import load_class_set
 
                 overrides["classes"] = load_class_set(self.param("classes_file"))
-            self._segmenter, why = build_segmenter(
+            segmenter, why = build_segmenter(
                 model_path, self.param("backend"), self.param("device"), info_overrides=overrides,
                 overlay_alpha=self.param("overlay_alpha"), output_size=self.param("output_size"),
                 compile_dir=self.param("compile_dir") or None, cuda_graph=self.param("cuda_graph"))
@@ -130,14 +135,15 @@ class SegmentationNode(LifecycleNode):
         except Exception as exc:  # a backend library's own error: still one line, the node stays up
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
+        self._segmenter = segmenter
         self._model_path = model_path
-        backend = self._segmenter.backend
-        self._backend_desc = (backend.name, self._segmenter.device)
+        backend = segmenter.backend
+        self._backend_desc = (backend.name, segmenter.device)
         self._outputs = OutputPublishers(self, qos.profile(self.param("output_qos_reliability"), 1),
                                          qos.PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub),
                                          camera_info=bool(self.param("use_camera_info")))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        info = self._segmenter.info
+        info = segmenter.info
         self.get_logger().info(f"configured in {time.monotonic() - started:.1f} s: backend {backend.name} on "
                                f"{backend.device} ({why}); model {model_path}; input {info.input_size[1]}x"
                                f"{info.input_size[0]}, {info.num_classes} classes")

@@ -7,14 +7,22 @@ typestore: ``data`` is a numpy array), so a late answer can never pass for anoth
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from lcsnet_seg.errors import LcsnetError
 from lcsnet_seg.eval import bag_io
 from lcsnet_seg.ros.names import output_topic
 from lcsnet_seg.ros.node_process import ros_environment, start_node, stop_node
+
+if TYPE_CHECKING:
+    from rosbags.typesys.stores.latest import sensor_msgs__msg__Image
+
+# (arrival time from time.perf_counter, serialized message, the message deserialized by rosbags)
+Received: TypeAlias = "tuple[float, bytes, sensor_msgs__msg__Image]"
 
 
 class NodeHarness:
@@ -28,16 +36,23 @@ class NodeHarness:
         self.log_path, self.parameters, self.remappings = log_path, parameters, remappings
         self.input_topic, self.outputs, self.compressed = input_topic, tuple(outputs), compressed
         self.player_name, self.depth = player_name, depth
-        self.received: dict[str, dict[int, tuple[float, bytes, object]]] = {t: {} for t in self.outputs}
+        self.received: dict[str, dict[int, Received]] = {t: {} for t in self.outputs}
         self.arrived = threading.Condition()
         self.exit_code: int | None = None
-        self.process = None
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def process(self) -> subprocess.Popen:
+        """The node's process; there only inside the ``with``."""
+        if self._process is None:
+            raise LcsnetError("segmentation_node is not started: use the harness in a `with` block")
+        return self._process
 
     # -- lifetime ----------------------------------------------------------------------------------
     def __enter__(self) -> NodeHarness:
         ros_environment()
         self._store = bag_io.typestore()
-        self.process = start_node(self.log_path, self.parameters, self.remappings)
+        self._process = start_node(self.log_path, self.parameters, self.remappings)
         try:
             self._start_player()
         except BaseException:
@@ -73,7 +88,7 @@ class NodeHarness:
 
     def _keep(self, topic: str):
         def callback(raw: bytes) -> None:
-            msg = self._store.deserialize_cdr(raw, bag_io.IMAGE)
+            msg = cast("sensor_msgs__msg__Image", self._store.deserialize_cdr(raw, bag_io.IMAGE))
             with self.arrived:
                 self.received[topic][bag_io.stamp_ns(msg.header)] = (time.perf_counter(), raw, msg)
                 self.arrived.notify_all()
@@ -136,11 +151,11 @@ class NodeHarness:
         with self.arrived:
             return self.arrived.wait_for(lambda: all(s in self.received[topic] for s in stamps), timeout=timeout)
 
-    def output(self, topic: str, stamp_ns: int) -> tuple[float, bytes, object] | None:
+    def output(self, topic: str, stamp_ns: int) -> Received | None:
         with self.arrived:
             return self.received[topic].get(stamp_ns)
 
-    def pop(self, topic: str, stamp_ns: int) -> tuple[float, bytes, object] | None:
+    def pop(self, topic: str, stamp_ns: int) -> Received | None:
         with self.arrived:
             return self.received[topic].pop(stamp_ns, None)
 

@@ -64,7 +64,9 @@ def parser() -> argparse.ArgumentParser:
                    help="network input HEIGHTxWIDTH (default: the checkpoint's, else 384x512)")
     g.add_argument("--mean", type=float, nargs=3, help="per-channel mean of pixel/255, in the colour order")
     g.add_argument("--std", type=float, nargs=3, help="per-channel std of pixel/255")
-    g.add_argument("--colour-order", choices=("rgb", "bgr"), default="rgb")
+    # --colour-order: the option's former spelling, still accepted
+    g.add_argument("--color-order", "--colour-order", dest="color_order", choices=("rgb", "bgr"), default="rgb",
+                   help="channel order the network was trained on (--colour-order: the former spelling)")
     g.add_argument("--model-version", default=None, help="version string written into the metadata")
     g.add_argument("--output-key", help="which output holds the logits when the model returns a dict or tuple "
                                         "(default: 'out' or 'logits', else the only tensor), or which output of "

@@ -14,7 +14,7 @@ def model_info_from_args(args, checkpoint_meta: dict, num_classes: int | None) -
 
     classes = load_class_set(args.classes, expected_count=num_classes)
     size = args.input_size or tuple(checkpoint_meta.get("input_size", (384, 512)))
-    kwargs = dict(classes=classes, input_size=(int(size[0]), int(size[1])), colour_order=args.colour_order,
+    kwargs = dict(classes=classes, input_size=(int(size[0]), int(size[1])), color_order=args.color_order,
                   model_name=args.name or "lcsnet",
                   model_version=args.model_version or str(checkpoint_meta.get("version", "unversioned")))
     if args.mean:

@@ -81,6 +81,13 @@ class Outputs:
                       "engine": out_dir / f"{name}.engine"}
         self.source = source.resolve()
 
+    def path(self, stage: str) -> Path:
+        """The file ``stage`` writes (quantize writes none at fp32, and is not run then)."""
+        path = self.paths[stage]
+        if path is None:
+            raise ValueError(f"the {stage} stage writes no file at this precision")
+        return path
+
     def clear(self, stages) -> None:
         for stage in stages:
             path = self.paths[stage]
@@ -121,7 +128,7 @@ def run_stages(args, stages: list[str]) -> int:
 def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
 
     reference = None  # the PyTorch model as a batch -> logits function, when the input is a .pth
-    onnx_path = outputs.paths["onnx"]
+    onnx_path = outputs.path("onnx")
     if src.suffix == ".pth":
         if "onnx" not in stages:
             from lcsnet_seg.errors import ConfigError
@@ -154,7 +161,7 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
     if "simplify" in stages:
         from lcsnet_seg.convert.simplify import simplify_onnx
 
-        sim_path = outputs.paths["simplify"]
+        sim_path = outputs.path("simplify")
         before, after = simplify_onnx(current, partial(sim_path))
         ref = reference or _onnx_runner(current)
         label = f"{'pytorch' if reference else 'onnx'} vs simplified onnx"
@@ -167,9 +174,10 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
 
     precision = args.precision or "fp16"
     if "quantize" in stages and precision != "fp32":
-        current = _quantize(args, precision, info, current, outputs.paths["quantize"], sets)
-        if current is None:
+        quantized = _quantize(args, precision, info, current, outputs.path("quantize"), sets)
+        if quantized is None:
             return EXIT_PARITY
+        current = quantized
     elif "quantize" in stages:
         _say("--precision fp32: nothing to quantise")
 
@@ -177,7 +185,7 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
         from lcsnet_seg.convert.build_engine import EngineOptions, build_engine
         from lcsnet_seg.errors import BackendUnavailable
 
-        engine_path = outputs.paths["engine"]
+        engine_path = outputs.path("engine")
         options = EngineOptions(precision=_onnx_precision(current, args.precision), workspace_mb=args.workspace_mb,
                                 timing_cache=args.timing_cache, min_hw=args.min_shape, opt_hw=args.opt_shape,
                                 max_hw=args.max_shape, device=args.device)

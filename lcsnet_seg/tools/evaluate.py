@@ -136,12 +136,13 @@ def run_one(args, bag: Path, model: Path) -> int:
     """One bag in this process (no Ray: nothing to spread, and --node and an injected segmenter work here)."""
     from functools import partial
 
-    from lcsnet_seg.eval.bag_eval import bag_document, build_segmenter, score_bag, segmenter_replay
+    from lcsnet_seg.eval.bag_eval import Replay, bag_document, build_segmenter, score_bag, segmenter_replay
     from lcsnet_seg.eval.fleet import compare, load_results
     from lcsnet_seg.eval.report import write_report
 
     options = bag_options(args, fleet=False)
     other = load_results(args.compare) if args.compare else None
+    replay: Replay
     if args.node:
         from lcsnet_seg.ros.bag_replay import replay_through_node
 

@@ -75,7 +75,9 @@ def main(argv=None) -> int:
     classes = load_class_set()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    model = LCSNet(num_classes=len(classes)).to(device).to(memory_format=torch.channels_last)
+    model = LCSNet(num_classes=len(classes)).to(device)
+    # torch's stubs leave memory_format out of Module.to's overloads; Module.to accepts it
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     data = SceneDataset(0, 10 ** 8, args.height, args.width, flip=True)
     loader = DataLoader(data, batch_size=args.batch, shuffle=False, num_workers=args.workers, drop_last=True,
