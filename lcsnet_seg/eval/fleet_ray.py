@@ -90,9 +90,9 @@ class BagWorker:
         self.segmenter, self.why = build_segmenter(self.model, config.backend, config.device_id)
 
     def describe(self) -> dict:
-        import lcsnet_seg
-
         import ray
+
+        import lcsnet_seg
 
         backend = self.segmenter.backend
         return {"pid": os.getpid(), "backend": backend.name, "device": backend.device, "backend_reason": self.why,
