@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from lcsnet_seg.stats import Counters, RateMeter, RollingStats
+
 # Always timed: decode, the whole Segmenter call, publish, receive-to-published latency. Reported when the
 # Segmenter times them: its inner stages (eager GPU and CPU: preprocess, infer, postprocess; a CUDA graph: gpu).
 STAGES = ("decode", "segment", "publish", "latency")
@@ -65,6 +67,22 @@ def build_status(node_name: str, *, topic: str, backend: str, device: str, model
         values["stages_not_yet_timed"] = ", ".join(missing)
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     return status
+
+
+class NodeHealth:
+    """What /diagnostics says about a running node: its frame counters, input and output rates and stage times."""
+
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self.input_rate, self.output_rate, self.stats = RateMeter(), RateMeter(), RollingStats()
+
+    def status(self, node_name: str, topic: str, backend_desc: tuple[str, str], model: str,
+               problem: str | None) -> DiagnosticStatus:
+        """The status now; counts since the last status restart from here."""
+        return build_status(node_name, topic=topic, backend=backend_desc[0], device=backend_desc[1], model=model,
+                            counters=self.counters.totals(), recent=self.counters.take_recent(),
+                            input_rate=self.input_rate.rate(), output_rate=self.output_rate.rate(),
+                            latency=self.stats.summary(), problem=problem)
 
 
 def diagnostic_array(stamp, status: DiagnosticStatus) -> DiagnosticArray:

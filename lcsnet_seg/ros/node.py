@@ -26,27 +26,18 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from lcsnet_seg.errors import ImageError, LcsnetError
 from lcsnet_seg.image_messages import message_to_array
-from lcsnet_seg.model import DEMO_ONNX
 from lcsnet_seg.pipeline import build_segmenter
-from lcsnet_seg.ros import qos
-from lcsnet_seg.ros.diagnostics import build_status, diagnostic_array, input_problem
+from lcsnet_seg.ros import params, qos
+from lcsnet_seg.ros.diagnostics import NodeHealth, diagnostic_array, input_problem
 from lcsnet_seg.ros.frame_worker import LatestFrameWorker, PendingSettings
 from lcsnet_seg.ros.names import NODE_NAME
 from lcsnet_seg.ros.output_publishers import OutputPublishers
-from lcsnet_seg.ros.params import (
-    BY_NAME,
-    PARAMETERS,
-    READ_ONLY,
-    check_value,
-    declared_value,
-    descriptor,
-    unknown_overrides,
-)
 from lcsnet_seg.segmentation import FrameSegmenter
-from lcsnet_seg.stats import Counters, RateMeter, RollingStats
+from lcsnet_seg.stats import Counters
 
 # Run-time parameters that the Segmenter holds: applied by the worker between frames.
 SEGMENTER_SETTINGS = ("overlay_alpha", "output_size")
+COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_bad", "frames_failed")
 
 
 class SegmentationNode(LifecycleNode):
@@ -54,8 +45,8 @@ class SegmentationNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        for spec in PARAMETERS:
-            self.declare_parameter(spec.name, declared_value(spec), descriptor(spec))
+        for spec in params.PARAMETERS:
+            self.declare_parameter(spec.name, params.declared_value(spec), params.descriptor(spec))
         self._report_unknown_overrides()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # from build_segmenter at configure; used by the worker thread only while active
@@ -69,10 +60,8 @@ class SegmentationNode(LifecycleNode):
         self._settings = PendingSettings(SEGMENTER_SETTINGS, {"overlay_alpha": float})
         self._worker = LatestFrameWorker(self.process, on_drop=lambda: self._counters.add("frames_dropped"),
                                          before_frame=lambda: self._settings.apply_to(self._segmenter))
-        self._stats = RollingStats()
-        self._input_rate, self._output_rate = RateMeter(), RateMeter()
-        self._counters = Counters("frames_received", "frames_processed", "frames_dropped", "frames_bad",
-                                  "frames_failed", "qos_incompatible_events")
+        self._counters = Counters(*COUNTERS, "qos_incompatible_events")
+        self._health = NodeHealth(self._counters)
         self._model_path = ""
         self._backend_desc = ("none", "none")
         self._topic = "image"
@@ -88,23 +77,15 @@ class SegmentationNode(LifecycleNode):
 
     def _report_unknown_overrides(self) -> None:
         """A misspelt name in a parameter file is otherwise ignored in silence."""
-        for error in unknown_overrides(getattr(self, "_parameter_overrides", {}) or {}, NODE_NAME):
+        for error in params.unknown_overrides(getattr(self, "_parameter_overrides", {}) or {}, NODE_NAME):
             self.get_logger().error(error)
 
-    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+    def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         configured = self._state_id() != State.PRIMARY_STATE_UNCONFIGURED
-        for p in params:
-            spec = BY_NAME.get(p.name)
-            if spec is None:
-                continue
-            if not spec.runtime and configured and p.name not in READ_ONLY:
-                return SetParametersResult(successful=False, reason=(
-                    f"{p.name} is used at configure: change it while the node is unconfigured "
-                    "(ros2 lifecycle set <node> deactivate, then cleanup)"))
-            why = check_value(spec, p.value)
-            if why:
-                return SetParametersResult(successful=False, reason=why)
-        self._settings.queue({p.name: p.value for p in params})
+        why = params.check_changes([(p.name, p.value) for p in changes], configured)
+        if why:
+            return SetParametersResult(successful=False, reason=why)
+        self._settings.queue({p.name: p.value for p in changes})
         return SetParametersResult(successful=True)
 
     def _state_id(self) -> int:
@@ -112,23 +93,15 @@ class SegmentationNode(LifecycleNode):
         return machine.current_state[0] if machine is not None else State.PRIMARY_STATE_UNCONFIGURED
 
     def on_configure(self, state) -> TransitionCallbackReturn:
-        why = next(filter(None, (check_value(spec, self.param(spec.name)) for spec in PARAMETERS)), None)
+        why = next(filter(None, (params.check_value(s, self.param(s.name)) for s in params.PARAMETERS)), None)
         if why:
             self.get_logger().error(f"configure failed: parameter {why}")
             return TransitionCallbackReturn.FAILURE
-        model_path = self.param("model_path") or str(DEMO_ONNX)
         started = time.monotonic()
-        overrides = {"input_size": self.param("input_size"), "mean": self.param("mean"), "std": self.param("std")}
         self._settings.clear()  # the Segmenter is built with the current values
         try:
-            if self.param("classes_file"):
-                from lcsnet_seg.classes import load_class_set
-
-                overrides["classes"] = load_class_set(self.param("classes_file"))
-            segmenter, why = build_segmenter(
-                model_path, self.param("backend"), self.param("device"), info_overrides=overrides,
-                overlay_alpha=self.param("overlay_alpha"), output_size=self.param("output_size"),
-                compile_dir=self.param("compile_dir") or None, cuda_graph=self.param("cuda_graph"))
+            model_path, arguments = params.segmenter_arguments(self.param)
+            segmenter, why = build_segmenter(model_path, **arguments)
         except LcsnetError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -155,14 +128,12 @@ class SegmentationNode(LifecycleNode):
         self._topic = qos.resolved(self, name)
         events = qos.SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos_sub,
                                             message_lost=self._on_message_lost)
-        self._image_sub = self.create_subscription(CompressedImage if compressed else Image, name, self._on_image,
-                                                   qos.profile(self.param("qos_reliability"), self.param("qos_depth")),
-                                                   event_callbacks=events)
+        profile = qos.profile(self.param("qos_reliability"), self.param("qos_depth"))
+        kind = CompressedImage if compressed else Image
+        self._image_sub = self.create_subscription(kind, name, self._on_image, profile, event_callbacks=events)
         self._input_subs.append(self._image_sub)
         if self.param("use_camera_info"):
-            self._input_subs.append(self.create_subscription(
-                CameraInfo, "camera_info", lambda msg: setattr(self, "_camera_info", msg),
-                qos.profile(self.param("qos_reliability"), self.param("qos_depth"))))
+            self._input_subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, profile))
         self._worker.start()
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
         self.get_logger().info(f"active: segmenting {self._topic}")
@@ -214,11 +185,14 @@ class SegmentationNode(LifecycleNode):
         if segmenter is not None:
             segmenter.close()
         self._camera_info = None
-        self._stats.clear()
+        self._health.stats.clear()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
 
     def _on_image(self, msg) -> None:
         self._counters.add("frames_received")
-        self._input_rate.tick()
+        self._health.input_rate.tick()
         self._worker.offer(msg)
 
     def process(self, msg, received_at: float) -> None:
@@ -251,8 +225,8 @@ class SegmentationNode(LifecycleNode):
             return
         t3 = time.perf_counter()
         self._counters.add("frames_processed")
-        self._output_rate.tick()
-        self._stats.add_frame((t1 - t0) * 1e3, result.timings_ms, (t3 - t2) * 1e3, (t3 - received_at) * 1e3)
+        self._health.output_rate.tick()
+        self._health.stats.add_frame((t1 - t0) * 1e3, result.timings_ms, (t3 - t2) * 1e3, (t3 - received_at) * 1e3)
 
     def _count_bad_image(self, exc: ImageError) -> None:
         bad = self._counters.add("frames_bad")
@@ -282,18 +256,14 @@ class SegmentationNode(LifecycleNode):
                                     f"{where.lineno})", throttle_duration_sec=30.0)
 
     def _status(self):
-        last, sub = self._input_rate.last(), self._image_sub
+        last, sub = self._health.input_rate.last(), self._image_sub
         problem = None if sub is None else input_problem(
             self._topic, publishers=self.count_publishers(self._topic), matched=sub.get_publisher_count(),
             frames_received=self._counters.totals()["frames_received"], reliability=self.param("qos_reliability"),
             seconds_since_input=None if last is None else time.monotonic() - last)
         if problem:
             self.get_logger().warning(problem, throttle_duration_sec=30.0)
-        return build_status(
-            NODE_NAME, topic=self._topic, backend=self._backend_desc[0], device=self._backend_desc[1],
-            model=self._model_path, counters=self._counters.totals(), recent=self._counters.take_recent(),
-            input_rate=self._input_rate.rate(), output_rate=self._output_rate.rate(), latency=self._stats.summary(),
-            problem=problem)
+        return self._health.status(NODE_NAME, self._topic, self._backend_desc, self._model_path, problem)
 
     @property
     def counters(self) -> dict[str, int]:

@@ -3,6 +3,7 @@ YAML file (config/lcsnet_seg.yaml), the launch file and the tests that keep them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,4 +144,37 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
         return f"std values must be positive, got {list(value)}"
     if spec.name == "input_size" and any(v < 8 for v in value):
         return f"input_size values must be at least 8 pixels, got {list(value)}"
+    return None
+
+
+def segmenter_arguments(param: Callable[[str], Any]) -> tuple[str, dict[str, Any]]:
+    """build_segmenter's arguments from the node's parameter values (``param(name)``, None when unset):
+    the model path (default: the packaged demo model) and the keywords. Reads the classes file, so
+    it raises what load_class_set raises for a bad one."""
+    from lcsnet_seg.model import DEMO_ONNX
+
+    overrides: dict[str, Any] = {"input_size": param("input_size"), "mean": param("mean"), "std": param("std")}
+    if param("classes_file"):
+        from lcsnet_seg.classes import load_class_set
+
+        overrides["classes"] = load_class_set(param("classes_file"))
+    keywords = {"backend": param("backend"), "device": param("device"), "info_overrides": overrides,
+                "overlay_alpha": param("overlay_alpha"), "output_size": param("output_size"),
+                "compile_dir": param("compile_dir") or None, "cuda_graph": param("cuda_graph")}
+    return param("model_path") or str(DEMO_ONNX), keywords
+
+
+def check_changes(changes: list[tuple[str, Any]], configured: bool) -> str | None:
+    """Why a set-parameters request (name, value pairs) must be refused, or None. Parameters read at
+    configure may change only while the node is unconfigured; every value must be valid."""
+    for name, value in changes:
+        spec = BY_NAME.get(name)
+        if spec is None:
+            continue
+        if not spec.runtime and configured and name not in READ_ONLY:
+            return (f"{name} is used at configure: change it while the node is unconfigured "
+                    "(ros2 lifecycle set <node> deactivate, then cleanup)")
+        why = check_value(spec, value)
+        if why:
+            return why
     return None
