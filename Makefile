@@ -69,9 +69,10 @@ reliability: setup
 	$(PY) scripts/repair_tensorrt_stubs.py .typecheck/stubs
 	touch $@
 
-# ruff check (rules in ruff.toml) over the package, tests, benchmarks and launch files (CI runs it).
+# ruff check (rules in ruff.toml) and ruff format --check over the package, tests, benchmarks and launch files (CI runs it).
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # mypy over the whole package (CI runs it), the TensorRT adapter modules against tensorrt-stubs.
 mypy-package: $(VENV)/.deps .typecheck/.stubs

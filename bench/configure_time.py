@@ -88,8 +88,16 @@ def child_factory(args) -> dict:
 
 
 def run_child(args, role: str) -> dict:
-    cmd = [sys.executable, __file__, "--role", role, "--model", str(args.model), "--compile-dir",
-           str(args.compile_dir)] + (["--precompile"] if args.precompile else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--role",
+        role,
+        "--model",
+        str(args.model),
+        "--compile-dir",
+        str(args.compile_dir),
+    ] + (["--precompile"] if args.precompile else [])
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
@@ -124,21 +132,27 @@ def main() -> int:
 
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     prepared = run_child(args, "prepare")
-    print(f"prepared {args.compile_dir}: compile {prepared['compile_seconds']} s "
-          f"(process {prepared['process_wall_s']} s){' with caching_precompile' if args.precompile else ''}")
+    print(
+        f"prepared {args.compile_dir}: compile {prepared['compile_seconds']} s "
+        f"(process {prepared['process_wall_s']} s){' with caching_precompile' if args.precompile else ''}"
+    )
     rows = []
     for i in range(args.runs):
         steps = run_child(args, "steps")
         factory = run_child(args, "factory")
         rows.append({"steps": steps, "factory": factory})
-        print(f"run {i + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in steps["steps_s"].items())
-              + f" ({steps['status']}); factory {factory['configure_s']:.2f} s, first frame "
-                f"{factory['first_frame_s']:.2f} s, process {factory['process_wall_s']:.2f} s")
+        print(
+            f"run {i + 1}: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in steps["steps_s"].items())
+            + f" ({steps['status']}); factory {factory['configure_s']:.2f} s, first frame "
+            f"{factory['first_frame_s']:.2f} s, process {factory['process_wall_s']:.2f} s"
+        )
     median = statistics.median(r["factory"]["configure_s"] for r in rows)
     print(f"median configure (factory) {median:.2f} s; target <= 15 s: {'met' if median <= 15 else 'missed'}")
     if args.json:
-        args.json.write_text(json.dumps({"precompile": args.precompile, "prepared": prepared, "rows": rows},
-                                        indent=1) + "\n")
+        args.json.write_text(
+            json.dumps({"precompile": args.precompile, "prepared": prepared, "rows": rows}, indent=1) + "\n"
+        )
     return 0
 
 

@@ -44,10 +44,16 @@ def main() -> int:
     files = quantized_files(WEIGHTS / "lcsnet_demo.onnx", work)
     ort_backend = OnnxRuntimeBackend(files["fp32"])
     torch_backend = TorchBackend.from_checkpoint(WEIGHTS / "lcsnet_demo.pth", info=ort_backend.info)
-    runners = {"ort fp32": Segmenter(ort_backend), "ort fp16": Segmenter(OnnxRuntimeBackend(files["fp16"])),
-               "ort int8": Segmenter(OnnxRuntimeBackend(files["int8"])), "pytorch": Segmenter(torch_backend)}
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}; "
-          f"model input {ort_backend.info.input_size}")
+    runners = {
+        "ort fp32": Segmenter(ort_backend),
+        "ort fp16": Segmenter(OnnxRuntimeBackend(files["fp16"])),
+        "ort int8": Segmenter(OnnxRuntimeBackend(files["int8"])),
+        "pytorch": Segmenter(torch_backend),
+    }
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}; "
+        f"model input {ort_backend.info.input_size}"
+    )
     rows = []
     for height, width in ((480, 640), (720, 1280)):
         frames = [generate_scene(5_000_000 + i, height, width)[0] for i in range(8)]
@@ -61,10 +67,22 @@ def main() -> int:
         med = {n: {s: float(np.median(v)) for s, v in t.items()} for n, t in times.items()}
         for name in runners:
             m = med[name]
-            rows.append((f"{width}x{height}", name, m["preprocess"], m["infer"], m["postprocess"], m["total"],
-                         1e3 / m["total"], med["ort fp32"]["total"] / m["total"]))
-    print(f"\n{'size':>9} {'backend':>12} {'pre ms':>8} {'infer ms':>9} {'post ms':>8} {'total ms':>9} "
-          f"{'FPS':>6} {'fp32/this':>10}")
+            rows.append(
+                (
+                    f"{width}x{height}",
+                    name,
+                    m["preprocess"],
+                    m["infer"],
+                    m["postprocess"],
+                    m["total"],
+                    1e3 / m["total"],
+                    med["ort fp32"]["total"] / m["total"],
+                )
+            )
+    print(
+        f"\n{'size':>9} {'backend':>12} {'pre ms':>8} {'infer ms':>9} {'post ms':>8} {'total ms':>9} "
+        f"{'FPS':>6} {'fp32/this':>10}"
+    )
     for size, name, pre, inf, post, total, fps, ratio in rows:
         print(f"{size:>9} {name:>12} {pre:8.2f} {inf:9.2f} {post:8.2f} {total:9.2f} {fps:6.1f} {ratio:10.2f}")
     print("\n(medians over", args.frames, "frames; ratio = ONNX Runtime fp32 total / this row's total)")

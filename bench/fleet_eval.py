@@ -56,8 +56,21 @@ def make_bags(bag_dir: Path, count: int, frames: int, jobs: int) -> list[Path]:
             except Exception:  # noqa: BLE001 - a broken leftover is remade
                 pass
             shutil.rmtree(bag)
-        subprocess.run([sys.executable, "-m", "lcsnet_seg.tools.make_demo_bag", str(bag), "--frames", str(frames),
-                        "--seed", str(3_700_000_000 + 1000 * k)], check=True, capture_output=True, cwd=REPO)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lcsnet_seg.tools.make_demo_bag",
+                str(bag),
+                "--frames",
+                str(frames),
+                "--seed",
+                str(3_700_000_000 + 1000 * k),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=REPO,
+        )
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         list(pool.map(ensure, enumerate(bags)))
@@ -76,7 +89,7 @@ def single_process(bags, model: Path, backend: str, options) -> tuple[float, np.
         matrix = scorer.cm.matrix.copy() if matrix is None else matrix + scorer.cm.matrix
         latencies += scorer.latencies_ms
     elapsed = time.perf_counter() - t0
-    segmenter.close()   # frees the GPU (or CPU threads) before the Ray workers start
+    segmenter.close()  # frees the GPU (or CPU threads) before the Ray workers start
     return elapsed, matrix, float(np.mean(latencies))
 
 
@@ -84,13 +97,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bags", type=int, default=16)
     ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--workers", default=None, help="comma-separated Ray worker counts to time (default: 1,2 "
-                                                    "on the CPU; 1,2,4 with a GPU backend, sharing the GPUs)")
+    ap.add_argument(
+        "--workers",
+        default=None,
+        help="comma-separated Ray worker counts to time (default: 1,2 "
+        "on the CPU; 1,2,4 with a GPU backend, sharing the GPUs)",
+    )
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--model", type=Path, default=REPO / "lcsnet_seg" / "model" / "weights" / "lcsnet_demo.onnx")
     ap.add_argument("--bag-dir", type=Path, default=Path(tempfile.gettempdir()) / "lcsnet_fleet_bench_bags")
-    ap.add_argument("--repeat", type=int, default=1, help="rounds, each running every configuration "
-                                                       "(order rotated between rounds)")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="rounds, each running every configuration (order rotated between rounds)"
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
 
@@ -108,28 +126,49 @@ def main() -> int:
         args.workers = "1,2,4" if gpu else "1,2"
     t0 = time.perf_counter()
     bags = make_bags(args.bag_dir, args.bags, args.frames, cores)
-    print(f"{len(bags)} bags of {args.frames} frames in {args.bag_dir} ({time.perf_counter() - t0:.1f} s to make "
-          "or check)", flush=True)
+    print(
+        f"{len(bags)} bags of {args.frames} frames in {args.bag_dir} ({time.perf_counter() - t0:.1f} s to make "
+        "or check)",
+        flush=True,
+    )
     options = BagOptions(IMAGE_TOPIC, LABEL_TOPIC, write_output_bag=False)
     plan = ["single"] + [int(w) for w in args.workers.split(",")]
     rows, base_matrix = [], None
     for round_ in range(args.repeat):
-        for config in plan[round_ % len(plan):] + plan[:round_ % len(plan)]:   # rotate the order each round
+        for config in plan[round_ % len(plan) :] + plan[: round_ % len(plan)]:  # rotate the order each round
             if config == "single":
                 wall, matrix, frame_ms = single_process(bags, args.model, args.backend, options)
                 base_matrix = matrix if base_matrix is None else base_matrix
-                row = {"run": "single process", "workers": 1, "wall_s": wall, "frame_ms": frame_ms,
-                       "matrix_equals_single_process": bool(np.array_equal(matrix, base_matrix))}
+                row = {
+                    "run": "single process",
+                    "workers": 1,
+                    "wall_s": wall,
+                    "frame_ms": frame_ms,
+                    "matrix_equals_single_process": bool(np.array_equal(matrix, base_matrix)),
+                }
             else:
                 with tempfile.TemporaryDirectory() as out:
                     t = time.perf_counter()
-                    doc = evaluate_fleet(bags, Path(out), model=args.model, backend=args.backend, options=options,
-                                         workers=config, num_cpus=cores,
-                                         workers_per_gpu=-(-config // gpus) if gpu else 1)
+                    doc = evaluate_fleet(
+                        bags,
+                        Path(out),
+                        model=args.model,
+                        backend=args.backend,
+                        options=options,
+                        workers=config,
+                        num_cpus=cores,
+                        workers_per_gpu=-(-config // gpus) if gpu else 1,
+                    )
                     wall = time.perf_counter() - t
-                row = {"run": f"Ray, {config} worker{'s' if config > 1 else ''}", "workers": config, "wall_s": wall,
-                       "ray_start_s": doc["run"]["ray_start_s"], "bags_scored": doc["bags_scored"],
-                       "frame_ms": doc["latency_ms"]["mean"], "fleet_matrix": doc["confusion_matrix"]}
+                row = {
+                    "run": f"Ray, {config} worker{'s' if config > 1 else ''}",
+                    "workers": config,
+                    "wall_s": wall,
+                    "ray_start_s": doc["run"]["ray_start_s"],
+                    "bags_scored": doc["bags_scored"],
+                    "frame_ms": doc["latency_ms"]["mean"],
+                    "fleet_matrix": doc["confusion_matrix"],
+                }
             row.update(round=round_ + 1, load_1min=os.getloadavg()[0])
             rows.append(row)
             print(f"round {round_ + 1}, {row['run']}: {wall:.1f} s", flush=True)
@@ -140,17 +179,23 @@ def main() -> int:
         row["ratio"] = float(np.median(singles)) / row["wall_s"]
     for row in rows:
         row["bags_per_minute"] = 60 * len(bags) / row["wall_s"]
-    print(f"\nmachine: {platform.machine()}, {cores} cores, Python {platform.python_version()}, backend "
-          f"{args.backend}, model {args.model.name}, {len(bags)} bags x {args.frames} frames 640x480\n")
+    print(
+        f"\nmachine: {platform.machine()}, {cores} cores, Python {platform.python_version()}, backend "
+        f"{args.backend}, model {args.model.name}, {len(bags)} bags x {args.frames} frames 640x480\n"
+    )
     # load: the 1-minute load average as the run ended (above the core count: others were using the machine)
     # ratio: median single-process wall / this wall; ms/frame: segmenter time per frame (mean), which
     # grows when the workers compete for the cores
-    print("| round | run | wall s | bags/minute | single process / this | ms/frame | Ray start s | matrix = single | load |")
+    print(
+        "| round | run | wall s | bags/minute | single process / this | ms/frame | Ray start s | matrix = single | load |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['round']} | {r['run']} | {r['wall_s']:.1f} | {r['bags_per_minute']:.1f} | {r['ratio']:.2f} | "
-              f"{r['frame_ms']:.1f} | {r.get('ray_start_s', 0):.1f} | {r['matrix_equals_single_process']} | "
-              f"{r['load_1min']:.1f} |")
+        print(
+            f"| {r['round']} | {r['run']} | {r['wall_s']:.1f} | {r['bags_per_minute']:.1f} | {r['ratio']:.2f} | "
+            f"{r['frame_ms']:.1f} | {r.get('ray_start_s', 0):.1f} | {r['matrix_equals_single_process']} | "
+            f"{r['load_1min']:.1f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({"machine": platform.platform(), "cores": cores, "rows": rows}, indent=2))
     return 0 if all(r["matrix_equals_single_process"] for r in rows) else 1

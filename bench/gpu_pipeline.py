@@ -36,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SIZES = ((480, 640), (720, 1280), (1080, 1920))
 FRAME_SIZES = ((480, 640), (1080, 1920))
 ROTATE = 12
-SPIN = r'extern "C" __global__ void spin(long long cycles) { long long t = clock64(); while (clock64() - t < cycles) {} }'
+SPIN = (
+    r'extern "C" __global__ void spin(long long cycles) { long long t = clock64(); while (clock64() - t < cycles) {} }'
+)
 
 
 class Timer:
@@ -92,8 +94,16 @@ def configure_probe(compile_dir: str) -> None:
     t2 = time.perf_counter()
     segmenter(np.full((480, 640, 3), 90, np.uint8), "rgb8", ("labels",))
     t3 = time.perf_counter()
-    print(json.dumps({"import_torch_s": round(t1 - t0, 2), "configure_s": round(t2 - t1, 2),
-                      "first_frame_s": round(t3 - t2, 2), "why": why}))
+    print(
+        json.dumps(
+            {
+                "import_torch_s": round(t1 - t0, 2),
+                "configure_s": round(t2 - t1, 2),
+                "first_frame_s": round(t3 - t2, 2),
+                "why": why,
+            }
+        )
+    )
 
 
 def frame_modes(compile_dir: Path, iters: int) -> dict:
@@ -109,17 +119,25 @@ def frame_modes(compile_dir: Path, iters: int) -> dict:
     compile_dir.mkdir(parents=True, exist_ok=True)
     if not (compile_dir / MARKER).is_file():
         out["prepare"] = prepare_compiled_model(DEMO_PTH, compile_dir)
-    probe = subprocess.run([sys.executable, __file__, "--configure-probe", str(compile_dir)], capture_output=True,
-                           text=True, timeout=300)
+    probe = subprocess.run(
+        [sys.executable, __file__, "--configure-probe", str(compile_dir)], capture_output=True, text=True, timeout=300
+    )
     lines = probe.stdout.strip().splitlines()
-    out["configure_probe"] = json.loads(lines[-1]) if probe.returncode == 0 and lines else \
-        {"error": probe.stderr.strip().splitlines()[-1:] or f"exit {probe.returncode}"}
+    out["configure_probe"] = (
+        json.loads(lines[-1])
+        if probe.returncode == 0 and lines
+        else {"error": probe.stderr.strip().splitlines()[-1:] or f"exit {probe.returncode}"}
+    )
     fp32, _ = create_backend("torch_cuda", DEMO_PTH, precision="fp32")
     fp16, _ = create_backend("torch_cuda", DEMO_PTH)
     compiled, why = create_backend("torch_cuda", DEMO_PTH, compile_dir=compile_dir)
     out["compiled_backend"] = why
-    modes = {"eager_fp32": GpuSegmenter(fp32, cuda_graph=False), "eager_fp16": GpuSegmenter(fp16, cuda_graph=False),
-             "graph": GpuSegmenter(fp16), "graph_compiled": GpuSegmenter(compiled)}
+    modes = {
+        "eager_fp32": GpuSegmenter(fp32, cuda_graph=False),
+        "eager_fp16": GpuSegmenter(fp16, cuda_graph=False),
+        "graph": GpuSegmenter(fp16),
+        "graph_compiled": GpuSegmenter(compiled),
+    }
     rows = []
     for height, width in FRAME_SIZES:
         frames = [generate_scene(900 + k, height, width)[0] for k in range(4)]
@@ -131,9 +149,16 @@ def frame_modes(compile_dir: Path, iters: int) -> dict:
                 t = segmenter(frames[i % 4], "rgb8", ("labels",)).timings_ms
                 total.append(t["total"])
                 gpu.append(t.get("gpu", float("nan")))
-            rows.append({"size": f"{width}x{height}", "mode": name, "total_ms": round(float(np.median(total)), 4),
-                         "total_p90_ms": round(float(np.percentile(total, 90)), 4),
-                         "gpu_ms": round(float(np.median(gpu)), 4), "graph_problem": segmenter.graph_problem})
+            rows.append(
+                {
+                    "size": f"{width}x{height}",
+                    "mode": name,
+                    "total_ms": round(float(np.median(total)), 4),
+                    "total_p90_ms": round(float(np.percentile(total, 90)), 4),
+                    "gpu_ms": round(float(np.median(gpu)), 4),
+                    "graph_problem": segmenter.graph_problem,
+                }
+            )
         ctx = modes["graph"].ctx  # the host part alone: the raw frame into pinned staging
         staging, _ = ctx.pinned_array((frames[0].nbytes,), np.uint8)
         for threads in (1, 4, 8):
@@ -143,8 +168,13 @@ def frame_modes(compile_dir: Path, iters: int) -> dict:
                 copier(int(staging.handle), frames[i % 4].ctypes.data, frames[0].nbytes)
                 copies.append((time.perf_counter() - a) * 1e3)
             copier.close()
-            rows.append({"size": f"{width}x{height}", "mode": f"host_copy_to_pinned_{threads}_threads",
-                         "total_ms": round(float(np.median(copies[20:])), 4)})
+            rows.append(
+                {
+                    "size": f"{width}x{height}",
+                    "mode": f"host_copy_to_pinned_{threads}_threads",
+                    "total_ms": round(float(np.median(copies[20:])), 4),
+                }
+            )
     out["rows"] = rows
     return out
 
@@ -154,10 +184,17 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--frames-only", action="store_true", help="only the whole-frame modes section")
-    ap.add_argument("--compile-dir", type=Path, default=Path("/tmp/lcsnet_compile"),
-                    help="prepared compile cache for the compiled mode (prepared here when missing)")
-    ap.add_argument("--cudnn-benchmark", action="store_true",
-                    help="set torch.backends.cudnn.benchmark before any backend is built (an experiment)")
+    ap.add_argument(
+        "--compile-dir",
+        type=Path,
+        default=Path("/tmp/lcsnet_compile"),
+        help="prepared compile cache for the compiled mode (prepared here when missing)",
+    )
+    ap.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="set torch.backends.cudnn.benchmark before any backend is built (an experiment)",
+    )
     ap.add_argument("--configure-probe", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.cudnn_benchmark:
@@ -170,9 +207,13 @@ def main() -> int:
     if args.frames_only:
         import torch
 
-        result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "iters": args.iters,
-                  "cudnn_benchmark": torch.backends.cudnn.benchmark,
-                  "frame_modes": frame_modes(args.compile_dir, args.iters)}
+        result = {
+            "device": torch.cuda.get_device_name(),
+            "torch": torch.__version__,
+            "iters": args.iters,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "frame_modes": frame_modes(args.compile_dir, args.iters),
+        }
         print_frame_modes(result)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -224,13 +265,41 @@ def main() -> int:
         torch.cuda.synchronize()
 
         def fused_pre(i):
-            pre(images[i % ROTATE].data_ptr(), width, height, width * 3, 3, channel_sources(pixel_format("rgb8"), "rgb"),
-                net_in.data_ptr(), net_w, net_h, scale, offset)
+            pre(
+                images[i % ROTATE].data_ptr(),
+                width,
+                height,
+                width * 3,
+                3,
+                channel_sources(pixel_format("rgb8"), "rgb"),
+                net_in.data_ptr(),
+                net_w,
+                net_h,
+                scale,
+                offset,
+            )
 
         def fused_post(i):
-            post(logits[i % ROTATE].data_ptr(), C, net_w, net_h, images[i % ROTATE].data_ptr(), width, height,
-                 width * 3, 3, width, height, int(gpu._palette.handle), 0.5, False, labels.data_ptr(),
-                 color.data_ptr(), overlay.data_ptr(), 0)
+            post(
+                logits[i % ROTATE].data_ptr(),
+                C,
+                net_w,
+                net_h,
+                images[i % ROTATE].data_ptr(),
+                width,
+                height,
+                width * 3,
+                3,
+                width,
+                height,
+                int(gpu._palette.handle),
+                0.5,
+                False,
+                labels.data_ptr(),
+                color.data_ptr(),
+                overlay.data_ptr(),
+                0,
+            )
 
         rows_idx = torch.as_tensor(((2 * np.arange(height) + 1) * net_h) // (2 * height), device="cuda")
         cols_idx = torch.as_tensor(((2 * np.arange(width) + 1) * net_w) // (2 * width), device="cuda")
@@ -283,9 +352,17 @@ def main() -> int:
                 color_c[...] = col
                 overlay_c[...] = cp.rint(images_c[i % ROTATE] * 0.5 + col * 0.5).astype(cp.uint8)
 
-        t = {name: timer(fn, args.iters) for name, fn in (("pre_fused", fused_pre), ("pre_torch", torch_pre),
-                                                         ("pre_cupy", cupy_pre), ("post_fused", fused_post),
-                                                         ("post_torch", torch_post), ("post_cupy", cupy_post))}
+        t = {
+            name: timer(fn, args.iters)
+            for name, fn in (
+                ("pre_fused", fused_pre),
+                ("pre_torch", torch_pre),
+                ("pre_cupy", cupy_pre),
+                ("post_fused", fused_post),
+                ("post_torch", torch_post),
+                ("post_cupy", cupy_post),
+            )
+        }
         pre_bytes = height * width * 3 + 3 * net_h * net_w * 4
         post_bytes = C * net_h * net_w * 4 + height * width * 3 + height * width * 7
         floor_pre, floor_post = pre_bytes / bandwidth / 1e3, post_bytes / bandwidth / 1e3  # us
@@ -307,8 +384,10 @@ def main() -> int:
             blend(as_three_channel(frame, fmt), colourise(lab, info.classes.palette_rgb()), 0.5)
             cpu_pre_post.append((b - a) * 1e3 + (time.perf_counter() - b) * 1e3)
         row = {
-            "size": f"{width}x{height}", **{k: round(v, 2) for k, v in t.items()},
-            "floor_pre_us": round(floor_pre, 2), "floor_post_us": round(floor_post, 2),
+            "size": f"{width}x{height}",
+            **{k: round(v, 2) for k, v in t.items()},
+            "floor_pre_us": round(floor_pre, 2),
+            "floor_post_us": round(floor_post, 2),
             "pre_torch_over_fused": round(t["pre_torch"] / t["pre_fused"], 1),
             "post_torch_over_fused": round(t["post_torch"] / t["post_fused"], 1),
             "pre_fused_over_target_base": round(t["pre_fused"] / max(floor_pre, 10.0), 2),
@@ -324,28 +403,46 @@ def main() -> int:
         row["cpu_over_gpu_stages_with_copies"] = round(row["cpu_pre_post_ms"] / row["gpu_stages_pre_post_ms"], 1)
         rows.append(row)
 
-    result = {"device": device_name, "bandwidth_GBps": round(bandwidth, 1), "iters": args.iters, "rows": rows,
-              "torch": torch.__version__, "cupy": cp.__version__,
-              "frame_modes": frame_modes(args.compile_dir, args.iters)}
+    result = {
+        "device": device_name,
+        "bandwidth_GBps": round(bandwidth, 1),
+        "iters": args.iters,
+        "rows": rows,
+        "torch": torch.__version__,
+        "cupy": cp.__version__,
+        "frame_modes": frame_modes(args.compile_dir, args.iters),
+    }
     print(f"device: {device_name}; measured D2D bandwidth {bandwidth:.0f} GB/s (read + write)")
-    print(f"{'size':>10} {'pre fused':>10} {'torch':>8} {'cupy':>8} {'floor':>7} | {'post fused':>10} {'torch':>8} "
-          f"{'cupy':>8} {'floor':>7}   (microseconds)")
+    print(
+        f"{'size':>10} {'pre fused':>10} {'torch':>8} {'cupy':>8} {'floor':>7} | {'post fused':>10} {'torch':>8} "
+        f"{'cupy':>8} {'floor':>7}   (microseconds)"
+    )
     for r in rows:
-        print(f"{r['size']:>10} {r['pre_fused']:10.2f} {r['pre_torch']:8.2f} {r['pre_cupy']:8.2f} "
-              f"{r['floor_pre_us']:7.2f} | {r['post_fused']:10.2f} {r['post_torch']:8.2f} {r['post_cupy']:8.2f} "
-              f"{r['floor_post_us']:7.2f}")
-    print(f"\n{'size':>10} {'torch/fused pre':>16} {'torch/fused post':>17} {'pre/max(floor,10us)':>20} "
-          f"{'post/max(floor,10us)':>21}")
+        print(
+            f"{r['size']:>10} {r['pre_fused']:10.2f} {r['pre_torch']:8.2f} {r['pre_cupy']:8.2f} "
+            f"{r['floor_pre_us']:7.2f} | {r['post_fused']:10.2f} {r['post_torch']:8.2f} {r['post_cupy']:8.2f} "
+            f"{r['floor_post_us']:7.2f}"
+        )
+    print(
+        f"\n{'size':>10} {'torch/fused pre':>16} {'torch/fused post':>17} {'pre/max(floor,10us)':>20} "
+        f"{'post/max(floor,10us)':>21}"
+    )
     for r in rows:
-        print(f"{r['size']:>10} {r['pre_torch_over_fused']:16.1f} {r['post_torch_over_fused']:17.1f} "
-              f"{r['pre_fused_over_target_base']:20.2f} {r['post_fused_over_target_base']:21.2f}")
-    print(f"\n{'size':>10} {'GPU frame ms':>13} {'(pre/infer/post)':>24} {'CPU frame ms':>13} {'CPU pre+post':>13} "
-          f"{'GPU kernels':>12} {'CPU/GPU kern':>13} {'CPU/GPU w/ copies':>18}")
+        print(
+            f"{r['size']:>10} {r['pre_torch_over_fused']:16.1f} {r['post_torch_over_fused']:17.1f} "
+            f"{r['pre_fused_over_target_base']:20.2f} {r['post_fused_over_target_base']:21.2f}"
+        )
+    print(
+        f"\n{'size':>10} {'GPU frame ms':>13} {'(pre/infer/post)':>24} {'CPU frame ms':>13} {'CPU pre+post':>13} "
+        f"{'GPU kernels':>12} {'CPU/GPU kern':>13} {'CPU/GPU w/ copies':>18}"
+    )
     for r in rows:
         s = r["gpu_stage_ms"]
-        print(f"{r['size']:>10} {r['gpu_frame_ms']:13.3f} {s['preprocess']:7.3f}/{s['infer']:7.3f}/{s['postprocess']:7.3f}"
-              f" {r['cpu_frame_ms']:13.2f} {r['cpu_pre_post_ms']:13.3f} {r['gpu_kernels_pre_post_ms']:12.4f} "
-              f"{r['cpu_over_gpu_kernels']:13.1f} {r['cpu_over_gpu_stages_with_copies']:18.1f}")
+        print(
+            f"{r['size']:>10} {r['gpu_frame_ms']:13.3f} {s['preprocess']:7.3f}/{s['infer']:7.3f}/{s['postprocess']:7.3f}"
+            f" {r['cpu_frame_ms']:13.2f} {r['cpu_pre_post_ms']:13.3f} {r['gpu_kernels_pre_post_ms']:12.4f} "
+            f"{r['cpu_over_gpu_kernels']:13.1f} {r['cpu_over_gpu_stages_with_copies']:18.1f}"
+        )
     print_frame_modes(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -354,12 +451,16 @@ def main() -> int:
 
 def print_frame_modes(result: dict) -> None:
     modes = result["frame_modes"]
-    print(f"\nwhole GpuSegmenter frames, labels only ({result['device']}); configure with the prepared cache: "
-          f"{modes['configure_probe']}")
+    print(
+        f"\nwhole GpuSegmenter frames, labels only ({result['device']}); configure with the prepared cache: "
+        f"{modes['configure_probe']}"
+    )
     print(f"{'size':>10} {'mode':>24} {'total ms':>9} {'p90':>8} {'gpu ms':>8}")
     for r in modes["rows"]:
-        print(f"{r['size']:>10} {r['mode']:>24} {r['total_ms']:9.3f} {r.get('total_p90_ms', float('nan')):8.3f} "
-              f"{r.get('gpu_ms', float('nan')):8.3f}")
+        print(
+            f"{r['size']:>10} {r['mode']:>24} {r['total_ms']:9.3f} {r.get('total_p90_ms', float('nan')):8.3f} "
+            f"{r.get('gpu_ms', float('nan')):8.3f}"
+        )
 
 
 if __name__ == "__main__":

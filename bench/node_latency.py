@@ -64,9 +64,13 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--sizes", default="480x640,720x1280", help="HxW list")
-    ap.add_argument("--max-rate", type=float, default=100.0,
-                    help="cap on the offered frame rate, Hz (a fast camera); a GPU Segmenter's own rate (~1 kHz) "
-                         "would flood any Python subscriber, the relay included")
+    ap.add_argument(
+        "--max-rate",
+        type=float,
+        default=100.0,
+        help="cap on the offered frame rate, Hz (a fast camera); a GPU Segmenter's own rate (~1 kHz) "
+        "would flood any Python subscriber, the relay included",
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     if args.role == "relay":
@@ -91,10 +95,18 @@ def main() -> int:
     backend = segmenter.backend
     print(f"bench: backend {backend.name} on {segmenter.device} ({why})", flush=True)
     logs = Path(tempfile.mkdtemp(prefix="lcsnet_bench_"))
-    node = start_node(logs / "node.log", {"model_path": model, "backend": args.backend, "force_outputs": True,
-                                          "publish_color_mask": False, "publish_overlay": False,
-                                          "compile_dir": args.compile_dir},
-                      {"image": "/bench/image"})
+    node = start_node(
+        logs / "node.log",
+        {
+            "model_path": model,
+            "backend": args.backend,
+            "force_outputs": True,
+            "publish_color_mask": False,
+            "publish_overlay": False,
+            "compile_dir": args.compile_dir,
+        },
+        {"image": "/bench/image"},
+    )
     relay = subprocess.Popen([sys.executable, __file__, "--role", "relay"], start_new_session=True)
     rclpy.init()
     bench = rclpy.create_node("lcsnet_bench")
@@ -109,6 +121,7 @@ def main() -> int:
             with cv:
                 arrivals[kind][msg.header.stamp.sec] = time.perf_counter()
                 cv.notify_all()
+
         return callback
 
     bench.create_subscription(Image, "/lcsnet_seg/label_mask", sink("node"), reliable)
@@ -181,9 +194,18 @@ def main() -> int:
             offered = min(seg_fps, args.max_rate)
             relay_fps = throughput("relay", to_relay, messages, rate_hz=offered)
             node_fps = throughput("node", to_node, messages, rate_hz=offered)
-            rows.append({"size": f"{width}x{height}", "frames": len(lat["node"]), **{f"{k}_ms": v for k, v in med.items()},
-                         "added_ms": med["node"] - med["segmenter"], "segmenter_fps": seg_fps,
-                         "offered_fps": offered, "relay_fps": relay_fps, "node_fps": node_fps})
+            rows.append(
+                {
+                    "size": f"{width}x{height}",
+                    "frames": len(lat["node"]),
+                    **{f"{k}_ms": v for k, v in med.items()},
+                    "added_ms": med["node"] - med["segmenter"],
+                    "segmenter_fps": seg_fps,
+                    "offered_fps": offered,
+                    "relay_fps": relay_fps,
+                    "node_fps": node_fps,
+                }
+            )
     finally:
         executor.shutdown()
         bench.destroy_node()
@@ -194,15 +216,19 @@ def main() -> int:
     configured = [line for line in (logs / "node.log").read_text().splitlines() if "configured in" in line]
     print(f"\nbackend {backend.name}, model {model}; node exit code {node_code}; node log {logs / 'node.log'}")
     print("node: " + (configured[0].split("]: ", 1)[-1] if configured else "no configure line in its log"))
-    print(f"{'size':>9} {'segmenter ms':>13} {'relay ms':>9} {'node ms':>8} {'added ms':>9} {'added/relay':>12} "
-          f"{'seg FPS':>8} {'relay FPS':>10} {'node FPS':>9} {'node/floor':>11}")
+    print(
+        f"{'size':>9} {'segmenter ms':>13} {'relay ms':>9} {'node ms':>8} {'added ms':>9} {'added/relay':>12} "
+        f"{'seg FPS':>8} {'relay FPS':>10} {'node FPS':>9} {'node/floor':>11}"
+    )
     for r in rows:
         floor = min(r["segmenter_fps"], r["relay_fps"], r["offered_fps"])
         r["added_over_relay"] = r["added_ms"] / r["relay_ms"]
         r["node_over_floor"] = r["node_fps"] / floor if floor > 0 else None
-        print(f"{r['size']:>9} {r['segmenter_ms']:13.2f} {r['relay_ms']:9.2f} {r['node_ms']:8.2f} {r['added_ms']:9.2f} "
-              f"{r['added_over_relay']:12.2f} {r['segmenter_fps']:8.1f} {r['relay_fps']:10.1f} {r['node_fps']:9.1f} "
-              + (f"{r['node_over_floor']:11.2f}" if r["node_over_floor"] is not None else f"{'n/a':>11}"))
+        print(
+            f"{r['size']:>9} {r['segmenter_ms']:13.2f} {r['relay_ms']:9.2f} {r['node_ms']:8.2f} {r['added_ms']:9.2f} "
+            f"{r['added_over_relay']:12.2f} {r['segmenter_fps']:8.1f} {r['relay_fps']:10.1f} {r['node_fps']:9.1f} "
+            + (f"{r['node_over_floor']:11.2f}" if r["node_over_floor"] is not None else f"{'n/a':>11}")
+        )
     print(f"\nmedians over up to {args.frames} frames; targets: added/relay <= 1.5, node/floor >= 0.90")
     if args.json:
         args.json.write_text(json.dumps({"backend": backend.name, "model": model, "rows": rows}, indent=2) + "\n")

@@ -56,17 +56,20 @@ CONFIGS = {  # name: (camera setting, subscriber setting)
     "g": ("profile", "large"),
 }
 MATCH_TIMEOUT_S = 15.0
-QUIET_S = 1.5          # drain ends when nothing new arrived for this long ...
-DRAIN_MAX_S = 6.0      # ... or at this deadline after the last frame was sent
+QUIET_S = 1.5  # drain ends when nothing new arrived for this long ...
+DRAIN_MAX_S = 6.0  # ... or at this deadline after the last frame was sent
 
 
 # ----------------------------------------------------------------------------- child processes
 def _qos(reliability: str, depth: int):
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                      reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
-                      else ReliabilityPolicy.BEST_EFFORT,
-                      durability=DurabilityPolicy.VOLATILE)
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
 
 
 def _say(*words) -> None:
@@ -121,8 +124,10 @@ def run_camera() -> int:
                 before = time.monotonic()
                 pub.publish(msg)
                 worst_publish = max(worst_publish, time.monotonic() - before)
-            _say("sent", json.dumps({"sent": n, "send_s": time.monotonic() - t0,
-                                     "worst_publish_ms": worst_publish * 1e3}))
+            _say(
+                "sent",
+                json.dumps({"sent": n, "send_s": time.monotonic() - t0, "worst_publish_ms": worst_publish * 1e3}),
+            )
         elif cmd == "close":
             node.destroy_publisher(pub)
             pub = msg = None
@@ -179,13 +184,20 @@ def run_subscriber() -> int:
         elif cmd == "drain":
             n = int(args[0])
             start = time.monotonic()
-            _wait_for(lambda: len(state["arrivals"]) >= n
-                      or time.monotonic() - max(state["last"], start) > QUIET_S
-                      or time.monotonic() - start > DRAIN_MAX_S, DRAIN_MAX_S + 1, spin)
+            _wait_for(
+                lambda: (
+                    len(state["arrivals"]) >= n
+                    or time.monotonic() - max(state["last"], start) > QUIET_S
+                    or time.monotonic() - start > DRAIN_MAX_S
+                ),
+                DRAIN_MAX_S + 1,
+                spin,
+            )
             node.destroy_subscription(state["sub"])
             state["sub"] = None
-            _say("result", json.dumps({"latencies_ms": list(state["arrivals"].values()),
-                                       "bad_size": state["bad_size"]}))
+            _say(
+                "result", json.dumps({"latencies_ms": list(state["arrivals"].values()), "bad_size": state["bad_size"]})
+            )
         elif cmd == "quit":
             break
     node.destroy_node()
@@ -197,15 +209,31 @@ def run_subscriber() -> int:
 class Child:
     def __init__(self, role: str, setting: str, discovery_range: str):
         env = dict(os.environ)
-        for key in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE",
-                    "FASTDDS_BUILTIN_TRANSPORTS", "RMW_FASTRTPS_USE_QOS_FROM_XML", "ROS_LOCALHOST_ONLY"):
+        for key in (
+            "FASTDDS_DEFAULT_PROFILES_FILE",
+            "FASTRTPS_DEFAULT_PROFILES_FILE",
+            "FASTDDS_BUILTIN_TRANSPORTS",
+            "RMW_FASTRTPS_USE_QOS_FROM_XML",
+            "ROS_LOCALHOST_ONLY",
+        ):
             env.pop(key, None)
-        env.update(SETTINGS[setting], ROS_AUTOMATIC_DISCOVERY_RANGE=discovery_range, ROS_DOMAIN_ID="61",
-                   RMW_IMPLEMENTATION="rmw_fastrtps_cpp", PYTHONUNBUFFERED="1")
+        env.update(
+            SETTINGS[setting],
+            ROS_AUTOMATIC_DISCOVERY_RANGE=discovery_range,
+            ROS_DOMAIN_ID="61",
+            RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
+            PYTHONUNBUFFERED="1",
+        )
         self.role = role
         self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, so a chatty child never blocks on a pipe
-        self.proc = subprocess.Popen([sys.executable, __file__, "--role", role], env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--role", role],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+        )
         self.pending = b""
 
     def send(self, line: str) -> None:
@@ -251,8 +279,10 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_config(name: str, sizes, args) -> list[dict]:
     cam_setting, sub_setting = CONFIGS[name]
-    camera, subscriber = (Child("camera", cam_setting, args.discovery_range),
-                          Child("subscriber", sub_setting, args.discovery_range))
+    camera, subscriber = (
+        Child("camera", cam_setting, args.discovery_range),
+        Child("subscriber", sub_setting, args.discovery_range),
+    )
     rows = []
     try:
         for child in (camera, subscriber):
@@ -261,8 +291,14 @@ def run_config(name: str, sizes, args) -> list[dict]:
                 raise RuntimeError(detail)
         for w, h in sizes:
             for reliability in ("reliable", "best_effort"):
-                row = {"config": name, "camera": cam_setting, "subscriber": sub_setting,
-                       "size": f"{w}x{h}", "sub_qos": reliability, "note": ""}
+                row = {
+                    "config": name,
+                    "camera": cam_setting,
+                    "subscriber": sub_setting,
+                    "size": f"{w}x{h}",
+                    "sub_qos": reliability,
+                    "note": "",
+                }
                 rows.append(row)
                 topic = f"/bench_transport/{name}_{w}x{h}_{reliability}"
                 n = int(round(args.seconds * args.rate))
@@ -276,8 +312,11 @@ def run_config(name: str, sizes, args) -> list[dict]:
                     row["note"] = f"not matched (camera: {cam_match}, subscriber: {sub_match})"
                 camera.send("go")
                 word, detail = camera.expect(args.seconds * 10 + 30)
-                sent = json.loads(detail) if word == "sent" else {"sent": n, "send_s": float("nan"),
-                                                                  "worst_publish_ms": float("nan")}
+                sent = (
+                    json.loads(detail)
+                    if word == "sent"
+                    else {"sent": n, "send_s": float("nan"), "worst_publish_ms": float("nan")}
+                )
                 if word != "sent":
                     row["note"] += f" camera: {detail}"
                 subscriber.send(f"drain {n}")
@@ -286,11 +325,15 @@ def run_config(name: str, sizes, args) -> list[dict]:
                 camera.send("close")
                 camera.expect(10)
                 lat = result["latencies_ms"]
-                row.update(sent=sent["sent"], received=len(lat), lost=sent["sent"] - len(lat),
-                           mean_ms=sum(lat) / len(lat) if lat else None,
-                           p95_ms=percentile(lat, 0.95) if lat else None,
-                           send_hz=(sent["sent"] - 1) / sent["send_s"] if sent["send_s"] else None,
-                           worst_publish_ms=sent["worst_publish_ms"])
+                row.update(
+                    sent=sent["sent"],
+                    received=len(lat),
+                    lost=sent["sent"] - len(lat),
+                    mean_ms=sum(lat) / len(lat) if lat else None,
+                    p95_ms=percentile(lat, 0.95) if lat else None,
+                    send_hz=(sent["sent"] - 1) / sent["send_s"] if sent["send_s"] else None,
+                    worst_publish_ms=sent["worst_publish_ms"],
+                )
                 if result["bad_size"]:
                     row["note"] += f" {result['bad_size']} truncated"
                 print(format_row(row), flush=True)
@@ -300,18 +343,45 @@ def run_config(name: str, sizes, args) -> list[dict]:
     return rows
 
 
-HEADER = ("cfg", "camera", "subscriber", "size", "sub QoS", "sent", "recv", "lost", "lost %",
-          "mean ms", "p95 ms", "send Hz", "max publish ms", "note")
+HEADER = (
+    "cfg",
+    "camera",
+    "subscriber",
+    "size",
+    "sub QoS",
+    "sent",
+    "recv",
+    "lost",
+    "lost %",
+    "mean ms",
+    "p95 ms",
+    "send Hz",
+    "max publish ms",
+    "note",
+)
 
 
 def format_row(row: dict) -> str:
     def ms(v):
         return "—" if v is None else f"{v:.1f}"
+
     lost_pct = f"{100 * row['lost'] / row['sent']:.0f}%" if row.get("sent") else "—"
-    cells = (row["config"], row["camera"], row["subscriber"], row["size"], row["sub_qos"],
-             str(row.get("sent", "—")), str(row.get("received", "—")), str(row.get("lost", "—")), lost_pct,
-             ms(row.get("mean_ms")), ms(row.get("p95_ms")), ms(row.get("send_hz")),
-             ms(row.get("worst_publish_ms")), row["note"].strip())
+    cells = (
+        row["config"],
+        row["camera"],
+        row["subscriber"],
+        row["size"],
+        row["sub_qos"],
+        str(row.get("sent", "—")),
+        str(row.get("received", "—")),
+        str(row.get("lost", "—")),
+        lost_pct,
+        ms(row.get("mean_ms")),
+        ms(row.get("p95_ms")),
+        ms(row.get("send_hz")),
+        ms(row.get("worst_publish_ms")),
+        row["note"].strip(),
+    )
     return "| " + " | ".join(cells) + " |"
 
 
@@ -324,9 +394,13 @@ def main() -> int:
     ap.add_argument("--sub-depth", type=int, default=1, help="subscriber KEEP_LAST depth (node default: 1)")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="subset of a,b,c,d,e,f,g")
     ap.add_argument("--sizes", default="640x480,1920x1080")
-    ap.add_argument("--discovery-range", default="LOCALHOST", choices=("LOCALHOST", "SUBNET"),
-                    help="ROS_AUTOMATIC_DISCOVERY_RANGE of both processes (LOCALHOST: rmw_fastrtps replaces "
-                         "Fast DDS's builtin transports with its own SHM + UDPv4, so LARGE_DATA has no effect)")
+    ap.add_argument(
+        "--discovery-range",
+        default="LOCALHOST",
+        choices=("LOCALHOST", "SUBNET"),
+        help="ROS_AUTOMATIC_DISCOVERY_RANGE of both processes (LOCALHOST: rmw_fastrtps replaces "
+        "Fast DDS's builtin transports with its own SHM + UDPv4, so LARGE_DATA has no effect)",
+    )
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
     if args.role == "camera":
@@ -335,10 +409,12 @@ def main() -> int:
         return run_subscriber()
 
     sizes = [tuple(map(int, s.split("x"))) for s in args.sizes.split(",")]
-    print(f"# camera: RELIABLE KEEP_LAST {args.pub_depth}, {args.rate:g} Hz for {args.seconds:g} s; "
-          f"subscriber: KEEP_LAST {args.sub_depth}; ROS_AUTOMATIC_DISCOVERY_RANGE={args.discovery_range}; "
-          f"ROS_DOMAIN_ID=61; one camera and one subscriber process per configuration",
-          flush=True)
+    print(
+        f"# camera: RELIABLE KEEP_LAST {args.pub_depth}, {args.rate:g} Hz for {args.seconds:g} s; "
+        f"subscriber: KEEP_LAST {args.sub_depth}; ROS_AUTOMATIC_DISCOVERY_RANGE={args.discovery_range}; "
+        f"ROS_DOMAIN_ID=61; one camera and one subscriber process per configuration",
+        flush=True,
+    )
     rows = []
     started = time.monotonic()
     for name in args.configs.split(","):

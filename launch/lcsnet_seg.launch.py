@@ -27,20 +27,28 @@ ARGUMENTS = (
     ("params_file", None, "parameter YAML (default: the package's config/lcsnet_seg.yaml)"),
     ("autostart", "true", "configure and activate on start (false: an external lifecycle manager drives it)"),
     ("use_sim_time", "false", "use /clock (bag replay)"),
-    ("fastdds_profile", None, "Fast DDS profile for the node's process (default: FASTDDS_DEFAULT_PROFILES_FILE "
-     "if set, else the package's config/fastdds_large_images.xml)"),
+    (
+        "fastdds_profile",
+        None,
+        "Fast DDS profile for the node's process (default: FASTDDS_DEFAULT_PROFILES_FILE "
+        "if set, else the package's config/fastdds_large_images.xml)",
+    ),
 )
 DEFAULTS = {
     "params_file": PathJoinSubstitution([SHARE, "config", "lcsnet_seg.yaml"]),
-    "fastdds_profile": EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", default_value=PathJoinSubstitution(
-        [SHARE, "config", "fastdds_large_images.xml"])),
+    "fastdds_profile": EnvironmentVariable(
+        "FASTDDS_DEFAULT_PROFILES_FILE",
+        default_value=PathJoinSubstitution([SHARE, "config", "fastdds_large_images.xml"]),
+    ),
 }
 
 
 def generate_launch_description() -> LaunchDescription:
     arg = LaunchConfiguration
-    declarations = [DeclareLaunchArgument(name, default_value=DEFAULTS[name] if default is None else default,
-                                          description=text) for name, default, text in ARGUMENTS]
+    declarations = [
+        DeclareLaunchArgument(name, default_value=DEFAULTS[name] if default is None else default, description=text)
+        for name, default, text in ARGUMENTS
+    ]
     node = LifecycleNode(
         package="lcsnet_seg",
         executable="segmentation_node",

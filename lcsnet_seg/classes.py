@@ -15,7 +15,6 @@ IGNORE_LABEL = 255
 """Ground-truth value meaning "not scored"."""
 
 
-
 def share_file(relative: str) -> Path:
     """Path of a file installed under ``share/lcsnet_seg/`` (config/, launch/).
 
@@ -46,7 +45,8 @@ class ClassSet:
     def __post_init__(self) -> None:
         if len(self.names) != len(self.colors):
             raise ConfigError(
-                f"class set has {len(self.names)} names but {len(self.colors)} colours; give one colour per class")
+                f"class set has {len(self.names)} names but {len(self.colors)} colours; give one colour per class"
+            )
         if not 1 <= len(self.names) <= 255:
             raise ConfigError(f"class set has {len(self.names)} classes; between 1 and 255 are supported")
         if len(set(self.names)) != len(self.names):
@@ -68,8 +68,9 @@ class ClassSet:
         return [{"id": i, "name": n, "color": list(c)} for i, (n, c) in enumerate(zip(self.names, self.colors))]
 
     @classmethod
-    def from_records(cls, records: Sequence[dict], source: str = "class list",
-                     expected_count: int | None = None) -> ClassSet:
+    def from_records(
+        cls, records: Sequence[dict], source: str = "class list", expected_count: int | None = None
+    ) -> ClassSet:
         """Build from ``[{id, name, color}, ...]``; ids must be exactly 0..N-1 in any order."""
         if not isinstance(records, (list, tuple)) or not records:
             raise ConfigError(f"{source}: expected a non-empty list of classes with id, name, color")
@@ -90,12 +91,16 @@ class ClassSet:
         if ids != list(range(len(ids))):
             raise ConfigError(f"{source}: class ids {ids} must be 0..{len(ids) - 1} without gaps")
         if expected_count is not None and len(ids) != expected_count:
-            raise ConfigError(f"{source}: {len(ids)} classes given but the model predicts {expected_count}; "
-                              "use a class file that matches the model")
+            raise ConfigError(
+                f"{source}: {len(ids)} classes given but the model predicts {expected_count}; "
+                "use a class file that matches the model"
+            )
         try:
             # not yet checked (a colour may have 2 values, or 1.5): __post_init__ rejects what is not R, G, B 0-255
-            colors = cast(tuple[tuple[int, int, int], ...], tuple(
-                tuple(int(c) if float(c).is_integer() else c for c in by_id[i]["color"]) for i in ids))
+            colors = cast(
+                tuple[tuple[int, int, int], ...],
+                tuple(tuple(int(c) if float(c).is_integer() else c for c in by_id[i]["color"]) for i in ids),
+            )
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: colours must be three integers 0-255 (R, G, B)") from None
         try:

@@ -21,9 +21,16 @@ class PixelFormat:
         return "bgr" if self.color_order == "bgr" else "rgb"
 
 
-PIXEL_FORMATS = {f.name: f for f in (
-    PixelFormat("rgb8", 3, "rgb"), PixelFormat("bgr8", 3, "bgr"), PixelFormat("rgba8", 4, "rgb"),
-    PixelFormat("bgra8", 4, "bgr"), PixelFormat("mono8", 1, "mono"))}
+PIXEL_FORMATS = {
+    f.name: f
+    for f in (
+        PixelFormat("rgb8", 3, "rgb"),
+        PixelFormat("bgr8", 3, "bgr"),
+        PixelFormat("rgba8", 4, "rgb"),
+        PixelFormat("bgra8", 4, "bgr"),
+        PixelFormat("mono8", 1, "mono"),
+    )
+}
 
 
 def pixel_format(name: str) -> PixelFormat:
@@ -50,6 +57,8 @@ def check_image(image: np.ndarray, fmt: PixelFormat) -> np.ndarray:
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ImageError(f"image is empty ({image.shape[0]} x {image.shape[1]} pixels)")
     if (fmt.channels > 1 and image.strides[2] != 1) or image.strides[1] != fmt.channels:
-        raise ImageError(f"image pixels are not contiguous (strides {image.strides}); row padding is fine, but "
-                         "pass np.ascontiguousarray(image) for flipped or sub-sampled views")
+        raise ImageError(
+            f"image pixels are not contiguous (strides {image.strides}); row padding is fine, but "
+            "pass np.ascontiguousarray(image) for flipped or sub-sampled views"
+        )
     return image

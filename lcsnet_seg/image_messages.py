@@ -45,8 +45,9 @@ def compressed_to_array(msg) -> tuple[np.ndarray, str]:
         raise ImageError(f"compressed image ({msg.format!r}) has no data")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ImageError(f"compressed image ({msg.format!r}, {data.size} bytes) could not be decoded; "
-                         "expected JPEG or PNG")
+        raise ImageError(
+            f"compressed image ({msg.format!r}, {data.size} bytes) could not be decoded; expected JPEG or PNG"
+        )
     if image.dtype != np.uint8:
         raise ImageError(f"compressed image decodes to {image.dtype}; 8-bit images are supported")
     if image.ndim == 2:

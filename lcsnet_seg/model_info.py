@@ -56,16 +56,19 @@ class ModelInfo:
         return len(self.classes)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "classes": self.classes.to_records(),
-            "input_size": list(self.input_size),
-            "mean": list(self.mean),
-            "std": list(self.std),
-            COLOR_ORDER_KEY: self.color_order,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            **({"extra": self.extra} if self.extra else {}),
-        }, sort_keys=True)
+        return json.dumps(
+            {
+                "classes": self.classes.to_records(),
+                "input_size": list(self.input_size),
+                "mean": list(self.mean),
+                "std": list(self.std),
+                COLOR_ORDER_KEY: self.color_order,
+                "model_name": self.model_name,
+                "model_version": self.model_version,
+                **({"extra": self.extra} if self.extra else {}),
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str, source: str = "model metadata") -> ModelInfo:
@@ -85,18 +88,31 @@ class ModelInfo:
         except ConfigError as exc:
             raise ModelFileError(f"{source}: {exc}") from None
         except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise ModelFileError(f"{source}: metadata is malformed ({type(exc).__name__}: {exc}); "
-                                 "re-export the model with `ros2 run lcsnet_seg convert`") from None
+            raise ModelFileError(
+                f"{source}: metadata is malformed ({type(exc).__name__}: {exc}); "
+                "re-export the model with `ros2 run lcsnet_seg convert`"
+            ) from None
 
-    def with_overrides(self, *, input_size=None, mean=None, std=None, color_order=None,
-                       classes: ClassSet | None = None) -> ModelInfo:
+    def with_overrides(
+        self, *, input_size=None, mean=None, std=None, color_order=None, classes: ClassSet | None = None
+    ) -> ModelInfo:
         """A copy with configured overrides applied (None keeps the model's own value)."""
         if classes is not None and len(classes) != self.num_classes:
-            raise ConfigError(f"classes override has {len(classes)} classes but the model predicts "
-                              f"{self.num_classes}; use a class file that matches the model")
-        changes = {k: v for k, v in dict(input_size=tuple(input_size) if input_size else None,
-                                         mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
-                                         color_order=color_order, classes=classes).items() if v is not None}
+            raise ConfigError(
+                f"classes override has {len(classes)} classes but the model predicts "
+                f"{self.num_classes}; use a class file that matches the model"
+            )
+        changes = {
+            k: v
+            for k, v in dict(
+                input_size=tuple(input_size) if input_size else None,
+                mean=tuple(mean) if mean else None,
+                std=tuple(std) if std else None,
+                color_order=color_order,
+                classes=classes,
+            ).items()
+            if v is not None
+        }
         return replace(self, **changes)
 
 
@@ -107,8 +123,10 @@ def read_onnx_model_info(path) -> ModelInfo:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
-        raise ModelFileError(f"model file {path} is not a readable ONNX model ({type(exc).__name__}); "
-                             "re-export it with `ros2 run lcsnet_seg convert`") from None
+        raise ModelFileError(
+            f"model file {path} is not a readable ONNX model ({type(exc).__name__}); "
+            "re-export it with `ros2 run lcsnet_seg convert`"
+        ) from None
     return onnx_model_info(model, path)
 
 
@@ -116,6 +134,8 @@ def onnx_model_info(model, path) -> ModelInfo:
     """ModelInfo from a loaded onnx.ModelProto's metadata (``path`` names it in errors)."""
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
-        raise ModelFileError(f"model file {path} has no '{METADATA_KEY}' metadata (class names, mean/std, input "
-                             "size); export it with `ros2 run lcsnet_seg convert`")
+        raise ModelFileError(
+            f"model file {path} has no '{METADATA_KEY}' metadata (class names, mean/std, input "
+            "size); export it with `ros2 run lcsnet_seg convert`"
+        )
     return ModelInfo.from_json(props[METADATA_KEY], source=f"model file {path}")

@@ -57,8 +57,9 @@ class Segmenter:
     def device(self) -> str:
         return self.backend.device
 
-    def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
-                 outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> SegmentationResult:
+    def __call__(
+        self, image: np.ndarray, pixel_format_name: str = "rgb8", outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    ) -> SegmentationResult:
         """Segment one image. ``pixel_format_name``: rgb8, bgr8, rgba8, bgra8 or mono8."""
         fmt, image = check_request(image, pixel_format_name, outputs)
         t0 = time.perf_counter()
@@ -92,17 +93,29 @@ class Segmenter:
                 colours = result.color_mask
             result.overlay = blend(base, colours, self.overlay_alpha)
         t3 = time.perf_counter()
-        result.timings_ms = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3,
-                             "postprocess": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        result.timings_ms = {
+            "preprocess": (t1 - t0) * 1e3,
+            "infer": (t2 - t1) * 1e3,
+            "postprocess": (t3 - t2) * 1e3,
+            "total": (t3 - t0) * 1e3,
+        }
         return result
 
     def close(self) -> None:
         self.backend.close()
 
 
-def build_segmenter(model_path, backend: str = "auto", device: int = 0, *, info_overrides: dict | None = None,
-                    overlay_alpha: float = 0.5, output_size: str = "input", compile_dir=None,
-                    cuda_graph: bool = True) -> tuple[FrameSegmenter, str]:
+def build_segmenter(
+    model_path,
+    backend: str = "auto",
+    device: int = 0,
+    *,
+    info_overrides: dict | None = None,
+    overlay_alpha: float = 0.5,
+    output_size: str = "input",
+    compile_dir=None,
+    cuda_graph: bool = True,
+) -> tuple[FrameSegmenter, str]:
     """The one factory: the backend for ``model_path`` (create_backend: ``backend`` auto, onnxruntime,
     tensorrt or torch_cuda, on CUDA ``device``), then the Segmenter that fits it. Returns (segmenter,
     one line saying why this backend). ``compile_dir`` and ``cuda_graph``: torch_cuda only (see
@@ -117,8 +130,13 @@ def build_segmenter(model_path, backend: str = "auto", device: int = 0, *, info_
         raise
 
 
-def make_segmenter(backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input", device_id: int = 0,
-                   cuda_graph: bool = True) -> FrameSegmenter:
+def make_segmenter(
+    backend: Backend,
+    overlay_alpha: float = 0.5,
+    output_size: str = "input",
+    device_id: int = 0,
+    cuda_graph: bool = True,
+) -> FrameSegmenter:
     """The GPU Segmenter for a device-pointer backend (TensorRT, torch_cuda), else the CPU Segmenter.
 
     cuda_graph: on a backend that can capture (torch_cuda), run each frame as one replayed CUDA graph;

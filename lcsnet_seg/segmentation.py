@@ -48,8 +48,9 @@ class SegmentationResult:
         """A result that owns its arrays: keep this, not the original, past the Segmenter's next call when
         the Segmenter's ``results_reused`` is true."""
         # one value per output field: labels an array, the others an array or None
-        arrays: dict[str, Any] = {name: None if getattr(self, name) is None else np.array(getattr(self, name))
-                                  for name in OUTPUTS}
+        arrays: dict[str, Any] = {
+            name: None if getattr(self, name) is None else np.array(getattr(self, name)) for name in OUTPUTS
+        }
         return replace(self, **arrays, timings_ms=dict(self.timings_ms))
 
 
@@ -76,14 +77,16 @@ class FrameSegmenter(Protocol):
     @property
     def device(self) -> str: ...
 
-    def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
-                 outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> SegmentationResult: ...
+    def __call__(
+        self, image: np.ndarray, pixel_format_name: str = "rgb8", outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    ) -> SegmentationResult: ...
 
     def close(self) -> None: ...
 
 
-def check_request(image: np.ndarray, pixel_format_name: str,
-                  outputs: tuple[str, ...]) -> tuple[PixelFormat, np.ndarray]:
+def check_request(
+    image: np.ndarray, pixel_format_name: str, outputs: tuple[str, ...]
+) -> tuple[PixelFormat, np.ndarray]:
     """Validate one segmentation request; returns (PixelFormat, image as H x W x C). Shared by both Segmenters."""
     unknown = set(outputs) - set(OUTPUTS)
     if unknown:

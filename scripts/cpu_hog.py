@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     spinners = [multiprocessing.Process(target=spin, args=(os.getpid(),), daemon=True) for _ in range(args.workers)]
     for p in spinners:
         p.start()
-    print(f"cpu_hog: {args.workers} spinning processes keep every core busy while running: {' '.join(command)}",
-          flush=True)
+    print(
+        f"cpu_hog: {args.workers} spinning processes keep every core busy while running: {' '.join(command)}",
+        flush=True,
+    )
     try:
         return subprocess.call(command)
     finally:

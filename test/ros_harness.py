@@ -69,8 +69,9 @@ class RosHarness:
         from lcsnet_seg.ros.node import SegmentationNode
 
         params.setdefault("autostart", False)
-        node = SegmentationNode(context=self.context,
-                                parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        node = SegmentationNode(
+            context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+        )
         self.executor.add_node(node)
         self.nodes.append(node)
         return node
@@ -127,8 +128,10 @@ class NodeProcess:
                 if wait_for(future.done, timeout=2.0):
                     return future.result()
                 client.remove_pending_request(future)
-            raise AssertionError(f"{name} did not answer within {deadline_s:.0f} s (node exit code "
-                                 f"{self.process.poll()}); its log:\n{self.log.read_text()[-2000:]}")
+            raise AssertionError(
+                f"{name} did not answer within {deadline_s:.0f} s (node exit code "
+                f"{self.process.poll()}); its log:\n{self.log.read_text()[-2000:]}"
+            )
         finally:
             self.ros.helper.destroy_client(client)
 
@@ -146,16 +149,22 @@ class NodeProcess:
         try:
             wait_until(lambda: client.wait_for_service(timeout_sec=1.0), "the change_state service", STARTUP_S)
             future = client.call_async(request)
-            wait_until(lambda: future.done() or self.process.poll() is not None,
-                       f"transition {transition} of the node process", STARTUP_S)
+            wait_until(
+                lambda: future.done() or self.process.poll() is not None,
+                f"transition {transition} of the node process",
+                STARTUP_S,
+            )
             assert future.done(), f"the node exited during transition {transition}: {self.log.read_text()[-2000:]}"
             return future.result().success
         finally:
             self.ros.helper.destroy_client(client)
 
     def wait_for_state(self, wanted: int) -> None:
-        wait_until(lambda: self.process.poll() is not None or self.state() == wanted,
-                   f"the node process to reach lifecycle state {wanted}", timeout=STARTUP_S)
+        wait_until(
+            lambda: self.process.poll() is not None or self.state() == wanted,
+            f"the node process to reach lifecycle state {wanted}",
+            timeout=STARTUP_S,
+        )
         assert self.process.poll() is None, f"the node exited early: {self.log.read_text()[-2000:]}"
 
     def signal_and_wait(self, signum: int, twice: bool = False) -> str:
@@ -167,8 +176,10 @@ class NodeProcess:
         except subprocess.TimeoutExpired as timeout:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"the node did not exit within {EXIT_S} s of {signal.Signals(signum).name}; "
-                                 f"its log:\n{self.log.read_text()[-2000:]}") from timeout
+            raise AssertionError(
+                f"the node did not exit within {EXIT_S} s of {signal.Signals(signum).name}; "
+                f"its log:\n{self.log.read_text()[-2000:]}"
+            ) from timeout
         return self.log.read_text()
 
     def __enter__(self) -> NodeProcess:
@@ -202,5 +213,16 @@ def send_until_answered(publisher, msg, outputs: list, sec: int, tries: int = 3,
     return None
 
 
-__all__ = ["RosHarness", "NodeProcess", "SimpleNamespace", "call", "settled", "wait_for", "wait_until", "header", "first_with_stamp", "send_until_answered",
-           "RELIABLE"]
+__all__ = [
+    "RosHarness",
+    "NodeProcess",
+    "SimpleNamespace",
+    "call",
+    "settled",
+    "wait_for",
+    "wait_until",
+    "header",
+    "first_with_stamp",
+    "send_until_answered",
+    "RELIABLE",
+]

@@ -27,18 +27,21 @@ def test_ids_may_come_in_any_order(tmp_path):
     assert load_class_set(path).names == ("a", "b")
 
 
-@pytest.mark.parametrize("body, message", [
-    ("classes:\n - {id: 0, name: a, color: [0,0,0]}\n - {id: 0, name: b, color: [1,1,1]}\n", "appears twice"),
-    ("classes:\n - {id: 0, name: a, color: [0,0,0]}\n - {id: 2, name: b, color: [1,1,1]}\n", "without gaps"),
-    ("classes:\n - {id: 0, name: a, color: [0,0,300]}\n", "0-255"),
-    ("classes:\n - {id: 0, name: a, color: [0,0]}\n", "0-255"),
-    ("classes:\n - {id: 0, name: a, color: red}\n", "[R, G, B]"),
-    ("classes:\n - {id: 0, name: a, color: [0,0,0]}\n - {id: 1, name: a, color: [1,1,1]}\n", "duplicate names"),
-    ("classes:\n - {id: 0, name: a}\n", "needs the keys"),
-    ("classes: []\n", "non-empty"),
-    ("colours: 3\n", "top-level 'classes:'"),
-    ("classes: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("classes:\n - {id: 0, name: a, color: [0,0,0]}\n - {id: 0, name: b, color: [1,1,1]}\n", "appears twice"),
+        ("classes:\n - {id: 0, name: a, color: [0,0,0]}\n - {id: 2, name: b, color: [1,1,1]}\n", "without gaps"),
+        ("classes:\n - {id: 0, name: a, color: [0,0,300]}\n", "0-255"),
+        ("classes:\n - {id: 0, name: a, color: [0,0]}\n", "0-255"),
+        ("classes:\n - {id: 0, name: a, color: red}\n", "[R, G, B]"),
+        ("classes:\n - {id: 0, name: a, color: [0,0,0]}\n - {id: 1, name: a, color: [1,1,1]}\n", "duplicate names"),
+        ("classes:\n - {id: 0, name: a}\n", "needs the keys"),
+        ("classes: []\n", "non-empty"),
+        ("colours: 3\n", "top-level 'classes:'"),
+        ("classes: [\n", "not valid YAML"),
+    ],
+)
 def test_bad_class_files_give_one_clear_line(tmp_path, body, message):
     path = write(tmp_path, body)
     with pytest.raises(ConfigError) as err:

@@ -22,8 +22,9 @@ def run(argv, capsys):
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     out = tmp_path_factory.mktemp("chain")
-    code = main([str(DEMO_PTH), "--out-dir", str(out), "--name", "demo", "--parity-images", "3",
-                 "--model-version", "t-1"])
+    code = main(
+        [str(DEMO_PTH), "--out-dir", str(out), "--name", "demo", "--parity-images", "3", "--model-version", "t-1"]
+    )
     return code, out
 
 
@@ -79,8 +80,9 @@ def test_parity_lines_are_printed(tmp_path, capsys):
 def test_dynamic_shape_export_runs_at_two_sizes(tmp_path, capsys):
     import onnxruntime as ort
 
-    code, text = run([DEMO_PTH, "--out-dir", tmp_path, "--stages", "onnx,simplify", "--dynamic-hw",
-                      "--parity-images", "1"], capsys)
+    code, text = run(
+        [DEMO_PTH, "--out-dir", tmp_path, "--stages", "onnx,simplify", "--dynamic-hw", "--parity-images", "1"], capsys
+    )
     assert code == EXIT_OK
     for stage in ("pytorch vs onnx", "pytorch vs simplified onnx"):  # parity checked at two sizes
         assert f"{stage} at 384x512" in text and f"{stage} at 288x384" in text
@@ -119,8 +121,9 @@ def test_wrong_class_count_reports_shape_mismatch(tmp_path, capsys):
     state = torch.load(DEMO_PTH, weights_only=True)["state_dict"]
     path = tmp_path / "demo.pth"
     torch.save(state, path)
-    code, text = run([path, "--out-dir", tmp_path / "o", "--num-classes", "5", "--classes",
-                      _classes(tmp_path, 5)], capsys)
+    code, text = run(
+        [path, "--out-dir", tmp_path / "o", "--num-classes", "5", "--classes", _classes(tmp_path, 5)], capsys
+    )
     assert code == EXIT_ERROR and "classifier.weight (8, 64, 1, 1) vs (5, 64, 1, 1)" in text
 
 
@@ -133,7 +136,8 @@ def _classes(tmp_path, n):
 def test_user_factory_and_parity_failure_exit_code(tmp_path, capsys, monkeypatch):
     """A model whose exported graph differs from eager (random noise dominates) fails parity with exit 3."""
     module = tmp_path / "noisy_arch.py"
-    module.write_text(textwrap.dedent("""
+    module.write_text(
+        textwrap.dedent("""
         import torch
         class Noisy(torch.nn.Module):
             def __init__(self, num_classes):
@@ -144,18 +148,19 @@ def test_user_factory_and_parity_failure_exit_code(tmp_path, capsys, monkeypatch
                 return y + 100 * torch.rand_like(y)
         def build(num_classes):
             return Noisy(num_classes)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("noisy_arch", None)
     import importlib
+
     arch = importlib.import_module("noisy_arch")
     path = tmp_path / "noisy.pth"
     torch.save(arch.build(8).state_dict(), path)
     (tmp_path / "o").mkdir()
     for older in ("noisy.onnx", "noisy.sim.onnx"):  # from an earlier run that passed: must not survive this one
         (tmp_path / "o" / older).write_bytes(b"older")
-    code, text = run([path, "--out-dir", tmp_path / "o", "--arch", "noisy_arch:build", "--parity-images", "2"],
-                     capsys)
+    code, text = run([path, "--out-dir", tmp_path / "o", "--arch", "noisy_arch:build", "--parity-images", "2"], capsys)
     assert code == EXIT_PARITY
     assert "BELOW 99.90 %" in text and "conversion failed" in text
     # nothing that looks like a model is left behind: no noisy.onnx, no partial file, no later stage
@@ -171,12 +176,12 @@ def test_min_agreement_is_a_percentage(tmp_path, capsys):
 
 def test_onnx_input_runs_single_stages(chain, tmp_path, capsys):
     _, out = chain
-    code, text = run([out / "demo.onnx", "--out-dir", tmp_path, "--stages", "simplify", "--parity-images", "1"],
-                     capsys)
+    code, text = run([out / "demo.onnx", "--out-dir", tmp_path, "--stages", "simplify", "--parity-images", "1"], capsys)
     assert code == EXIT_OK and (tmp_path / "demo.sim.onnx").is_file()
     assert "onnx vs simplified onnx" in text
-    code, text = run([out / "demo.sim.onnx", "--out-dir", tmp_path, "--stages", "engine", "--parity-images", "0"],
-                     capsys)
+    code, text = run(
+        [out / "demo.sim.onnx", "--out-dir", tmp_path, "--stages", "engine", "--parity-images", "0"], capsys
+    )
     if _no_tensorrt():
         assert code == EXIT_NO_TENSORRT
         assert "TensorRT not found: engine not built; the ONNX model runs with backend onnxruntime" in text
@@ -188,8 +193,18 @@ def test_onnx_input_keeps_the_onnx_beside_it(chain, tmp_path, capsys):
     _, out = chain
     for name in ("demo.onnx", "demo.sim.onnx"):
         shutil.copy(out / name, tmp_path / name)
-    code, _ = run([tmp_path / "demo.sim.onnx", "--out-dir", tmp_path, "--stages", "onnx,simplify,quantize",
-                   "--parity-images", "1"], capsys)
+    code, _ = run(
+        [
+            tmp_path / "demo.sim.onnx",
+            "--out-dir",
+            tmp_path,
+            "--stages",
+            "onnx,simplify,quantize",
+            "--parity-images",
+            "1",
+        ],
+        capsys,
+    )
     assert code == EXIT_OK
     assert {p.name for p in tmp_path.iterdir()} == {"demo.onnx", "demo.sim.onnx", "demo.fp16.onnx"}
 
@@ -210,7 +225,9 @@ def test_color_order_option_and_its_former_spelling():
 
     assert parser().parse_args(["m.pth", "--out-dir", "out"]).color_order == "rgb"
     assert parser().parse_args(["m.pth", "--out-dir", "out", "--color-order", "bgr"]).color_order == "bgr"
-    assert parser().parse_args(["m.pth", "--out-dir", "out", "--colour-order", "bgr"]).color_order == "bgr"  # the old spelling
+    assert (
+        parser().parse_args(["m.pth", "--out-dir", "out", "--colour-order", "bgr"]).color_order == "bgr"
+    )  # the old spelling
 
 
 def test_compile_stage_needs_lcsnet_weights_and_a_gpu(tmp_path, capsys):

@@ -43,8 +43,18 @@ def test_images_that_stop_name_the_transport_too():
 
 
 def status(**kw):
-    args = dict(topic=TOPIC, backend="onnxruntime", device="cpu", model="m.onnx", counters={"frames_received": 0},
-                recent={}, input_rate=0.0, output_rate=0.0, latency={}, problem=None)
+    args = dict(
+        topic=TOPIC,
+        backend="onnxruntime",
+        device="cpu",
+        model="m.onnx",
+        counters={"frames_received": 0},
+        recent={},
+        input_rate=0.0,
+        output_rate=0.0,
+        latency={},
+        problem=None,
+    )
     args.update(kw)
     return build_status("lcsnet_seg", **args)
 

@@ -14,8 +14,23 @@ FRAMES = 4
 @pytest.fixture(scope="module", params=["sqlite3", "mcap"])
 def demo_bag(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(request.param) / "bag"
-    assert make_demo_bag.main([str(path), "--frames", str(FRAMES), "--storage", request.param, "--compressed",
-                               "--height", "240", "--width", "320"]) == 0
+    assert (
+        make_demo_bag.main(
+            [
+                str(path),
+                "--frames",
+                str(FRAMES),
+                "--storage",
+                request.param,
+                "--compressed",
+                "--height",
+                "240",
+                "--width",
+                "320",
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -50,8 +65,18 @@ def images_to_truth(bag, topic="/camera/image_raw"):
 
 
 def run(bag, out, segmenter=None, extra=()):
-    args = evaluate.parser().parse_args([str(bag), "--image-topic", "/camera/image_raw", "--label-topic",
-                                         "/camera/labels", "--out-dir", str(out), *extra])
+    args = evaluate.parser().parse_args(
+        [
+            str(bag),
+            "--image-topic",
+            "/camera/image_raw",
+            "--label-topic",
+            "/camera/labels",
+            "--out-dir",
+            str(out),
+            *extra,
+        ]
+    )
     args.segmenter = segmenter
     code = evaluate.run(args)
     return code, json.loads((out / "metrics.json").read_text())
@@ -107,8 +132,17 @@ def test_real_model_output_bag_and_report(demo_bag, tmp_path):
 
 
 def test_compressed_input(demo_bag, tmp_path):
-    args = evaluate.parser().parse_args([str(demo_bag), "--image-topic", "/camera/image_raw/compressed",
-                                         "--label-topic", "/camera/labels", "--out-dir", str(tmp_path)])
+    args = evaluate.parser().parse_args(
+        [
+            str(demo_bag),
+            "--image-topic",
+            "/camera/image_raw/compressed",
+            "--label-topic",
+            "/camera/labels",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     assert evaluate.run(args) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["frames"]["frames_scored"] == FRAMES and metrics["miou"] > 0.6
@@ -120,7 +154,7 @@ def test_absent_class_is_reported_absent_not_zero(tmp_path):
     frames = []
     for seed in (1, 2):
         image, labels = generate_scene(seed, 120, 160)
-        labels[labels == 2] = 0   # no whiteboard in the ground truth at all
+        labels[labels == 2] = 0  # no whiteboard in the ground truth at all
         frames.append((image, labels))
     write_bag(tmp_path / "bag", frames)
     _, metrics = run(tmp_path / "bag", tmp_path / "out")
@@ -140,8 +174,17 @@ def test_missing_topic_lists_the_topics(demo_bag, tmp_path, capsys):
 
 
 def test_wrong_message_type(demo_bag, tmp_path, capsys):
-    code = evaluate.main([str(demo_bag), "--image-topic", "/camera/image_raw", "--label-topic",
-                          "/camera/image_raw/compressed", "--out-dir", str(tmp_path)])
+    code = evaluate.main(
+        [
+            str(demo_bag),
+            "--image-topic",
+            "/camera/image_raw",
+            "--label-topic",
+            "/camera/image_raw/compressed",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == evaluate.EXIT_ERROR
     assert "carries sensor_msgs/msg/CompressedImage; expected sensor_msgs/msg/Image" in capsys.readouterr().err
 
@@ -239,11 +282,11 @@ def test_flicker_counter_by_hand():
 
     counter = FlickerCounter(3)
     truth_a = np.array([[0, 0, 1, 255]], np.uint8)
-    truth_b = np.array([[0, 1, 1, 255]], np.uint8)    # pixel 1 changes class: not stable
+    truth_b = np.array([[0, 1, 1, 255]], np.uint8)  # pixel 1 changes class: not stable
     counter.update(0, np.array([[0, 0, 1, 2]]), truth_a)
-    counter.update(1, np.array([[2, 1, 1, 0]]), truth_b)   # pixel 0 flickers (wall), pixel 2 stays (floor)
+    counter.update(1, np.array([[2, 1, 1, 0]]), truth_b)  # pixel 0 flickers (wall), pixel 2 stays (floor)
     assert counter.stable_pixels.tolist() == [1, 1, 0] and counter.flicker_pixels.tolist() == [1, 0, 0]
-    counter.update(3, np.array([[1, 1, 1, 1]]), truth_b)   # frame 2 missing: no pair across the gap
+    counter.update(3, np.array([[1, 1, 1, 1]]), truth_b)  # frame 2 missing: no pair across the gap
     assert counter.frame_pairs == 1 and counter.stable_pixels.sum() == 2
 
 
@@ -298,15 +341,28 @@ def test_compare_shows_per_class_differences(demo_bag, tmp_path, segmenter, caps
         labels[labels == 1] = 0
         return labels
 
-    _, metrics = run(demo_bag, tmp_path / "worse", ScriptedSegmenter(segmenter, mapping, floor_as_wall),
-                     extra=("--compare", str(tmp_path / "oracle")))
+    _, metrics = run(
+        demo_bag,
+        tmp_path / "worse",
+        ScriptedSegmenter(segmenter, mapping, floor_as_wall),
+        extra=("--compare", str(tmp_path / "oracle")),
+    )
     delta = metrics["compare"]["per_class_iou_delta"]
     assert delta["floor"] == -1.0 and delta["wall"] == pytest.approx(metrics["per_class_iou"]["wall"] - 1.0)
     assert metrics["compare"]["miou_delta"] == pytest.approx(metrics["miou"] - 1.0)
     assert "| floor | -1.0000 |" in (tmp_path / "worse" / "report.md").read_text()
     assert (tmp_path / "worse" / "compare_iou.png").is_file()
-    code = evaluate.main([str(demo_bag), "--image-topic", "/camera/image_raw", "--out-dir", str(tmp_path / "x"),
-                          "--compare", str(tmp_path / "nothing_here")])
+    code = evaluate.main(
+        [
+            str(demo_bag),
+            "--image-topic",
+            "/camera/image_raw",
+            "--out-dir",
+            str(tmp_path / "x"),
+            "--compare",
+            str(tmp_path / "nothing_here"),
+        ]
+    )
     assert code == evaluate.EXIT_ERROR and "--compare" in capsys.readouterr().err
 
 
@@ -315,8 +371,10 @@ def test_segmenter_is_built_by_the_node_factory(demo_bag, tmp_path, monkeypatch)
 
     built = []
     real = pipeline.build_segmenter
-    monkeypatch.setattr(pipeline, "build_segmenter",
-                        lambda model, backend, device, **kw: built.append((backend, device)) or real(model, backend,
-                                                                                                     device, **kw))
+    monkeypatch.setattr(
+        pipeline,
+        "build_segmenter",
+        lambda model, backend, device, **kw: built.append((backend, device)) or real(model, backend, device, **kw),
+    )
     code, _ = run(demo_bag, tmp_path / "out", extra=("--backend", "onnxruntime", "--device", "0", "--no-output-bag"))
     assert code == 0 and built == [("onnxruntime", 0)]

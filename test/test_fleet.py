@@ -26,7 +26,7 @@ def local_ray(tmp_path_factory):
     from lcsnet_seg.eval.fleet_ray import start_ray
 
     here = os.getcwd()
-    os.chdir(tmp_path_factory.mktemp("driver"))   # workers put the driver's folder first on their path
+    os.chdir(tmp_path_factory.mktemp("driver"))  # workers put the driver's folder first on their path
     try:
         assert start_ray(None, num_cpus=2, ship_code=True, num_gpus=1)
     finally:
@@ -40,9 +40,24 @@ def fleet_dir(tmp_path_factory):
     """Three good bags (sqlite3 and mcap), one corrupt, one empty, one without the image topic, and a stray folder."""
     root = tmp_path_factory.mktemp("fleet")
     for k, name in enumerate(GOOD):
-        assert make_demo_bag.main([str(root / name), "--frames", "3", "--height", "120", "--width", "160",
-                                   "--seed", str(3_600_000_000 + 10 * k),
-                                   "--storage", "mcap" if k == 1 else "sqlite3"]) == 0
+        assert (
+            make_demo_bag.main(
+                [
+                    str(root / name),
+                    "--frames",
+                    "3",
+                    "--height",
+                    "120",
+                    "--width",
+                    "160",
+                    "--seed",
+                    str(3_600_000_000 + 10 * k),
+                    "--storage",
+                    "mcap" if k == 1 else "sqlite3",
+                ]
+            )
+            == 0
+        )
     corrupt = root / "corrupt"
     corrupt.mkdir()
     (corrupt / "metadata.yaml").write_text("rosbag2_bagfile_information: {version: 9}\n")
@@ -50,8 +65,9 @@ def fleet_dir(tmp_path_factory):
     bag_io.BagWriter(root / "empty", "sqlite3").close()
     writer = bag_io.BagWriter(root / "no_images", "sqlite3")
     store = bag_io.typestore()
-    header = store.types["std_msgs/msg/Header"](stamp=store.types["builtin_interfaces/msg/Time"](sec=1, nanosec=0),
-                                                frame_id="cam")
+    header = store.types["std_msgs/msg/Header"](
+        stamp=store.types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="cam"
+    )
     writer.write_image("/camera/labels", 10**9, header, np.zeros((8, 8), np.uint8), "mono8")
     writer.close()
     (root / "notes").mkdir()
@@ -92,8 +108,9 @@ def test_fleet_matrix_is_the_sum_of_single_bag_runs_and_bad_bags_are_reported(lo
     flicker = np.asarray(fleet["temporal_consistency"]["flicker_pixels"])
     assert fleet["temporal_consistency"]["flicker"] == flicker.sum() / stable.sum()
     assert fleet["frames"]["frames_scored"] == 9
-    assert [b["name"] for b in fleet["worst_bags"]] == [s for _, s in sorted(
-        (d["miou"], n) for d, n in zip(singles, GOOD))]
+    assert [b["name"] for b in fleet["worst_bags"]] == [
+        s for _, s in sorted((d["miou"], n) for d, n in zip(singles, GOOD))
+    ]
 
     diff = compare(fleet, fleet, "itself")
     assert diff["miou_delta"] == 0 and set(diff["per_bag_miou_delta"]) == set(GOOD)
@@ -114,6 +131,7 @@ class DyingWorker:
                     open(marker, "w").close()
                     os._exit(1)
                 return super().score(bag, out_dir)
+
         return Dying
 
 
@@ -125,15 +143,23 @@ def test_dead_worker_is_retried_once_then_reported(local_ray, fleet_dir, tmp_pat
     from lcsnet_seg.eval.fleet_run import evaluate_fleet
     from lcsnet_seg.model import DEMO_ONNX
 
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers cannot import the test module
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import the test module
     bags = [fleet_dir / "kitchen"]
     for name in ("dies_once", "dies_always"):
         shutil.copytree(fleet_dir / "lab", tmp_path / name)
         bags.append(tmp_path / name)
     # A deadline, not a timing: if it ends the run, the statuses below say which bag was cut short.
-    doc = evaluate_fleet(bags, tmp_path / "out", model=DEMO_ONNX, backend="onnxruntime",
-                         options=BagOptions("/camera/image_raw", "/camera/labels", write_output_bag=False),
-                         workers=1, worker_class=DyingWorker.wrap(BagWorker), deadline_s=600, ship=True)
+    doc = evaluate_fleet(
+        bags,
+        tmp_path / "out",
+        model=DEMO_ONNX,
+        backend="onnxruntime",
+        options=BagOptions("/camera/image_raw", "/camera/labels", write_output_bag=False),
+        workers=1,
+        worker_class=DyingWorker.wrap(BagWorker),
+        deadline_s=600,
+        ship=True,
+    )
     by_name = {b["name"]: b for b in doc["bags"]}
     assert by_name["kitchen"]["status"] == "scored" and by_name["kitchen"]["attempts"] == 1
     assert by_name["dies_once"]["status"] == "scored" and by_name["dies_once"]["attempts"] == 2
@@ -149,14 +175,20 @@ def test_bag_selection(fleet_dir, tmp_path):
     one = resolve_bags([str(fleet_dir / "lab")])
     assert one.bags == [(fleet_dir / "lab").resolve()] and not one.fleet
     folder = resolve_bags([str(fleet_dir)])
-    assert folder.fleet and [b.name for b in folder.bags] == ["corrupt", "empty", "kitchen", "lab", "no_images",
-                                                              "office"]
+    assert folder.fleet and [b.name for b in folder.bags] == [
+        "corrupt",
+        "empty",
+        "kitchen",
+        "lab",
+        "no_images",
+        "office",
+    ]
     assert folder.skipped == [str(fleet_dir / "notes")]
     pattern = resolve_bags([str(fleet_dir / "[kl]*")])
     assert pattern.fleet and [b.name for b in pattern.bags] == ["kitchen", "lab"]
     twice = resolve_bags([str(fleet_dir / "lab"), str(fleet_dir / "lab")])
     assert twice.fleet and len(twice.bags) == 1
-    assert not resolve_bags([str(tmp_path / "missing")]).fleet   # reported by the single-bag path
+    assert not resolve_bags([str(tmp_path / "missing")]).fleet  # reported by the single-bag path
     with pytest.raises(Exception, match=r"no bag folder matches .*zzz\*"):
         resolve_bags([str(tmp_path / "zzz*")])
     assert bag_names([tmp_path / "a" / "run", tmp_path / "b" / "run", tmp_path / "x y"]) == ["run", "run-2", "x_y"]
@@ -182,7 +214,7 @@ class Hanging:
         if bag.endswith("hangs"):
             import threading
 
-            threading.Event().wait()   # blocks until the driver kills this worker
+            threading.Event().wait()  # blocks until the driver kills this worker
         return Outcome(bag, "failed", reason="quick")
 
 
@@ -196,8 +228,15 @@ def test_a_bag_past_its_timeout_is_retried_once_then_reported(local_ray):
     config = WorkerConfig("unused.onnx", "onnxruntime", BagOptions("/camera/image_raw"))
     # A deadline, not a timing: on a loaded machine worker start-up can take long, and the assertions below
     # say what went wrong if the deadline ends the run. 15 s per bag: far above a quick bag, far below a hang.
-    results, _ = run_fleet([("a", None), ("hangs", None), ("b", None)], config, workers=1, gpu_share=0,
-                           worker_class=Hanging, bag_timeout_s=15, deadline_s=600)
+    results, _ = run_fleet(
+        [("a", None), ("hangs", None), ("b", None)],
+        config,
+        workers=1,
+        gpu_share=0,
+        worker_class=Hanging,
+        bag_timeout_s=15,
+        deadline_s=600,
+    )
     by_bag = {outcome.bag: (outcome, attempts) for outcome, attempts in results}
     assert [by_bag[b][0].reason for b in ("a", "b")] == ["quick", "quick"]
     outcome, attempts = by_bag["hangs"]
@@ -211,12 +250,13 @@ def test_workers_share_a_gpu(local_ray, fleet_dir):
     from lcsnet_seg.eval.fleet_ray import WorkerConfig, run_fleet
     from lcsnet_seg.model import DEMO_ONNX
 
-    config = WorkerConfig(str(DEMO_ONNX), "onnxruntime",
-                          BagOptions("/camera/image_raw", "/camera/labels", write_output_bag=False))
+    config = WorkerConfig(
+        str(DEMO_ONNX), "onnxruntime", BagOptions("/camera/image_raw", "/camera/labels", write_output_bag=False)
+    )
     jobs = [(str(fleet_dir / name), None) for name in GOOD]
     results, descriptions = run_fleet(jobs, config, workers=2, gpu_share=0.5, deadline_s=600)
     assert len({d["pid"] for d in descriptions}) == 2
-    assert [d["ray_gpu_ids"] for d in descriptions] == [["0"], ["0"]]   # both on the one GPU
+    assert [d["ray_gpu_ids"] for d in descriptions] == [["0"], ["0"]]  # both on the one GPU
     assert [(outcome.status, outcome.reason) for outcome, _ in results] == [("scored", None)] * 3
 
 
@@ -226,10 +266,22 @@ def test_more_gpu_workers_than_gpus_is_refused_before_any_work(local_ray, fleet_
     from lcsnet_seg.eval.fleet_run import evaluate_fleet
 
     bags = [fleet_dir / name for name in GOOD]
-    with pytest.raises(ConfigError, match="3 workers of backend torch_cuda at 2 per GPU need 1.5 GPUs; this machine "
-                                          "has 1: lower --workers or raise --workers-per-gpu"):
-        evaluate_fleet(bags, tmp_path / "out", model=tmp_path / "m.pth", backend="torch_cuda",
-                       options=BagOptions("/camera/image_raw", "/camera/labels"), workers=3, workers_per_gpu=2)
+    with pytest.raises(
+        ConfigError,
+        match="3 workers of backend torch_cuda at 2 per GPU need 1.5 GPUs; this machine "
+        "has 1: lower --workers or raise --workers-per-gpu",
+    ):
+        evaluate_fleet(
+            bags,
+            tmp_path / "out",
+            model=tmp_path / "m.pth",
+            backend="torch_cuda",
+            options=BagOptions("/camera/image_raw", "/camera/labels"),
+            workers=3,
+            workers_per_gpu=2,
+        )
     assert not (tmp_path / "out" / "metrics.json").exists()
-    assert evaluate.main([str(fleet_dir), *TOPICS, "--out-dir", str(tmp_path / "o"), "--workers-per-gpu", "0"]) \
+    assert (
+        evaluate.main([str(fleet_dir), *TOPICS, "--out-dir", str(tmp_path / "o"), "--workers-per-gpu", "0"])
         == evaluate.EXIT_USAGE
+    )

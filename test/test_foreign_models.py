@@ -104,13 +104,16 @@ def segment(path, image_hw=(120, 200)):
 def test_segformer_through_every_cpu_stage_and_the_segmenter(user_dir, capsys):
     pytest.importorskip("transformers")
     weights = save_weights(user_dir, "segformer", "segformer")
-    code, text = run([weights, "--arch", "models:segformer", "--out-dir", "out", "--input-size", "64x96",
-                      "--parity-images", "2"], capsys)
+    code, text = run(
+        [weights, "--arch", "models:segformer", "--out-dir", "out", "--input-size", "64x96", "--parity-images", "2"],
+        capsys,
+    )
     assert code == EXIT_NO_TENSORRT, text  # every CPU stage done; the engine needs TensorRT
     assert "pytorch vs onnx" in text and "fp32 vs fp16 onnx" in text and "Traceback" not in text
     out = user_dir / "out"
-    logits_shape = [d.dim_value for d in onnx.load(str(out / "segformer.sim.onnx")).graph.output[0]
-                    .type.tensor_type.shape.dim]
+    logits_shape = [
+        d.dim_value for d in onnx.load(str(out / "segformer.sim.onnx")).graph.output[0].type.tensor_type.shape.dim
+    ]
     assert logits_shape == [1, 8, 16, 24]  # SegFormer's logits are at 1/4 of the input
     for name in ("segformer.onnx", "segformer.sim.onnx", "segformer.fp16.onnx"):
         labels = segment(out / name)
@@ -127,9 +130,26 @@ def test_dict_model_through_every_cpu_stage_including_int8(user_dir, capsys):
     calib.mkdir()
     for i in range(2):
         cv2.imwrite(str(calib / f"{i}.png"), generate_scene(1_900_000_100 + i, 64, 64)[0])
-    code, text = run([weights, "--arch", "models:dict_model", "--out-dir", "out", "--input-size", "64x64",
-                      "--parity-images", "2", "--precision", "int8", "--calib-folder", calib,
-                      "--stages", "onnx,simplify,quantize"], capsys)
+    code, text = run(
+        [
+            weights,
+            "--arch",
+            "models:dict_model",
+            "--out-dir",
+            "out",
+            "--input-size",
+            "64x64",
+            "--parity-images",
+            "2",
+            "--precision",
+            "int8",
+            "--calib-folder",
+            calib,
+            "--stages",
+            "onnx,simplify,quantize",
+        ],
+        capsys,
+    )
     assert code == EXIT_OK, text
     assert "fp32 vs int8 onnx" in text
     for name in ("tv.onnx", "tv.sim.onnx", "tv.int8.onnx"):
@@ -148,14 +168,26 @@ def test_dict_model_through_every_cpu_stage_including_int8(user_dir, capsys):
     import onnxruntime as ort
 
     got = ort.InferenceSession(str(user_dir / "out" / "tv.onnx"), providers=["CPUExecutionProvider"]).run(
-        None, {"image": x})[0]
+        None, {"image": x}
+    )[0]
     assert np.abs(got - expected).max() < 1e-4
 
 
 def test_tuple_output_needs_a_choice_then_takes_it(user_dir, capsys):
     weights = save_weights(user_dir, "tuple_model", "pair")
-    argv = [weights, "--arch", "models:tuple_model", "--out-dir", "out", "--input-size", "32x32",
-            "--stages", "onnx", "--parity-images", "1"]
+    argv = [
+        weights,
+        "--arch",
+        "models:tuple_model",
+        "--out-dir",
+        "out",
+        "--input-size",
+        "32x32",
+        "--stages",
+        "onnx",
+        "--parity-images",
+        "1",
+    ]
     code, text = run(argv, capsys)
     assert code == EXIT_ERROR
     assert "the model returns a tuple of 2 items; choose the logits with --output-key INDEX" in text
@@ -163,13 +195,16 @@ def test_tuple_output_needs_a_choice_then_takes_it(user_dir, capsys):
     assert code == EXIT_OK and "argmax agreement 100.0000 %" in text
 
 
-@pytest.mark.parametrize("arch, message", [
-    ("models:no_classes", "architecture factory 'models:no_classes' takes no num_classes argument"),
-    ("models:not_a_module", "architecture factory 'models:not_a_module' returned a dict, not a torch.nn.Module"),
-    ("models:missing", "architecture factory 'models:missing': module 'models' has no function 'missing'"),
-    ("nomodule:build", "module 'nomodule' not found in the current directory"),
-    ("broken:build", "architecture factory 'broken:build': importing 'broken' failed (ZeroDivisionError:"),
-])
+@pytest.mark.parametrize(
+    "arch, message",
+    [
+        ("models:no_classes", "architecture factory 'models:no_classes' takes no num_classes argument"),
+        ("models:not_a_module", "architecture factory 'models:not_a_module' returned a dict, not a torch.nn.Module"),
+        ("models:missing", "architecture factory 'models:missing': module 'models' has no function 'missing'"),
+        ("nomodule:build", "module 'nomodule' not found in the current directory"),
+        ("broken:build", "architecture factory 'broken:build': importing 'broken' failed (ZeroDivisionError:"),
+    ],
+)
 def test_factory_problems_are_one_line(user_dir, capsys, arch, message):
     (user_dir / "broken.py").write_text("x = 1 / 0\n")
     sys.modules.pop("broken", None)
@@ -186,8 +221,15 @@ def foreign_onnx(path):
     model = torch.nn.Conv2d(3, 8, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as convert uses it
-        torch.onnx.export(model, (torch.zeros(1, 3, 32, 48),), str(path), input_names=["pixel_values"],
-                          output_names=["logits"], opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, 32, 48),),
+            str(path),
+            input_names=["pixel_values"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamo=False,
+        )
     return path
 
 
@@ -197,13 +239,36 @@ def test_foreign_onnx_needs_a_description_then_gets_metadata(tmp_path, capsys):
     src = foreign_onnx(tmp_path / "theirs.onnx")
     code, text = run([src, "--out-dir", tmp_path / "out", "--stages", "simplify"], capsys)
     assert code == EXIT_ERROR
-    assert ("has no 'lcsnet_seg' metadata; to convert an ONNX exported elsewhere describe it with --classes, "
-            "--input-size, --mean and --std (missing: --classes, --input-size, --mean, --std)") in text
+    assert (
+        "has no 'lcsnet_seg' metadata; to convert an ONNX exported elsewhere describe it with --classes, "
+        "--input-size, --mean and --std (missing: --classes, --input-size, --mean, --std)"
+    ) in text
     classes = tmp_path / "classes.yaml"
     classes.write_text("classes:\n" + "".join(f" - {{id: {i}, name: c{i}, color: [{i}, 0, 0]}}\n" for i in range(8)))
-    code, text = run([src, "--out-dir", tmp_path / "out", "--stages", "simplify", "--classes", classes,
-                      "--input-size", "32x48", "--mean", "0.5", "0.5", "0.5", "--std", "0.25", "0.25", "0.25",
-                      "--parity-images", "1"], capsys)
+    code, text = run(
+        [
+            src,
+            "--out-dir",
+            tmp_path / "out",
+            "--stages",
+            "simplify",
+            "--classes",
+            classes,
+            "--input-size",
+            "32x48",
+            "--mean",
+            "0.5",
+            "0.5",
+            "0.5",
+            "--std",
+            "0.25",
+            "0.25",
+            "0.25",
+            "--parity-images",
+            "1",
+        ],
+        capsys,
+    )
     assert code == EXIT_OK, text
     info = read_onnx_model_info(tmp_path / "out" / "theirs.sim.onnx")
     assert info.input_size == (32, 48) and info.mean == (0.5, 0.5, 0.5) and info.num_classes == 8
@@ -215,8 +280,28 @@ def test_foreign_onnx_that_does_not_fit_the_classes_is_refused(tmp_path, capsys)
     src = foreign_onnx(tmp_path / "theirs.onnx")
     classes = tmp_path / "classes.yaml"
     classes.write_text("classes:\n" + "".join(f" - {{id: {i}, name: c{i}, color: [{i}, 0, 0]}}\n" for i in range(5)))
-    code, text = run([src, "--out-dir", tmp_path / "out", "--stages", "simplify", "--classes", classes,
-                      "--input-size", "32x48", "--mean", "0.5", "0.5", "0.5", "--std", "0.25", "0.25", "0.25"], capsys)
+    code, text = run(
+        [
+            src,
+            "--out-dir",
+            tmp_path / "out",
+            "--stages",
+            "simplify",
+            "--classes",
+            classes,
+            "--input-size",
+            "32x48",
+            "--mean",
+            "0.5",
+            "0.5",
+            "0.5",
+            "--std",
+            "0.25",
+            "0.25",
+            "0.25",
+        ],
+        capsys,
+    )
     assert code == EXIT_ERROR
     assert f"model file {src}: output 'logits' has 8 classes but the metadata lists 5" in text
     assert not (tmp_path / "out" / "theirs.onnx").exists()
@@ -236,13 +321,39 @@ def test_foreign_onnx_with_two_outputs_keeps_the_chosen_one(tmp_path, capsys):
     src = tmp_path / "two.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(Two(), (torch.zeros(1, 3, 32, 48),), str(src), input_names=["x"],
-                          output_names=["seg", "aux"], opset_version=17, dynamo=False)
-    argv = [src, "--out-dir", tmp_path / "out", "--stages", "simplify", "--input-size", "32x48", "--parity-images",
-            "1", "--mean", "0.5", "0.5", "0.5", "--std", "0.25", "0.25", "0.25", "--classes",
-            tmp_path / "c.yaml"]
-    (tmp_path / "c.yaml").write_text("classes:\n" + "".join(f" - {{id: {i}, name: c{i}, color: [{i}, 0, 0]}}\n"
-                                                             for i in range(8)))
+        torch.onnx.export(
+            Two(),
+            (torch.zeros(1, 3, 32, 48),),
+            str(src),
+            input_names=["x"],
+            output_names=["seg", "aux"],
+            opset_version=17,
+            dynamo=False,
+        )
+    argv = [
+        src,
+        "--out-dir",
+        tmp_path / "out",
+        "--stages",
+        "simplify",
+        "--input-size",
+        "32x48",
+        "--parity-images",
+        "1",
+        "--mean",
+        "0.5",
+        "0.5",
+        "0.5",
+        "--std",
+        "0.25",
+        "0.25",
+        "0.25",
+        "--classes",
+        tmp_path / "c.yaml",
+    ]
+    (tmp_path / "c.yaml").write_text(
+        "classes:\n" + "".join(f" - {{id: {i}, name: c{i}, color: [{i}, 0, 0]}}\n" for i in range(8))
+    )
     code, text = run(argv, capsys)
     assert code == EXIT_ERROR and "has outputs seg, aux; choose the logits with --output-key NAME" in text
     code, text = run(argv + ["--output-key", "seg"], capsys)

@@ -16,7 +16,9 @@ def test_newest_frame_wins_and_the_replaced_one_is_counted():
             started.set()
             assert release.wait(10)
 
-    worker = LatestFrameWorker(process, on_drop=lambda: drops.append(1), before_frame=lambda: events.append(("before",)))
+    worker = LatestFrameWorker(
+        process, on_drop=lambda: drops.append(1), before_frame=lambda: events.append(("before",))
+    )
     worker.start()
     worker.offer(1)
     assert started.wait(10)

@@ -50,8 +50,19 @@ def run_preprocess(ctx, image, fmt, info, dtype):
     ctx.copy_to_device(int(src.handle), int(host.handle), span)
     dst = ctx.device_buffer(3 * h * w * np.dtype(dtype).itemsize)
     scale, offset = normalisation(info)
-    GpuPreprocess(ctx, dtype)(int(src.handle), image3.shape[1], image3.shape[0], image3.strides[0], image3.shape[2],
-                              channel_sources(fmt, info.color_order), int(dst.handle), w, h, scale, offset)
+    GpuPreprocess(ctx, dtype)(
+        int(src.handle),
+        image3.shape[1],
+        image3.shape[0],
+        image3.strides[0],
+        image3.shape[2],
+        channel_sources(fmt, info.color_order),
+        int(dst.handle),
+        w,
+        h,
+        scale,
+        offset,
+    )
     out_host, out = ctx.pinned_array((1, 3, h, w), dtype)
     ctx.copy_to_host(int(out_host.handle), int(dst.handle), out.nbytes)
     ctx.synchronize()
@@ -91,15 +102,36 @@ def run_postprocess(ctx, logits, image, fmt, out_hw, alpha, palette, conf=True):
     lg, img, pal = upload(np.ascontiguousarray(logits)), upload(np.ascontiguousarray(image)), upload(palette)
     oh, ow = out_hw
     outs = {}
-    for name, shape, dtype in (("labels", (oh, ow), np.uint8), ("color", (oh, ow, 3), np.uint8),
-                               ("overlay", (oh, ow, 3), np.uint8), ("conf", (oh, ow), np.float32)):
-        outs[name] = (ctx.device_buffer(int(np.prod(shape)) * np.dtype(dtype).itemsize),) + ctx.pinned_array(shape, dtype)
+    for name, shape, dtype in (
+        ("labels", (oh, ow), np.uint8),
+        ("color", (oh, ow, 3), np.uint8),
+        ("overlay", (oh, ow, 3), np.uint8),
+        ("conf", (oh, ow), np.float32),
+    ):
+        outs[name] = (ctx.device_buffer(int(np.prod(shape)) * np.dtype(dtype).itemsize),) + ctx.pinned_array(
+            shape, dtype
+        )
     image3 = image if image.ndim == 3 else image[..., None]
-    GpuPostprocess(ctx, logits.dtype, c)(int(lg.handle), c, w, h, int(img.handle), image3.shape[1], image3.shape[0],
-                                      image3.shape[1] * image3.shape[2], image3.shape[2], ow, oh, int(pal.handle),
-                                      alpha, fmt.output_order == "bgr", int(outs["labels"][0].handle),
-                                      int(outs["color"][0].handle), int(outs["overlay"][0].handle),
-                                      int(outs["conf"][0].handle) if conf else 0)
+    GpuPostprocess(ctx, logits.dtype, c)(
+        int(lg.handle),
+        c,
+        w,
+        h,
+        int(img.handle),
+        image3.shape[1],
+        image3.shape[0],
+        image3.shape[1] * image3.shape[2],
+        image3.shape[2],
+        ow,
+        oh,
+        int(pal.handle),
+        alpha,
+        fmt.output_order == "bgr",
+        int(outs["labels"][0].handle),
+        int(outs["color"][0].handle),
+        int(outs["overlay"][0].handle),
+        int(outs["conf"][0].handle) if conf else 0,
+    )
     for buf, host, view in outs.values():
         ctx.copy_to_host(int(host.handle), int(buf.handle), view.nbytes)
     ctx.synchronize()
@@ -171,8 +203,13 @@ def test_gpu_segmenter_end_to_end_matches_cpu_segmenter(torch_cuda_backend, segm
     agree = total = 0
     for seed in range(3):
         rgb, _ = generate_scene(9_000 + seed, 480, 640)
-        image = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
-                 "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA), "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)}[encoding]
+        image = {
+            "rgb8": rgb,
+            "bgr8": rgb[..., ::-1],
+            "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
+            "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
+            "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
+        }[encoding]
         image = np.ascontiguousarray(image)
         result = gpu(image, encoding, outputs=("labels", "color_mask", "overlay", "confidence"))
         reference = segmenter(image, encoding)
@@ -231,7 +268,7 @@ def test_gpu_configure_cleanup_cycles_leak_no_gpu_memory(torch_cuda_backend):
     for _ in range(rounds):
         cycle()
     after = used_bytes()
-    print(f"RELIABILITY gpu_cycles {{\"rounds\": {rounds}, \"gpu_used_mb\": [{before / 2**20:.1f}, {after / 2**20:.1f}]}}")
+    print(f'RELIABILITY gpu_cycles {{"rounds": {rounds}, "gpu_used_mb": [{before / 2**20:.1f}, {after / 2**20:.1f}]}}')
     assert after - before <= 2 * 2**20, f"GPU memory grew by {(after - before) / 2**20:.1f} MiB over {rounds} cycles"
 
 
@@ -253,6 +290,7 @@ def test_gpu_segmenter_built_on_one_thread_runs_and_closes_on_others(segmenter, 
                 built[name] = fn()
             except Exception as exc:  # reported below with the thread it happened on
                 built[name] = f"{type(exc).__name__}: {exc}"
+
         thread = threading.Thread(target=body, name=name)
         thread.start()
         thread.join(300)
@@ -262,8 +300,7 @@ def test_gpu_segmenter_built_on_one_thread_runs_and_closes_on_others(segmenter, 
 
     gpu = run("configure", lambda: make_segmenter(create_backend("torch_cuda", DEMO_PTH)[0], cuda_graph=cuda_graph))
     rgb = generate_scene(4_242, 480, 640)[0]
-    frames = run("worker", lambda: [np.array(gpu(rgb, "rgb8", outputs=("labels", "overlay")).labels)
-                                    for _ in range(3)])
+    frames = run("worker", lambda: [np.array(gpu(rgb, "rgb8", outputs=("labels", "overlay")).labels) for _ in range(3)])
     for labels in frames[1:]:
         np.testing.assert_array_equal(labels, frames[0])
     assert np.mean(frames[0] == segmenter(rgb, "rgb8").labels) >= 0.995

@@ -16,9 +16,15 @@ ALL_OUTPUTS = ("labels", "color_mask", "overlay", "confidence")
 def encode(rgb, encoding):
     import cv2
 
-    return np.ascontiguousarray({"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
-                                 "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
-                                 "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)}[encoding])
+    return np.ascontiguousarray(
+        {
+            "rgb8": rgb,
+            "bgr8": rgb[..., ::-1],
+            "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
+            "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
+            "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
+        }[encoding]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +164,10 @@ def test_graph_cache_is_bounded_and_1000_frames_with_size_changes_leak_no_gpu_me
         gpu(images[size], "rgb8", outputs)
         assert gpu.graph_count <= 4
     after = used()
-    print(f"MEMORY graphs: {gpu.captures} captures; torch allocated {before[0] / 2**20:.1f} -> {after[0] / 2**20:.1f} "
-          f"MiB; device used {before[1] / 2**20:.1f} -> {after[1] / 2**20:.1f} MiB")
+    print(
+        f"MEMORY graphs: {gpu.captures} captures; torch allocated {before[0] / 2**20:.1f} -> {after[0] / 2**20:.1f} "
+        f"MiB; device used {before[1] / 2**20:.1f} -> {after[1] / 2**20:.1f} MiB"
+    )
     assert gpu.captures > 8  # evictions did happen
     assert after[0] - before[0] <= 2**20
     assert after[1] - before[1] <= 8 * 2**20

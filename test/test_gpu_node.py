@@ -25,8 +25,10 @@ def _gpu_problem() -> str | None:
     return None if torch.cuda.is_available() else "PyTorch has no CUDA device"
 
 
-pytestmark = [pytest.mark.ros_process, pytest.mark.skipif(_gpu_problem() is not None,
-                                                           reason=f"GPU node test: {_gpu_problem()}")]
+pytestmark = [
+    pytest.mark.ros_process,
+    pytest.mark.skipif(_gpu_problem() is not None, reason=f"GPU node test: {_gpu_problem()}"),
+]
 
 from conftest import DEMO_PTH  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
@@ -42,9 +44,13 @@ MIN_AGREEMENT = 0.995
 
 
 def as_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
-    return {"rgb8": rgb, "bgr8": np.ascontiguousarray(rgb[..., ::-1]),
-            "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA), "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
-            "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)}[encoding]
+    return {
+        "rgb8": rgb,
+        "bgr8": np.ascontiguousarray(rgb[..., ::-1]),
+        "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
+        "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
+        "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
+    }[encoding]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +75,12 @@ def test_gpu_node_process_through_two_lifecycle_rounds_matches_the_cpu_reference
     compressed = ros.helper.create_publisher(CompressedImage, "/gpu_test/image/compressed", RELIABLE)
     params = {"model_path": str(DEMO_PTH), "backend": "torch_cuda", "autostart": False, "force_outputs": True}
     agreements = {}
-    with NodeProcess(ros, tmp_path / "gpu_node.log", params,
-                     {"image": "/gpu_test/image", "image/compressed": "/gpu_test/image/compressed"}) as node:
+    with NodeProcess(
+        ros,
+        tmp_path / "gpu_node.log",
+        params,
+        {"image": "/gpu_test/image", "image/compressed": "/gpu_test/image/compressed"},
+    ) as node:
         node.wait_for_state(State.PRIMARY_STATE_UNCONFIGURED)
         sec = 0
         for round_ in range(2):
@@ -87,7 +97,9 @@ def test_gpu_node_process_through_two_lifecycle_rounds_matches_the_cpu_reference
                         msg = array_to_image(Image, image, encoding, header(sec))
                         got = send_and_receive(ros, raw, msg, labels, sec)
                     else:
-                        bgr = image if encoding == "mono8" else cv2.cvtColor(as_encoding(rgb, "rgb8"), cv2.COLOR_RGB2BGR)
+                        bgr = (
+                            image if encoding == "mono8" else cv2.cvtColor(as_encoding(rgb, "rgb8"), cv2.COLOR_RGB2BGR)
+                        )
                         ok, png = cv2.imencode(".png", bgr)
                         msg = CompressedImage(header=header(sec), format="png", data=png.tobytes())
                         got = send_and_receive(ros, compressed, msg, labels, sec)

@@ -21,8 +21,19 @@ LAYERS = (
     ("gpu/", ("lcsnet_seg.gpu.",)),
     ("preprocess/postprocess", ("lcsnet_seg.preprocess", "lcsnet_seg.postprocess")),
     ("model/", ("lcsnet_seg.model.",)),
-    ("facts", ("lcsnet_seg", "lcsnet_seg.model_info", "lcsnet_seg.classes", "lcsnet_seg.image_formats",
-               "lcsnet_seg.outputs", "lcsnet_seg.errors", "lcsnet_seg.image_messages", "lcsnet_seg.stats")),
+    (
+        "facts",
+        (
+            "lcsnet_seg",
+            "lcsnet_seg.model_info",
+            "lcsnet_seg.classes",
+            "lcsnet_seg.image_formats",
+            "lcsnet_seg.outputs",
+            "lcsnet_seg.errors",
+            "lcsnet_seg.image_messages",
+            "lcsnet_seg.stats",
+        ),
+    ),
 )
 
 
@@ -123,8 +134,10 @@ def test_imports_point_down_the_layer_order():
         for target, line in targets:
             target_row = layer_of(target)
             if row and target_row and target_row[0] < row[0]:
-                upward.append(f"{modules[module].relative_to(REPO)}:{line}: {module} ({row[1]}) imports {target} "
-                              f"({target_row[1]}): an arrow up the layer order")
+                upward.append(
+                    f"{modules[module].relative_to(REPO)}:{line}: {module} ({row[1]}) imports {target} "
+                    f"({target_row[1]}): an arrow up the layer order"
+                )
     assert not upward, "\n" + "\n".join(upward)
 
 
@@ -164,8 +177,12 @@ def test_no_import_cycles_not_even_through_lazy_imports():
     described = []
     for cycle in import_cycles(graph):
         members = set(cycle)
-        arrows = [f"{modules[m].relative_to(REPO)}:{line}: {m} imports {t}"
-                  for m in cycle for t, line in graph[m] if t in members]
+        arrows = [
+            f"{modules[m].relative_to(REPO)}:{line}: {m} imports {t}"
+            for m in cycle
+            for t, line in graph[m]
+            if t in members
+        ]
         described.append("cycle among " + ", ".join(cycle) + ":\n  " + "\n  ".join(arrows))
     assert not described, "\n" + "\n".join(described)
 

@@ -50,9 +50,20 @@ def test_launch_file_arguments_and_parameters_match_the_node():
     tree = launch_tree()
     arguments = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
     names = [elt.elts[0].value for elt in arguments.value.elts]
-    assert names == ["model_path", "backend", "image_topic", "camera_info_topic", "namespace", "params_file",
-                     "autostart", "use_sim_time", "fastdds_profile"]
-    node_call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LifecycleNode")
+    assert names == [
+        "model_path",
+        "backend",
+        "image_topic",
+        "camera_info_topic",
+        "namespace",
+        "params_file",
+        "autostart",
+        "use_sim_time",
+        "fastdds_profile",
+    ]
+    node_call = next(
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LifecycleNode"
+    )
     kwargs = {k.arg: k.value for k in node_call.keywords}
     assert ast.literal_eval(kwargs["package"]) == "lcsnet_seg"
     assert ast.literal_eval(kwargs["executable"]) == "segmentation_node"
@@ -70,8 +81,12 @@ def test_launch_file_arguments_and_parameters_match_the_node():
 
 def test_setup_installs_launch_and_config_and_registers_the_executables():
     setup = (REPO / "setup.py").read_text()
-    for needle in ('"share/" + PACKAGE + "/launch"', '"share/" + PACKAGE + "/config"',
-                   "share/ament_index/resource_index/packages", '"segmentation_node": "lcsnet_seg.ros.segmentation_node:main"'):
+    for needle in (
+        '"share/" + PACKAGE + "/launch"',
+        '"share/" + PACKAGE + "/config"',
+        "share/ament_index/resource_index/packages",
+        '"segmentation_node": "lcsnet_seg.ros.segmentation_node:main"',
+    ):
         assert needle in setup
     cfg = (REPO / "setup.cfg").read_text()
     assert "install_scripts=$base/lib/lcsnet_seg" in cfg and "script_dir=$base/lib/lcsnet_seg" in cfg
@@ -81,9 +96,18 @@ def test_rviz_config_shows_the_node_topics():
     doc = yaml.safe_load(RVIZ.read_text())
     displays = doc["Visualization Manager"]["Displays"]
     topics = {d["Topic"]["Value"]: d["Topic"]["Reliability Policy"] for d in displays}
-    assert topics == {"/camera/image_raw": "Best Effort", "/lcsnet_seg/overlay": "Reliable",
-                      "/lcsnet_seg/color_mask": "Reliable"}
-    launch_default_image = next(e for e in ast.walk(launch_tree()) if isinstance(e, ast.Tuple) and e.elts
-                                and isinstance(e.elts[0], ast.Constant) and e.elts[0].value == "image_topic")
+    assert topics == {
+        "/camera/image_raw": "Best Effort",
+        "/lcsnet_seg/overlay": "Reliable",
+        "/lcsnet_seg/color_mask": "Reliable",
+    }
+    launch_default_image = next(
+        e
+        for e in ast.walk(launch_tree())
+        if isinstance(e, ast.Tuple)
+        and e.elts
+        and isinstance(e.elts[0], ast.Constant)
+        and e.elts[0].value == "image_topic"
+    )
     assert launch_default_image.elts[1].value == "/camera/image_raw"
     assert all(d["Class"] == "rviz_default_plugins/Image" for d in displays)

@@ -94,7 +94,26 @@ def test_training_script_runs_a_few_steps(tmp_path):
     from lcsnet_seg.tools.train import main
 
     out = tmp_path / "tiny.pth"
-    assert main(["--out", str(out), "--max-steps", "2", "--height", "64", "--width", "96", "--batch", "2",
-                 "--workers", "0", "--eval-scenes", "2"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--height",
+                "64",
+                "--width",
+                "96",
+                "--batch",
+                "2",
+                "--workers",
+                "0",
+                "--eval-scenes",
+                "2",
+            ]
+        )
+        == 0
+    )
     checkpoint = torch.load(out, weights_only=True)
     assert checkpoint["train"]["steps"] == 2 and "stem.0.weight" in checkpoint["state_dict"]

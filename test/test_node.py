@@ -47,8 +47,9 @@ def state(ros) -> int:
 
 def set_string(ros, name: str, value: str):
     request = SetParameters.Request()
-    request.parameters = [ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,
-                                                                       string_value=value))]
+    request.parameters = [
+        ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+    ]
     return call(ros.helper.create_client(SetParameters, "/lcsnet_seg/set_parameters"), request).results[0]
 
 
@@ -88,8 +89,13 @@ def outputs(ros, names=("label_mask", "color_mask", "overlay", "confidence")):
 
 
 def as_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
-    return {"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
-            "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA), "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)}[encoding]
+    return {
+        "rgb8": rgb,
+        "bgr8": rgb[..., ::-1],
+        "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
+        "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
+        "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
+    }[encoding]
 
 
 def test_every_encoding_gives_every_output_with_the_input_header(ros, frame, segmenter):
@@ -103,8 +109,12 @@ def test_every_encoding_gives_every_output_with_the_input_header(ros, frame, seg
         label = send_until_answered(pub, msg, got["label_mask"], sec)
         assert label is not None, f"no label_mask for {encoding}"
         assert wait_for(lambda: all(any(m.header.stamp.sec == sec for m in got[k]) for k in got))
-        for name, expected_encoding in (("label_mask", "mono8"), ("color_mask", "rgb8"), ("confidence", "32FC1"),
-                                        ("overlay", "bgr8" if encoding.startswith("bgr") else "rgb8")):
+        for name, expected_encoding in (
+            ("label_mask", "mono8"),
+            ("color_mask", "rgb8"),
+            ("confidence", "32FC1"),
+            ("overlay", "bgr8" if encoding.startswith("bgr") else "rgb8"),
+        ):
             out = next(m for m in got[name] if m.header.stamp.sec == sec)
             assert (out.header.stamp.sec, out.header.stamp.nanosec) == (sec, 1000 + sec)
             assert out.header.frame_id == f"cam_{encoding}"
@@ -138,8 +148,7 @@ def test_compressed_input(ros, frame, segmenter, ext):
     label = send_until_answered(pub, msg, got["label_mask"], 21)
     assert label is not None and (label.height, label.width) == (H, W)
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    np.testing.assert_array_equal(np.frombuffer(label.data, np.uint8).reshape(H, W),
-                                  segmenter(decoded, "bgr8").labels)
+    np.testing.assert_array_equal(np.frombuffer(label.data, np.uint8).reshape(H, W), segmenter(decoded, "bgr8").labels)
     assert wait_for(lambda: any(m.encoding == "bgr8" for m in got["overlay"]))
 
 
@@ -195,8 +204,9 @@ def test_runtime_parameters_alpha_and_toggles(ros, frame):
     assert wait_for(lambda: pub.get_subscription_count() > 0)
     overlay = send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(9)), got["overlay"], 9)
     np.testing.assert_array_equal(np.frombuffer(overlay.data, np.uint8).reshape(H, W, 3), frame)
-    assert node.set_parameters([Parameter("publish_color_mask", value=False),
-                                Parameter("output_size", value="network")])[0].successful
+    assert node.set_parameters(
+        [Parameter("publish_color_mask", value=False), Parameter("output_size", value="network")]
+    )[0].successful
     label = send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(10)), got["label_mask"], 10)
     assert (label.height, label.width) == (384, 512)
     assert not any(m.header.stamp.sec == 10 for m in got["color_mask"])
@@ -223,8 +233,9 @@ def test_all_parameters_come_back_in_one_request_as_ros2_param_dump_reads_them(r
     from lcsnet_seg.ros.params import BY_NAME
 
     ros.make_node()
-    names = call(ros.helper.create_client(ListParameters, "/lcsnet_seg/list_parameters"),
-                 ListParameters.Request()).result.names
+    names = call(
+        ros.helper.create_client(ListParameters, "/lcsnet_seg/list_parameters"), ListParameters.Request()
+    ).result.names
     assert set(BY_NAME) <= set(names)
     request = GetParameters.Request()
     request.names = list(names)
@@ -285,9 +296,20 @@ def test_diagnostics_report_rates_counters_and_latency(ros, frame):
     assert wait_for(lambda: latest() is not None)
     status, values = latest()
     assert status.name == "lcsnet_seg: semantic segmentation"
-    for key in ("input_rate_hz", "output_rate_hz", "frames_dropped", "frames_bad", "backend", "device",
-                "infer_ms_mean", "infer_ms_p95", "decode_ms_mean", "segment_ms_mean", "publish_ms_p95",
-                "latency_ms_mean"):
+    for key in (
+        "input_rate_hz",
+        "output_rate_hz",
+        "frames_dropped",
+        "frames_bad",
+        "backend",
+        "device",
+        "infer_ms_mean",
+        "infer_ms_p95",
+        "decode_ms_mean",
+        "segment_ms_mean",
+        "publish_ms_p95",
+        "latency_ms_mean",
+    ):
         assert key in values, key
     assert values["backend"] == "onnxruntime" and float(values["infer_ms_mean"]) > 0
 
@@ -318,8 +340,9 @@ def test_incompatible_qos_is_logged_loudly(ros, capfd):
 
     wait_until(mismatch_seen, "the node to count an incompatible-QoS event", timeout=30)
     seen: list[str] = []  # accumulate: one read may end in the middle of the line
-    assert wait_for(lambda: seen.append(capfd.readouterr().err) or "QoS MISMATCH on /image" in "".join(seen),
-                    timeout=5, period=0.2)
+    assert wait_for(
+        lambda: seen.append(capfd.readouterr().err) or "QoS MISMATCH on /image" in "".join(seen), timeout=5, period=0.2
+    )
 
 
 def test_camera_info_is_passed_through_rescaled(ros, frame):

@@ -50,9 +50,11 @@ def processing(node):
     pub = node.ros.helper.create_publisher(Image, "/proc_test/image", RELIABLE)
     frame = np.full((120, 160, 3), 80, np.uint8)
     try:
+
         def sent_and_answered():
             pub.publish(array_to_image(Image, frame, "rgb8", header(int(time.monotonic()))))
             return len(labels) > 0
+
         wait_until(sent_and_answered, "label masks from the node process", timeout=STARTUP_S, period=0.05)
         for k in range(5):  # signal while frames keep coming
             pub.publish(array_to_image(Image, frame, "rgb8", header(k)))
@@ -60,8 +62,12 @@ def processing(node):
         node.ros.helper.destroy_publisher(pub)
 
 
-STATES = {"unconfigured": (False, unconfigured), "inactive": (False, inactive), "active": (True, active),
-          "processing": (True, processing)}
+STATES = {
+    "unconfigured": (False, unconfigured),
+    "inactive": (False, inactive),
+    "active": (True, active),
+    "processing": (True, processing),
+}
 
 
 def assert_clean_exit(node, log: str) -> None:

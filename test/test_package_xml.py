@@ -7,14 +7,38 @@ import xml.etree.ElementTree as ET
 from conftest import REPO
 
 # Import name -> rosdep key.
-ROSDEP_KEYS = {"rclpy": "rclpy", "rcl_interfaces": "rcl_interfaces", "sensor_msgs": "sensor_msgs",
-               "std_msgs": "std_msgs", "lifecycle_msgs": "lifecycle_msgs", "diagnostic_msgs": "diagnostic_msgs",
-               "launch": "launch", "launch_ros": "launch_ros", "numpy": "python3-numpy", "cv2": "python3-opencv",
-               "yaml": "python3-yaml", "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib",
-               "pytest": "python3-pytest", "hypothesis": "python3-hypothesis", "psutil": "python3-psutil"}
+ROSDEP_KEYS = {
+    "rclpy": "rclpy",
+    "rcl_interfaces": "rcl_interfaces",
+    "sensor_msgs": "sensor_msgs",
+    "std_msgs": "std_msgs",
+    "lifecycle_msgs": "lifecycle_msgs",
+    "diagnostic_msgs": "diagnostic_msgs",
+    "launch": "launch",
+    "launch_ros": "launch_ros",
+    "numpy": "python3-numpy",
+    "cv2": "python3-opencv",
+    "yaml": "python3-yaml",
+    "tqdm": "python3-tqdm",
+    "matplotlib": "python3-matplotlib",
+    "pytest": "python3-pytest",
+    "hypothesis": "python3-hypothesis",
+    "psutil": "python3-psutil",
+}
 # No rosdep key: installed with pip; package.xml must say so in its comment.
-PIP_ONLY = {"onnx", "onnxruntime", "onnxsim", "onnxconverter_common", "rosbags", "torch", "tensorrt", "cuda",
-            "transformers", "ray", "pynvml"}
+PIP_ONLY = {
+    "onnx",
+    "onnxruntime",
+    "onnxsim",
+    "onnxconverter_common",
+    "rosbags",
+    "torch",
+    "tensorrt",
+    "cuda",
+    "transformers",
+    "ray",
+    "pynvml",
+}
 LOCAL = {"lcsnet_seg", "conftest", "ros_harness", "models"}
 
 
@@ -26,8 +50,12 @@ def imported(folder: str) -> set[str]:
                 names |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "importorskip"
-                  and node.args and isinstance(node.args[0], ast.Constant)):
+            elif (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "importorskip"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 names.add(node.args[0].value.split(".")[0])
     return {n for n in names if n not in sys.stdlib_module_names and n not in LOCAL}
 

@@ -20,12 +20,15 @@ def demo_args(tmp_path):
     return SimpleNamespace(model="m.onnx", frames=3, height=48, width=64)
 
 
-@pytest.mark.parametrize("node_values, latencies, missing_words", [
-    ({}, [], ["no frame came back", "sent no /diagnostics"]),                        # nothing at all
-    ({"backend": "onnxruntime", "device": "cpu"}, [12.0], ["not yet measured"]),   # status before any frame
-    ({**ALL_STAGES, "backend": "onnxruntime", "decode_ms_mean": "0"}, [5.0], []),  # one frame, a zero stage
-    ({"segment_ms_mean": "0", "decode_ms_mean": "0", "publish_ms_mean": "0"}, [5.0, 6.0], []),  # zeros: no FPS
-])
+@pytest.mark.parametrize(
+    "node_values, latencies, missing_words",
+    [
+        ({}, [], ["no frame came back", "sent no /diagnostics"]),  # nothing at all
+        ({"backend": "onnxruntime", "device": "cpu"}, [12.0], ["not yet measured"]),  # status before any frame
+        ({**ALL_STAGES, "backend": "onnxruntime", "decode_ms_mean": "0"}, [5.0], []),  # one frame, a zero stage
+        ({"segment_ms_mean": "0", "decode_ms_mean": "0", "publish_ms_mean": "0"}, [5.0, 6.0], []),  # zeros: no FPS
+    ],
+)
 def test_demo_summary_with_missing_figures(tmp_path, node_values, latencies, missing_words):
     cm = ConfusionMatrix(2)
     if latencies:
@@ -49,8 +52,16 @@ def test_demo_summary_with_missing_figures(tmp_path, node_values, latencies, mis
 def test_demo_summary_complete_run_has_nothing_missing(tmp_path):
     cm = ConfusionMatrix(2)
     cm.update(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
-    summary = demo._summary(demo_args(tmp_path), cm, NAMES, [10.0, 20.0], 0, 2.0,
-                            {**ALL_STAGES, "backend": "onnxruntime", "device": "cpu"}, 0)
+    summary = demo._summary(
+        demo_args(tmp_path),
+        cm,
+        NAMES,
+        [10.0, 20.0],
+        0,
+        2.0,
+        {**ALL_STAGES, "backend": "onnxruntime", "device": "cpu"},
+        0,
+    )
     assert summary["missing"] == [] and summary["node_fps"] == pytest.approx(1e3 / 3)
     assert summary["demo_loop_fps"] == pytest.approx(1.0)
 
@@ -58,7 +69,10 @@ def test_demo_summary_complete_run_has_nothing_missing(tmp_path):
 def test_latency_line_says_which_figure_is_missing():
     none = {"mean": None, "p50": None, "p95": None, "p99": None}
     some = {"mean": 2.0, "p50": 2.0, "p95": 2.0, "p99": 2.0}
-    assert latency_line(none, None) == "latency not measured (no frame came back); FPS not measured (fewer than two outputs)"
+    assert (
+        latency_line(none, None)
+        == "latency not measured (no frame came back); FPS not measured (fewer than two outputs)"
+    )
     assert latency_line(some, None).endswith("FPS not measured (fewer than two outputs)")
     assert latency_line(some, 12.34).endswith("; 12.3 FPS")
 
@@ -79,4 +93,6 @@ def test_evaluation_report_with_missing_figures(tmp_path, latencies, fps, scored
     if fps is None:
         assert "FPS not measured" in report or doc["fps"] is not None
     if not scored:
-        assert "no frame could be scored" in report and json.loads((tmp_path / "metrics.json").read_text())["miou"] is None
+        assert (
+            "no frame could be scored" in report and json.loads((tmp_path / "metrics.json").read_text())["miou"] is None
+        )

@@ -7,11 +7,11 @@ from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colou
 
 def test_argmax_on_constructed_logits_first_max_wins_ties():
     logits = np.zeros((4, 2, 3), np.float32)
-    logits[2, 0, 0] = 5          # class 2
-    logits[3, 0, 1] = -1         # all others 0: class 0 wins (first of the tied maxima)
-    logits[1, 0, 2] = logits[3, 0, 2] = 7   # tie between 1 and 3: first (1)
+    logits[2, 0, 0] = 5  # class 2
+    logits[3, 0, 1] = -1  # all others 0: class 0 wins (first of the tied maxima)
+    logits[1, 0, 2] = logits[3, 0, 2] = 7  # tie between 1 and 3: first (1)
     logits[:, 1, :] = -10
-    logits[3, 1, :] = -9.5       # class 3 along the second row
+    logits[3, 1, :] = -9.5  # class 3 along the second row
     expected = np.array([[2, 0, 1], [3, 3, 3]], np.uint8)
     labels = argmax_labels(logits)
     assert labels.dtype == np.uint8
@@ -26,7 +26,7 @@ def test_argmax_matches_numpy_on_random_logits():
 
 def test_max_softmax_confidence():
     logits = np.zeros((3, 1, 2), np.float32)
-    logits[0, 0, 1] = np.log(2.0)    # probs (2, 1, 1) / 4 -> 0.5
+    logits[0, 0, 1] = np.log(2.0)  # probs (2, 1, 1) / 4 -> 0.5
     conf = max_softmax(logits)
     np.testing.assert_allclose(conf[0], [1 / 3, 0.5], rtol=1e-6)
 
@@ -57,7 +57,7 @@ def test_colourise_in_both_orders():
 def test_blend_hand_computed():
     image = np.full((1, 2, 3), 100, np.uint8)
     colours = np.array([[[0, 200, 255], [100, 100, 100]]], np.uint8)
-    out = blend(image, colours, 0.25)   # 0.75 * 100 + 0.25 * c
+    out = blend(image, colours, 0.25)  # 0.75 * 100 + 0.25 * c
     np.testing.assert_array_equal(out[0, 0], [75, 125, 139])  # 138.75 rounds to 139
     np.testing.assert_array_equal(out[0, 1], [100, 100, 100])
     np.testing.assert_array_equal(blend(image, colours, 0.0), image)

@@ -47,8 +47,18 @@ def active(ros, **params):
 
 
 # ------------------------------------------------------------------ fuzz
-CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "yuv422": 2, "16UC1": 2, "rgb16": 6, "": 1,
-            "jpeg": 1}
+CHANNELS = {
+    "rgb8": 3,
+    "bgr8": 3,
+    "rgba8": 4,
+    "bgra8": 4,
+    "mono8": 1,
+    "yuv422": 2,
+    "16UC1": 2,
+    "rgb16": 6,
+    "": 1,
+    "jpeg": 1,
+}
 
 
 @st.composite
@@ -58,15 +68,20 @@ def raw_messages(draw):
     channels = CHANNELS[encoding]
     step = draw(st.one_of(st.just(width * channels), st.integers(0, width * channels + 9)))
     size = draw(st.sampled_from(["exact", "short", "long", "empty"]))
-    length = {"exact": step * height, "short": max(0, step * height - draw(st.integers(1, 50))),
-              "long": step * height + draw(st.integers(1, 50)), "empty": 0}[size]
+    length = {
+        "exact": step * height,
+        "short": max(0, step * height - draw(st.integers(1, 50))),
+        "long": step * height + draw(st.integers(1, 50)),
+        "empty": 0,
+    }[size]
     data = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(0, 256, length, dtype=np.uint8)
     msg = Image(header=header(1), height=height, width=width, encoding=encoding, step=step)
     buffer = array.array("B")
     buffer.frombytes(data.tobytes())
     msg.data = buffer
-    valid = (encoding in PIXEL_FORMATS and width > 0 and height > 0 and step >= width * channels
-             and length >= step * height)
+    valid = (
+        encoding in PIXEL_FORMATS and width > 0 and height > 0 and step >= width * channels and length >= step * height
+    )
     return msg, valid
 
 
@@ -83,8 +98,7 @@ def compressed_messages(draw):
         data = rng.integers(0, 256, draw(st.integers(1, 400)) if kind == "garbage" else 0, dtype=np.uint8).tobytes()
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     valid = decoded is not None and decoded.dtype == np.uint8 and decoded.size > 0
-    return CompressedImage(header=header(2), format=draw(st.sampled_from(["jpeg", "png", "", "raw"])),
-                           data=data), valid
+    return CompressedImage(header=header(2), format=draw(st.sampled_from(["jpeg", "png", "", "raw"])), data=data), valid
 
 
 def test_fuzzed_messages_never_escape_and_are_all_counted(ros):
@@ -92,8 +106,9 @@ def test_fuzzed_messages_never_escape_and_are_all_counted(ros):
     expected = {"bad": 0, "good": 0}
     examples = scale(10_000, 200)
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(st.one_of(raw_messages(), compressed_messages()))
     def feed(item):
         msg, valid = item
@@ -109,8 +124,13 @@ def test_fuzzed_messages_never_escape_and_are_all_counted(ros):
     assert counters["frames_bad"] == expected["bad"]
     assert counters["frames_processed"] == expected["good"]
     assert counters["frames_failed"] == 0
-    report("fuzz", messages=expected["bad"] + expected["good"], bad=expected["bad"], good=expected["good"],
-           seconds=round(time.perf_counter() - started, 1))
+    report(
+        "fuzz",
+        messages=expected["bad"] + expected["good"],
+        bad=expected["bad"],
+        good=expected["good"],
+        seconds=round(time.perf_counter() - started, 1),
+    )
 
 
 # ------------------------------------------------------------------ soak
@@ -125,10 +145,18 @@ def test_soak_at_full_rate_keeps_memory_flat_and_reports_drops(ros):
     labels = ros.collect(Image, "/lcsnet_seg/label_mask")
     diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
     pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and len(ros.helper.get_publishers_info_by_topic(
-        "/lcsnet_seg/label_mask")) > 0)
-    frames = [array_to_image(Image, np.ascontiguousarray(np.roll(np.full((240, 320, 3), 90, np.uint8), k, 1)),
-                             "rgb8", header(0)) for k in range(4)]
+    assert wait_for(
+        lambda: (
+            pub.get_subscription_count() > 0
+            and len(ros.helper.get_publishers_info_by_topic("/lcsnet_seg/label_mask")) > 0
+        )
+    )
+    frames = [
+        array_to_image(
+            Image, np.ascontiguousarray(np.roll(np.full((240, 320, 3), 90, np.uint8), k, 1)), "rgb8", header(0)
+        )
+        for k in range(4)
+    ]
     total = scale(10_000, 500)
     rate_hz = 100.0  # a fast camera, about three times what the node sustains on two CPU cores
     started, rss_warm = time.perf_counter(), None
@@ -145,25 +173,42 @@ def test_soak_at_full_rate_keeps_memory_flat_and_reports_drops(ros):
     assert rss_warm is not None, "the node processed fewer than 20 frames"
     # Best-effort input may lose frames in transport, so wait until the count stops moving (a condition with a
     # deadline), then until every received frame is accounted for (processed or dropped) by the idle worker.
-    wait_until(settled(lambda: node.counters["frames_received"], quiet_s=1.0),
-               "the node's received-frame count to settle", timeout=60)
-    wait_until(lambda: node.counters["frames_processed"] + node.counters["frames_dropped"]
-               >= node.counters["frames_received"] - 1, "the node's worker to finish the last frame", timeout=30)
+    wait_until(
+        settled(lambda: node.counters["frames_received"], quiet_s=1.0),
+        "the node's received-frame count to settle",
+        timeout=60,
+    )
+    wait_until(
+        lambda: (
+            node.counters["frames_processed"] + node.counters["frames_dropped"] >= node.counters["frames_received"] - 1
+        ),
+        "the node's worker to finish the last frame",
+        timeout=30,
+    )
     rss_end = rss()
     counters = node.counters
     # Alive afterwards: a frame sent now is answered.
     labels.clear()
     msg = frames[0]
     msg.header.stamp.sec = 10**8
-    assert wait_for(lambda: pub.publish(msg) or any(m.header.stamp.sec == 10**8 for m in labels), timeout=10,
-                    period=0.2)
+    assert wait_for(
+        lambda: pub.publish(msg) or any(m.header.stamp.sec == 10**8 for m in labels), timeout=10, period=0.2
+    )
     last = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-    dropped_now = node.counters["frames_dropped"]   # read after that message: the probe frames above may add drops
+    dropped_now = node.counters["frames_dropped"]  # read after that message: the probe frames above may add drops
     growth = (rss_end - rss_warm) / rss_warm
-    report("soak", frames_sent=total, seconds=round(seconds, 1), send_rate_hz=round(total / seconds, 1),
-           received=counters["frames_received"], processed=counters["frames_processed"],
-           dropped=counters["frames_dropped"], rss_warm_mb=round(rss_warm / 2**20, 1),
-           rss_end_mb=round(rss_end / 2**20, 1), rss_growth_percent=round(100 * growth, 2))
+    report(
+        "soak",
+        frames_sent=total,
+        seconds=round(seconds, 1),
+        send_rate_hz=round(total / seconds, 1),
+        received=counters["frames_received"],
+        processed=counters["frames_processed"],
+        dropped=counters["frames_dropped"],
+        rss_warm_mb=round(rss_warm / 2**20, 1),
+        rss_end_mb=round(rss_end / 2**20, 1),
+        rss_growth_percent=round(100 * growth, 2),
+    )
     assert counters["frames_failed"] == 0 and counters["frames_bad"] == 0
     # Nothing vanishes uncounted: every received frame the worker did not process was counted as dropped
     # (on an idle 2-core machine about two thirds of them; a machine so loaded that the publisher itself
@@ -197,9 +242,15 @@ def test_lifecycle_cycling_leaks_nothing(ros):
     for _ in range(rounds):
         cycle()
     after = resources()
-    report("lifecycle", rounds=rounds, seconds=round(time.perf_counter() - started, 1),
-           rss_mb=[round(before[0] / 2**20, 1), round(after[0] / 2**20, 1)], threads=[before[1], after[1]],
-           fds=[before[2], after[2]], python_threads=[before[3], after[3]])
+    report(
+        "lifecycle",
+        rounds=rounds,
+        seconds=round(time.perf_counter() - started, 1),
+        rss_mb=[round(before[0] / 2**20, 1), round(after[0] / 2**20, 1)],
+        threads=[before[1], after[1]],
+        fds=[before[2], after[2]],
+        python_threads=[before[3], after[3]],
+    )
     assert after[1] <= before[1] and after[3] <= before[3], "threads grew"
     assert after[2] <= before[2], "open files grew"
     assert (after[0] - before[0]) / before[0] < 0.05, "RSS grew"
@@ -216,8 +267,10 @@ def tiny_onnx(path, input_shape, with_metadata=True):
 
     inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, list(input_shape))
     out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, list(input_shape))
-    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g", [inp],
-                                                [out]), opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g", [inp], [out]),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
     model.ir_version = 8  # readable by every ONNX Runtime in use here, whatever IR the local onnx writes
     if with_metadata:
         set_model_info(model, ModelInfo(classes=load_class_set(), input_size=(384, 512)))
@@ -241,8 +294,17 @@ def hostile_engine(tmp_path):
 
     engine = tmp_path / "foreign.engine"
     engine.write_bytes(b"\x00" * 1024)
-    sidecar_path(engine).write_text(json.dumps({"format": 1, "tensorrt_version": "8.6.1", "compute_capability": "7.2",
-                                                "gpu_name": "Xavier", "model_info": {}}))
+    sidecar_path(engine).write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "tensorrt_version": "8.6.1",
+                "compute_capability": "7.2",
+                "gpu_name": "Xavier",
+                "model_info": {},
+            }
+        )
+    )
     return engine
 
 
@@ -254,13 +316,17 @@ def written(path, data: bytes):
 BROKEN = {
     "missing": (lambda p: p / "absent.onnx", "not found"),
     "empty": (lambda p: written(p / "empty.onnx", b""), "is empty"),
-    "truncated": (lambda p: written(p / "cut.onnx", DEMO_ONNX.read_bytes()[:5000]),
-                  "is not a readable ONNX model"),
-    "wrong format": (lambda p: written(p / "photo.onnx", cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes()),
-                     "is not a readable ONNX model"),
+    "truncated": (lambda p: written(p / "cut.onnx", DEMO_ONNX.read_bytes()[:5000]), "is not a readable ONNX model"),
+    "wrong format": (
+        lambda p: written(p / "photo.onnx", cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes()),
+        "is not a readable ONNX model",
+    ),
     "rank 3 input": (lambda p: tiny_onnx(p / "rank3.onnx", (3, 384, 512)), "has rank 3"),
     "one channel": (lambda p: tiny_onnx(p / "mono.onnx", (1, 1, 384, 512)), "has 1 channels"),
-    "no metadata": (lambda p: tiny_onnx(p / "bare.onnx", (1, 3, 384, 512), with_metadata=False), "no 'lcsnet_seg' metadata"),
+    "no metadata": (
+        lambda p: tiny_onnx(p / "bare.onnx", (1, 3, 384, 512), with_metadata=False),
+        "no 'lcsnet_seg' metadata",
+    ),
     # Without TensorRT (every machine here) the node stops at "TensorRT not found"; the foreign-engine check
     # itself is tested through its own function in test_tensorrt_static.py.
     "foreign engine": (hostile_engine, "TensorRT not found"),
@@ -293,8 +359,13 @@ def test_foreign_engine_sidecar_is_named_precisely(tmp_path):
     engine.write_bytes(b"engine")
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"v2")
-    doc = {"tensorrt_version": "10.3.0", "compute_capability": "8.7", "gpu_name": "Orin",
-           "engine_sha256": sha256_file(engine), "onnx_sha256": "0" * 64}
+    doc = {
+        "tensorrt_version": "10.3.0",
+        "compute_capability": "8.7",
+        "gpu_name": "Orin",
+        "engine_sha256": sha256_file(engine),
+        "onnx_sha256": "0" * 64,
+    }
     with pytest.raises(ModelFileError) as err:
         check_engine_fits(engine, doc, tensorrt_version="10.9.0", compute_capability="9.0", onnx_path=onnx)
     text = str(err.value)
@@ -304,14 +375,17 @@ def test_foreign_engine_sidecar_is_named_precisely(tmp_path):
     check_engine_fits(engine, doc, tensorrt_version="10.9.0", compute_capability="9.0", onnx_path=onnx)
 
 
-@pytest.mark.parametrize("name, value, reason", [   # ranges: rclpy checks the descriptor first, in its words
-    ("overlay_alpha", -0.1, "overlay_alpha out of range Min: 0.0, Max: 1.0"),
-    ("qos_depth", 500, "qos_depth out of range. Min: 1, Max: 100"),
-    ("backend", "cuda", "backend must be one of auto, onnxruntime, tensorrt, torch_cuda"),
-    ("output_size", "huge", "output_size must be one of input, network"),
-    ("diagnostics_period", 0.0, "diagnostics_period out of range Min: 0.1, Max: 60.0"),
-    ("mean", [0.5, 0.5], "mean needs 3 values"),
-])
+@pytest.mark.parametrize(
+    "name, value, reason",
+    [  # ranges: rclpy checks the descriptor first, in its words
+        ("overlay_alpha", -0.1, "overlay_alpha out of range Min: 0.0, Max: 1.0"),
+        ("qos_depth", 500, "qos_depth out of range. Min: 1, Max: 100"),
+        ("backend", "cuda", "backend must be one of auto, onnxruntime, tensorrt, torch_cuda"),
+        ("output_size", "huge", "output_size must be one of input, network"),
+        ("diagnostics_period", 0.0, "diagnostics_period out of range Min: 0.1, Max: 60.0"),
+        ("mean", [0.5, 0.5], "mean needs 3 values"),
+    ],
+)
 def test_invalid_parameters_are_refused_with_a_reason(ros, name, value, reason):
     from rclpy.parameter import Parameter
 

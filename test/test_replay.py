@@ -41,6 +41,7 @@ def scripted(skip=()):
             if "overlay" in wanted:
                 arrays["overlay"], arrays["color_mask"] = f.image, f.image[..., ::-1]
             yield index, f, FrameOutput(arrays, "bgr", latency_ms=2.0)
+
     return segment
 
 
@@ -48,10 +49,24 @@ def test_counts_writes_every_recorded_output_and_keeps_samples_of_any_encoding()
     frames = [frame(0), frame(1, error="corrupt"), frame(2), frame(3)]
     labels = SimpleNamespace(find=lambda stamp: np.full((4, 6), stamp, np.uint8))
     writer = RecordingWriter()
-    scorer = replay_frames(frames, 4, labels, writer, scripted(skip={2}), num_classes=8, samples=4,
-                           output_prefix="/out/", progress=lambda it, **_: it)
+    scorer = replay_frames(
+        frames,
+        4,
+        labels,
+        writer,
+        scripted(skip={2}),
+        num_classes=8,
+        samples=4,
+        output_prefix="/out/",
+        progress=lambda it, **_: it,
+    )
     c = scorer.counts
-    assert (c["frames_bad_image"], c["frames_without_output"], c["frames_segmented"], c["frames_scored"]) == (1, 1, 2, 2)
+    assert (c["frames_bad_image"], c["frames_without_output"], c["frames_segmented"], c["frames_scored"]) == (
+        1,
+        1,
+        2,
+        2,
+    )
     assert scorer.cm.scores().pixel_accuracy == 1.0  # the reused label buffer was scored before it changed
     topics = sorted({t for t, *_ in writer.images})
     assert topics == sorted(f"/out/{o.topic}" for o in RECORDED)
@@ -70,6 +85,15 @@ def test_without_an_output_bag_only_labels_are_asked_for_outside_samples():
             asked.append(wanted)
             yield index, f, FrameOutput({"labels": np.zeros((4, 6), np.uint8)})
 
-    replay_frames([frame(i) for i in range(5)], 5, None, NoOutputBag(), segment, num_classes=8, samples=1,
-                  output_prefix="/x", progress=lambda it, **_: it)
+    replay_frames(
+        [frame(i) for i in range(5)],
+        5,
+        None,
+        NoOutputBag(),
+        segment,
+        num_classes=8,
+        samples=1,
+        output_prefix="/x",
+        progress=lambda it, **_: it,
+    )
     assert asked.count(("labels",)) == 4 and len(asked) == 5

@@ -60,16 +60,19 @@ def test_network_output_size(ort_backend, scene):
     assert result.overlay.shape == (*ort_backend.info.input_size, 3)
 
 
-@pytest.mark.parametrize("image, fmt, message", [
-    (np.zeros((4, 4, 3), np.float32), "rgb8", "dtype is float32"),
-    (np.zeros((4, 4, 4), np.uint8), "rgb8", "does not fit rgb8"),
-    (np.zeros((4, 4), np.uint8), "bgr8", "does not fit bgr8"),
-    (np.zeros((0, 4, 3), np.uint8), "rgb8", "empty"),
-    (np.zeros((4, 8, 3), np.uint8)[:, ::2], "rgb8", "not contiguous"),
-    (np.zeros((4, 4, 3), np.uint8)[..., ::-1], "rgb8", "not contiguous"),
-    (np.zeros((4, 4, 3), np.uint8), "yuv422", "not supported"),
-    ([[1, 2, 3]], "rgb8", "numpy array"),
-])
+@pytest.mark.parametrize(
+    "image, fmt, message",
+    [
+        (np.zeros((4, 4, 3), np.float32), "rgb8", "dtype is float32"),
+        (np.zeros((4, 4, 4), np.uint8), "rgb8", "does not fit rgb8"),
+        (np.zeros((4, 4), np.uint8), "bgr8", "does not fit bgr8"),
+        (np.zeros((0, 4, 3), np.uint8), "rgb8", "empty"),
+        (np.zeros((4, 8, 3), np.uint8)[:, ::2], "rgb8", "not contiguous"),
+        (np.zeros((4, 4, 3), np.uint8)[..., ::-1], "rgb8", "not contiguous"),
+        (np.zeros((4, 4, 3), np.uint8), "yuv422", "not supported"),
+        ([[1, 2, 3]], "rgb8", "numpy array"),
+    ],
+)
 def test_bad_images_give_clear_errors(segmenter, image, fmt, message):
     with pytest.raises(ImageError, match=message) as err:
         segmenter(image, fmt)

@@ -14,5 +14,5 @@ def test_host_copier_copies_every_byte_once(threads, nbytes):
     copier = HostCopier(threads=threads)
     copier(dst.ctypes.data + 8, src.ctypes.data + 8, nbytes)
     copier.close()
-    np.testing.assert_array_equal(dst[8:8 + nbytes], src[8:8 + nbytes])
-    assert not dst[:8].any() and not dst[8 + nbytes:].any()  # nothing written outside the span
+    np.testing.assert_array_equal(dst[8 : 8 + nbytes], src[8 : 8 + nbytes])
+    assert not dst[:8].any() and not dst[8 + nbytes :].any()  # nothing written outside the span

@@ -56,8 +56,11 @@ def test_engine_build_is_strongly_typed():
 
 
 def test_backends_do_not_import_convert():
-    offenders = [str(p.relative_to(REPO)) for p in (PACKAGE / "backends").rglob("*.py")
-                 if re.search(r"^\s*(from|import) lcsnet_seg\.convert", p.read_text(), re.M)]
+    offenders = [
+        str(p.relative_to(REPO))
+        for p in (PACKAGE / "backends").rglob("*.py")
+        if re.search(r"^\s*(from|import) lcsnet_seg\.convert", p.read_text(), re.M)
+    ]
     assert not offenders
 
 
@@ -71,14 +74,18 @@ def test_gpu_identity_takes_the_device_the_backend_is_given():
     assert "device" in inspect.signature(TensorRTBackend).parameters
     source = inspect.getsource(TensorRTBackend.__init__)
     # the device is selected, and identified, before the engine is deserialised
-    assert source.index("select_device(device)") < source.index("gpu_identity(device)") < source.index(
-        "deserialize_cuda_engine")
+    assert (
+        source.index("select_device(device)")
+        < source.index("gpu_identity(device)")
+        < source.index("deserialize_cuda_engine")
+    )
     init = (PACKAGE / "backends" / "__init__.py").read_text()
     assert "TensorRTBackend(path, overrides, device=device)" in init
 
 
-@pytest.mark.parametrize("version, ok", [("10.3.0", True), ("10.13.0.35", True), ("11.4.0", True),
-                                         ("8.6.1", False), ("12.0.0", False)])
+@pytest.mark.parametrize(
+    "version, ok", [("10.3.0", True), ("10.13.0.35", True), ("11.4.0", True), ("8.6.1", False), ("12.0.0", False)]
+)
 def test_supported_tensorrt_versions(version, ok):
     from lcsnet_seg.backends.tensorrt_compat import check_version
     from lcsnet_seg.errors import BackendUnavailable
@@ -112,9 +119,17 @@ def _engine_with_sidecar(tmp_path, **fields):
 
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"engine bytes")
-    doc = {"format": 1, "tensorrt_version": "10.3.0", "compute_capability": "8.7", "gpu_name": "Orin",
-           "engine_sha256": sha256_file(engine), "onnx_file": "m.onnx", "precision": "fp16", "io": [],
-           "model_info": json.loads(ModelInfo(classes=load_class_set()).to_json())}
+    doc = {
+        "format": 1,
+        "tensorrt_version": "10.3.0",
+        "compute_capability": "8.7",
+        "gpu_name": "Orin",
+        "engine_sha256": sha256_file(engine),
+        "onnx_file": "m.onnx",
+        "precision": "fp16",
+        "io": [],
+        "model_info": json.loads(ModelInfo(classes=load_class_set()).to_json()),
+    }
     doc.update(fields)
     sidecar_path(engine).write_text(json.dumps(doc))
     return engine
@@ -137,8 +152,9 @@ def test_foreign_engine_is_refused_by_the_sidecar_check(tmp_path):
     from lcsnet_seg.errors import ModelFileError
 
     # a foreign engine: another TensorRT, another GPU, and a sidecar whose model info is not ours
-    engine = _engine_with_sidecar(tmp_path, tensorrt_version="8.6.1", compute_capability="7.2", gpu_name="Xavier",
-                                  model_info={})
+    engine = _engine_with_sidecar(
+        tmp_path, tensorrt_version="8.6.1", compute_capability="7.2", gpu_name="Xavier", model_info={}
+    )
     with pytest.raises(ModelFileError) as err:
         load_engine_sidecar(engine, tensorrt_version="10.3.0", compute_capability="8.7")
     text = str(err.value)

@@ -23,8 +23,15 @@ def test_the_marker_must_match_every_fact(tmp_path):
     pytest.importorskip("torch")
     from lcsnet_seg.backends.torch_compile import MARKER, marker_mismatch
 
-    facts = {"weights_sha256": "ab", "gpu": "NVIDIA H200", "torch": "2.11.0", "input_shape": [1, 3, 384, 512],
-             "dtype": "fp16", "channels_last": True, "inductor_mode": "default"}
+    facts = {
+        "weights_sha256": "ab",
+        "gpu": "NVIDIA H200",
+        "torch": "2.11.0",
+        "input_shape": [1, 3, 384, 512],
+        "dtype": "fp16",
+        "channels_last": True,
+        "inductor_mode": "default",
+    }
     assert MARKER in marker_mismatch(tmp_path, facts)
     (tmp_path / MARKER).write_text("{not json")
     assert "unreadable" in marker_mismatch(tmp_path, facts)

@@ -12,8 +12,14 @@ BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch_cuda")
 __all__ = ["Backend", "TensorSpec", "BACKEND_NAMES", "create_backend"]
 
 
-def create_backend(name: str, model_path, info_overrides: dict | None = None, device: int = 0,
-                   compile_dir=None, precision: str = "fp16") -> tuple[Backend, str]:
+def create_backend(
+    name: str,
+    model_path,
+    info_overrides: dict | None = None,
+    device: int = 0,
+    compile_dir=None,
+    precision: str = "fp16",
+) -> tuple[Backend, str]:
     """Build the backend ``name`` for ``model_path``; returns (backend, why it was chosen).
 
     auto: an .engine runs on TensorRT; an LCSNet .pth runs on PyTorch CUDA (the GPU path) when a
@@ -41,8 +47,10 @@ def create_backend(name: str, model_path, info_overrides: dict | None = None, de
             else:
                 from lcsnet_seg.backends.pytorch import TorchBackend
 
-                return (TorchBackend.from_checkpoint(path, overrides),
-                        f"model_path is a .pth but the GPU path is unavailable ({gpu_problem}): PyTorch on the CPU")
+                return (
+                    TorchBackend.from_checkpoint(path, overrides),
+                    f"model_path is a .pth but the GPU path is unavailable ({gpu_problem}): PyTorch on the CPU",
+                )
         else:
             name, why = "onnxruntime", "model_path is an ONNX model"
     else:
@@ -58,8 +66,9 @@ def create_backend(name: str, model_path, info_overrides: dict | None = None, de
             raise ConfigError(f"backend torch_cuda runs LCSNet weights (.pth), got {path}")
         from lcsnet_seg.backends.pytorch import TorchBackend
 
-        backend = TorchBackend.from_checkpoint(path, overrides, device=f"cuda:{device}", precision=precision,
-                                               compile_dir=compile_dir)
+        backend = TorchBackend.from_checkpoint(
+            path, overrides, device=f"cuda:{device}", precision=precision, compile_dir=compile_dir
+        )
         return backend, f"{why}; {backend.compile_status}"
     if path.suffix != ".engine":
         raise ConfigError(f"backend tensorrt needs an .engine file, got {path}; build one with convert")

@@ -98,22 +98,31 @@ class Backend(ABC):
 def check_io_specs(source: str, info: ModelInfo, inp: TensorSpec, out: TensorSpec) -> None:
     """Refuse a model whose tensors do not fit an image segmenter with ``info`` (one line per problem)."""
     if len(inp.shape) != 4:
-        raise ModelFileError(f"model file {source}: input '{inp.name}' has rank {len(inp.shape)}; "
-                             "a segmentation model takes N x 3 x H x W")
+        raise ModelFileError(
+            f"model file {source}: input '{inp.name}' has rank {len(inp.shape)}; "
+            "a segmentation model takes N x 3 x H x W"
+        )
     if inp.shape[1] not in (3, None):
-        raise ModelFileError(f"model file {source}: input '{inp.name}' has {inp.shape[1]} channels; "
-                             "a segmentation model takes 3 (colour) channels")
+        raise ModelFileError(
+            f"model file {source}: input '{inp.name}' has {inp.shape[1]} channels; "
+            "a segmentation model takes 3 (colour) channels"
+        )
     for axis, want in zip((2, 3), info.input_size):
         if inp.shape[axis] is not None and inp.shape[axis] != want:
-            raise ModelFileError(f"model file {source}: input '{inp.name}' is fixed at {inp.shape[2:]} but the "
-                                 f"configured input size is {info.input_size}; use the model's size or re-export "
-                                 "with dynamic height/width")
+            raise ModelFileError(
+                f"model file {source}: input '{inp.name}' is fixed at {inp.shape[2:]} but the "
+                f"configured input size is {info.input_size}; use the model's size or re-export "
+                "with dynamic height/width"
+            )
     if len(out.shape) != 4:
-        raise ModelFileError(f"model file {source}: output '{out.name}' has rank {len(out.shape)}; "
-                             "expected logits N x C x H x W")
+        raise ModelFileError(
+            f"model file {source}: output '{out.name}' has rank {len(out.shape)}; expected logits N x C x H x W"
+        )
     if out.shape[1] is not None and out.shape[1] != info.num_classes:
-        raise ModelFileError(f"model file {source}: output '{out.name}' has {out.shape[1]} classes but the metadata "
-                             f"lists {info.num_classes}; the model and its class set disagree")
+        raise ModelFileError(
+            f"model file {source}: output '{out.name}' has {out.shape[1]} classes but the metadata "
+            f"lists {info.num_classes}; the model and its class set disagree"
+        )
 
 
 def check_model_path(path) -> None:

@@ -22,21 +22,28 @@ def validate_onnx_file(model_path) -> tuple[ModelInfo, TensorSpec, TensorSpec]:
     try:
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
-        raise ModelFileError(f"model file {model_path} is not a readable ONNX model ({type(exc).__name__}); "
-                             "re-export it with `ros2 run lcsnet_seg convert`") from None
+        raise ModelFileError(
+            f"model file {model_path} is not a readable ONNX model ({type(exc).__name__}); "
+            "re-export it with `ros2 run lcsnet_seg convert`"
+        ) from None
     info = onnx_model_info(model, model_path)
     initializers = {i.name for i in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
     outputs = list(model.graph.output)
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelFileError(f"model file {model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                             "expected one image input and one logits output")
+        raise ModelFileError(
+            f"model file {model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+            "expected one image input and one logits output"
+        )
 
     def spec(value) -> TensorSpec:
         tensor = value.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else "?" for d in tensor.shape.dim]
-        return _spec(SimpleNamespace(name=value.name, shape=dims, type=_ONNX_DTYPES.get(tensor.elem_type,
-                                                                                      f"elem_type {tensor.elem_type}")))
+        return _spec(
+            SimpleNamespace(
+                name=value.name, shape=dims, type=_ONNX_DTYPES.get(tensor.elem_type, f"elem_type {tensor.elem_type}")
+            )
+        )
 
     inp, out = spec(inputs[0]), spec(outputs[0])
     check_io_specs(str(model_path), info, inp, out)
@@ -54,8 +61,9 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     supports_host = True
 
-    def __init__(self, model_path, info_overrides: dict | None = None, providers: list[str] | None = None,
-                 threads: int = 0) -> None:
+    def __init__(
+        self, model_path, info_overrides: dict | None = None, providers: list[str] | None = None, threads: int = 0
+    ) -> None:
         import onnxruntime as ort
 
         check_model_path(model_path)
@@ -71,13 +79,17 @@ class OnnxRuntimeBackend(Backend):
             self._session = ort.InferenceSession(str(model_path), options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"model file {model_path} could not be loaded by ONNX Runtime ({first}); "
-                                 "check that it is a complete ONNX model") from None
+            raise ModelFileError(
+                f"model file {model_path} could not be loaded by ONNX Runtime ({first}); "
+                "check that it is a complete ONNX model"
+            ) from None
         super().__init__(file_info.with_overrides(**(info_overrides or {})))
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelFileError(f"model file {model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                                 "expected one image input and one logits output")
+            raise ModelFileError(
+                f"model file {model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                "expected one image input and one logits output"
+            )
         self._input, self._output = _spec(inputs[0]), _spec(outputs[0])
         check_io_specs(str(model_path), self.info, self._input, self._output)
         self.providers = self._session.get_providers()

@@ -26,8 +26,16 @@ class TorchBackend(Backend):
     name = "torch"
     supports_host = True
 
-    def __init__(self, model, info: ModelInfo, device: str = "cpu", precision: str = "fp32",
-                 channels_last: bool | None = None, compile_dir=None, weights_path=None) -> None:
+    def __init__(
+        self,
+        model,
+        info: ModelInfo,
+        device: str = "cpu",
+        precision: str = "fp32",
+        channels_last: bool | None = None,
+        compile_dir=None,
+        weights_path=None,
+    ) -> None:
         """``model``: a torch module with its weights loaded (see from_checkpoint). On CUDA:
         ``precision`` fp32 or fp16, ``channels_last`` (default: with fp16), ``compile_dir`` a
         directory prepared by torch_compile.prepare_compiled_model for ``weights_path``."""
@@ -61,8 +69,9 @@ class TorchBackend(Backend):
             module = tc.prepare_module(model, self._device, precision, channels_last)
             self._forward = module
             if compile_dir is not None:
-                self._forward, self.compile_status = tc.load_compiled(module, weights_path, compile_dir, self._device,
-                                                                     shape, precision, channels_last)
+                self._forward, self.compile_status = tc.load_compiled(
+                    module, weights_path, compile_dir, self._device, shape, precision, channels_last
+                )
             torch.cuda.set_device(self._device)
             tc.warm_up(self._forward, shape, self._device, tc.PRECISIONS[precision])  # compiles here, not at frame 1
             dtype = np.float16 if precision == "fp16" else np.float32
@@ -71,8 +80,14 @@ class TorchBackend(Backend):
         self._output = TensorSpec("logits", (1, info.num_classes, h, w), np.dtype(dtype))
 
     @classmethod
-    def from_checkpoint(cls, weights_path, info_overrides: dict | None = None, device: str = "cpu",
-                        info: ModelInfo | None = None, **options) -> TorchBackend:
+    def from_checkpoint(
+        cls,
+        weights_path,
+        info_overrides: dict | None = None,
+        device: str = "cpu",
+        info: ModelInfo | None = None,
+        **options,
+    ) -> TorchBackend:
         """A backend for an LCSNet .pth, read once. Without ``info``, its ModelInfo comes from the
         checkpoint's input size, the class file (config/classes.yaml unless overridden) and ImageNet
         mean/std. ``options``: precision, channels_last, compile_dir (see __init__)."""
@@ -85,11 +100,13 @@ class TorchBackend(Backend):
             overrides = dict(info_overrides or {})
             classes = overrides.pop("classes", None) or load_class_set(expected_count=num_classes)
             size = tuple(meta.get("input_size", (384, 512)))
-            info = ModelInfo(classes=classes, input_size=(int(size[0]), int(size[1])),
-                             model_name=str(meta.get("arch", "lcsnet"))).with_overrides(**overrides)
+            info = ModelInfo(
+                classes=classes, input_size=(int(size[0]), int(size[1])), model_name=str(meta.get("arch", "lcsnet"))
+            ).with_overrides(**overrides)
         elif info.num_classes != num_classes:
-            raise ConfigError(f"weights file {weights_path} predicts {num_classes} classes, the given model info "
-                              f"{info.num_classes}")
+            raise ConfigError(
+                f"weights file {weights_path} predicts {num_classes} classes, the given model info {info.num_classes}"
+            )
         return cls(model, info, device=device, weights_path=weights_path, **options)
 
     @property
@@ -128,7 +145,8 @@ class TorchBackend(Backend):
             as_tensor, device = self._torch.as_tensor, self._device
             views = self._views[(input_ptr, output_ptr)] = (
                 as_tensor(CudaArrayView(input_ptr, self._input.static_shape(), self._input.dtype), device=device),
-                as_tensor(CudaArrayView(output_ptr, self._output.static_shape(), self._output.dtype), device=device))
+                as_tensor(CudaArrayView(output_ptr, self._output.static_shape(), self._output.dtype), device=device),
+            )
         return views
 
     def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:

@@ -31,16 +31,19 @@ class TensorRTBackend(Backend):
         check_model_path(engine_path)
         select_device(device)
         gpu_name, capability = gpu_identity(device)
-        doc = load_engine_sidecar(engine_path, tensorrt_version=version, compute_capability=capability,
-                                  onnx_path=onnx_path)
+        doc = load_engine_sidecar(
+            engine_path, tensorrt_version=version, compute_capability=capability, onnx_path=onnx_path
+        )
         super().__init__(doc["model_info_parsed"].with_overrides(**(info_overrides or {})))
         self._gpu, self._device_index = gpu_name, device
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._runtime: trt.Runtime | None = runtime
         engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
         if engine is None:
-            raise ModelFileError(f"engine {engine_path} could not be deserialised by TensorRT {version}; "
-                                 "rebuild it on this machine with `ros2 run lcsnet_seg convert`")
+            raise ModelFileError(
+                f"engine {engine_path} could not be deserialised by TensorRT {version}; "
+                "rebuild it on this machine with `ros2 run lcsnet_seg convert`"
+            )
         self._engine: trt.ICudaEngine | None = engine
         self.device_memory_bytes = engine_device_memory_bytes(engine)
         specs: dict[str, list[TensorSpec]] = {"input": [], "output": []}
@@ -50,13 +53,17 @@ class TensorRTBackend(Backend):
             shape = tuple(d if d >= 0 else None for d in dims(engine.get_tensor_shape(name)))
             specs[mode].append(TensorSpec(name, shape, numpy_dtype(engine.get_tensor_dtype(name))))
         if len(specs["input"]) != 1 or len(specs["output"]) != 1:
-            raise ModelFileError(f"engine {engine_path} has {len(specs['input'])} inputs and "
-                                 f"{len(specs['output'])} outputs; expected one image input and one logits output")
+            raise ModelFileError(
+                f"engine {engine_path} has {len(specs['input'])} inputs and "
+                f"{len(specs['output'])} outputs; expected one image input and one logits output"
+            )
         self._input, self._output = specs["input"][0], specs["output"][0]
         recorded = {(t["name"], t["mode"]) for t in doc.get("io", [])}
         if recorded and recorded != {(self._input.name, "input"), (self._output.name, "output")}:
-            raise ModelFileError(f"engine {engine_path} tensors {self._input.name}/{self._output.name} differ from "
-                                 f"its sidecar {sorted(recorded)}: the sidecar belongs to another engine")
+            raise ModelFileError(
+                f"engine {engine_path} tensors {self._input.name}/{self._output.name} differ from "
+                f"its sidecar {sorted(recorded)}: the sidecar belongs to another engine"
+            )
         check_io_specs(str(engine_path), self.info, self._input, self._output)
         context = engine.create_execution_context()
         self._context: trt.IExecutionContext | None = context
@@ -65,8 +72,9 @@ class TensorRTBackend(Backend):
             context.set_input_shape(self._input.name, trt.Dims([1, 3, h, w]))
         out_shape = dims(context.get_tensor_shape(self._output.name))  # low-resolution logits keep theirs
         self._input = TensorSpec(self._input.name, (1, 3, h, w), self._input.dtype)
-        self._output = TensorSpec(self._output.name, (1, self.info.num_classes, int(out_shape[2]), int(out_shape[3])),
-                                  self._output.dtype)
+        self._output = TensorSpec(
+            self._output.name, (1, self.info.num_classes, int(out_shape[2]), int(out_shape[3])), self._output.dtype
+        )
 
     @property
     def device(self) -> str:

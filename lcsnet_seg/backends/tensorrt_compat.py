@@ -29,11 +29,15 @@ def check_version(version: str) -> None:
     except ValueError:
         raise BackendUnavailable(f"TensorRT reports an unreadable version {version!r}") from None
     if major < SUPPORTED_MAJORS[0]:
-        raise BackendUnavailable(f"TensorRT {version} is too old: 10.x or 11.x is needed (name-based I/O, "
-                                 "strongly typed networks); on Jetson use JetPack 6 or newer")
+        raise BackendUnavailable(
+            f"TensorRT {version} is too old: 10.x or 11.x is needed (name-based I/O, "
+            "strongly typed networks); on Jetson use JetPack 6 or newer"
+        )
     if major > SUPPORTED_MAJORS[-1]:
-        raise BackendUnavailable(f"TensorRT {version} is newer than this package was written for (10.x, 11.x); "
-                                 "check its migration guide, or install TensorRT 11.x")
+        raise BackendUnavailable(
+            f"TensorRT {version} is newer than this package was written for (10.x, 11.x); "
+            "check its migration guide, or install TensorRT 11.x"
+        )
 
 
 def network_flags() -> int:
@@ -67,11 +71,13 @@ def numpy_dtype(dtype: trt.DataType) -> np.dtype:
     if dtype not in known:
         from lcsnet_seg.errors import ModelFileError
 
-        raise ModelFileError(f"engine tensor type {dtype} is not float32/float16; convert keeps the model's "
-                             "input and output in float32, rebuild the engine with `convert`")
+        raise ModelFileError(
+            f"engine tensor type {dtype} is not float32/float16; convert keeps the model's "
+            "input and output in float32, rebuild the engine with `convert`"
+        )
     return np.dtype(known[dtype])
 
 
 def dims(shape: trt.Dims) -> tuple[int, ...]:
     """A TensorRT Dims as a tuple of ints (-1 for a dynamic dimension)."""
-    return tuple(int(d) for d in shape[0:len(shape)])
+    return tuple(int(d) for d in shape[0 : len(shape)])

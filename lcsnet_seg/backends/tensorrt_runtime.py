@@ -14,12 +14,15 @@ def require_tensorrt() -> str:
     try:
         import tensorrt as trt
     except ImportError:
-        raise BackendUnavailable("TensorRT not found: engine not built; the ONNX model runs with backend "
-                                 "onnxruntime") from None
+        raise BackendUnavailable(
+            "TensorRT not found: engine not built; the ONNX model runs with backend onnxruntime"
+        ) from None
     version = getattr(trt, "__version__", None)
     if version is None:  # e.g. only type stubs installed: a namespace package without the bindings
-        raise BackendUnavailable("TensorRT not found (the tensorrt package here has no bindings): engine not "
-                                 "built; the ONNX model runs with backend onnxruntime")
+        raise BackendUnavailable(
+            "TensorRT not found (the tensorrt package here has no bindings): engine not "
+            "built; the ONNX model runs with backend onnxruntime"
+        )
     from lcsnet_seg.backends.tensorrt_compat import check_version
 
     version = str(version)
@@ -50,6 +53,7 @@ def gpu_identity(device: int) -> tuple[str, str]:
     cudart = _cudart()
     err, props = cudart.cudaGetDeviceProperties(device)
     if err != cudart.cudaError_t.cudaSuccess:
-        raise BackendUnavailable(f"no CUDA GPU {device} available ({err}); the engine must be built and run on "
-                                 "the target GPU")
+        raise BackendUnavailable(
+            f"no CUDA GPU {device} available ({err}); the engine must be built and run on the target GPU"
+        )
     return props.name.decode(errors="replace").rstrip("\x00"), f"{props.major}.{props.minor}"

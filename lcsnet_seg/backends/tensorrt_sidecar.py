@@ -21,8 +21,18 @@ def sidecar_path(engine_path) -> Path:
     return Path(str(engine_path) + ".json")
 
 
-def write_sidecar(engine_path, *, info: ModelInfo, onnx_path, tensorrt_version: str, gpu_name: str,
-                  compute_capability: str, precision: str, io: list[dict], profile: dict | None) -> Path:
+def write_sidecar(
+    engine_path,
+    *,
+    info: ModelInfo,
+    onnx_path,
+    tensorrt_version: str,
+    gpu_name: str,
+    compute_capability: str,
+    precision: str,
+    io: list[dict],
+    profile: dict | None,
+) -> Path:
     doc = {
         "format": SIDECAR_FORMAT,
         "tensorrt_version": tensorrt_version,
@@ -45,8 +55,10 @@ def read_sidecar(engine_path, parse_info: bool = True) -> dict:
     """The sidecar of ``engine_path`` as a dict; with ``parse_info``, its ModelInfo under ``model_info_parsed``."""
     path = sidecar_path(engine_path)
     if not path.is_file():
-        raise ModelFileError(f"engine {engine_path} has no sidecar {path.name}; rebuild it with "
-                             "`ros2 run lcsnet_seg convert MODEL.onnx --stages engine`")
+        raise ModelFileError(
+            f"engine {engine_path} has no sidecar {path.name}; rebuild it with "
+            "`ros2 run lcsnet_seg convert MODEL.onnx --stages engine`"
+        )
     try:
         doc = json.loads(path.read_text())
         if not isinstance(doc, dict) or doc.get("format") != SIDECAR_FORMAT:
@@ -67,26 +79,35 @@ def load_engine_sidecar(engine_path, *, tensorrt_version: str, compute_capabilit
     """
     doc = read_sidecar(engine_path, parse_info=False)
     source = onnx_path or (Path(engine_path).parent / str(doc.get("onnx_file", "")))
-    check_engine_fits(engine_path, doc, tensorrt_version=tensorrt_version, compute_capability=compute_capability,
-                      onnx_path=source if Path(source).is_file() else None)
+    check_engine_fits(
+        engine_path,
+        doc,
+        tensorrt_version=tensorrt_version,
+        compute_capability=compute_capability,
+        onnx_path=source if Path(source).is_file() else None,
+    )
     return read_sidecar(engine_path)
 
 
-def check_engine_fits(engine_path, doc: dict, *, tensorrt_version: str, compute_capability: str,
-                      onnx_path=None) -> None:
+def check_engine_fits(
+    engine_path, doc: dict, *, tensorrt_version: str, compute_capability: str, onnx_path=None
+) -> None:
     """Raise ModelFileError when the engine was built by another TensorRT, for another GPU, or from another ONNX."""
     problems = []
     if doc.get("tensorrt_version") != tensorrt_version:
         problems.append(f"built with TensorRT {doc.get('tensorrt_version')}, this machine has {tensorrt_version}")
     if doc.get("compute_capability") != compute_capability:
-        problems.append(f"built for compute capability {doc.get('compute_capability')} "
-                        f"({doc.get('gpu_name')}), this GPU is {compute_capability}")
+        problems.append(
+            f"built for compute capability {doc.get('compute_capability')} "
+            f"({doc.get('gpu_name')}), this GPU is {compute_capability}"
+        )
     recorded = doc.get("engine_sha256")
     if engine_path is not None and Path(engine_path).is_file() and recorded not in (None, sha256_file(engine_path)):
         problems.append("the engine file changed after its sidecar was written")
     if onnx_path is not None and Path(onnx_path).is_file() and doc.get("onnx_sha256") != sha256_file(onnx_path):
         problems.append(f"the source ONNX {Path(onnx_path).name} changed since the engine was built (stale)")
     if problems:
-        raise ModelFileError(f"engine {engine_path} does not fit: " + "; ".join(problems) +
-                             "; rebuild it on this machine with "
-                             "`ros2 run lcsnet_seg convert MODEL.onnx --stages engine`")
+        raise ModelFileError(
+            f"engine {engine_path} does not fit: " + "; ".join(problems) + "; rebuild it on this machine with "
+            "`ros2 run lcsnet_seg convert MODEL.onnx --stages engine`"
+        )

@@ -79,9 +79,15 @@ def warm_up(forward, input_shape: tuple[int, ...], device, dtype, runs: int = 2)
 
 def compile_facts(weights_path, device, input_shape, precision: str, channels_last: bool) -> dict:
     """What a compile cache is valid for; the marker must equal these to be used."""
-    return {"weights_sha256": sha256_file(weights_path), "gpu": torch.cuda.get_device_name(device),
-            "torch": torch.__version__, "input_shape": [int(n) for n in input_shape], "dtype": precision,
-            "channels_last": bool(channels_last), "inductor_mode": "default"}
+    return {
+        "weights_sha256": sha256_file(weights_path),
+        "gpu": torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "input_shape": [int(n) for n in input_shape],
+        "dtype": precision,
+        "channels_last": bool(channels_last),
+        "inductor_mode": "default",
+    }
 
 
 def use_cache_dir(cache_dir) -> Path:
@@ -115,8 +121,7 @@ def marker_mismatch(cache_dir, facts: dict) -> str | None:
     return None
 
 
-def load_compiled(module: nn.Module, weights_path, cache_dir, device, input_shape, precision: str,
-                  channels_last: bool):
+def load_compiled(module: nn.Module, weights_path, cache_dir, device, input_shape, precision: str, channels_last: bool):
     """(forward, status line): the compiled module where cache_dir has a matching marker, else the
     module itself. The caller warms it up (which is when compiling happens)."""
     if weights_path is None:
@@ -127,8 +132,14 @@ def load_compiled(module: nn.Module, weights_path, cache_dir, device, input_shap
     return compile_module(module, cache_dir), f"compiled model (torch.compile, inductor cache {cache_dir})"
 
 
-def prepare_compiled_model(weights_path, cache_dir, device: int | str = 0, precision: str = "fp16",
-                           channels_last: bool = True, input_size: tuple[int, int] | None = None) -> dict:
+def prepare_compiled_model(
+    weights_path,
+    cache_dir,
+    device: int | str = 0,
+    precision: str = "fp16",
+    channels_last: bool = True,
+    input_size: tuple[int, int] | None = None,
+) -> dict:
     """Compile the LCSNet weights for this GPU once and leave inductor's cache and the marker in
     ``cache_dir`` (created if missing). ``input_size`` (h, w) defaults to the checkpoint's.
     Returns the marker written (its facts plus ``compile_seconds``). Takes ~25 s on a cold cache."""
@@ -144,7 +155,9 @@ def prepare_compiled_model(weights_path, cache_dir, device: int | str = 0, preci
     module = prepare_module(model, torch_device, precision, channels_last)
     start = time.perf_counter()
     warm_up(compile_module(module, cache_dir), shape, torch_device, PRECISIONS[precision])
-    marker = {**compile_facts(weights_path, torch_device, shape, precision, channels_last),
-              "compile_seconds": round(time.perf_counter() - start, 1)}
+    marker = {
+        **compile_facts(weights_path, torch_device, shape, precision, channels_last),
+        "compile_seconds": round(time.perf_counter() - start, 1),
+    }
     (Path(cache_dir) / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return marker

@@ -74,8 +74,10 @@ def build_engine(onnx_path, engine_path, info: ModelInfo, options: EngineOptions
         config.set_timing_cache(cache, ignore_mismatch=False)
     profile_doc = _add_profile(builder, network, config, options)
     config.progress_monitor = _progress_monitor()
-    log(f"building TensorRT {version} engine (strongly typed, {options.precision} from the ONNX) for {gpu_name} "
-        f"(sm {capability}); this takes a minute or more")
+    log(
+        f"building TensorRT {version} engine (strongly typed, {options.precision} from the ONNX) for {gpu_name} "
+        f"(sm {capability}); this takes a minute or more"
+    )
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ModelFileError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
@@ -91,15 +93,25 @@ def build_engine(onnx_path, engine_path, info: ModelInfo, options: EngineOptions
     for i in range(network.num_outputs):
         t = network.get_output(i)
         io.append({"name": t.name, "mode": "output", "shape": list(dims(t.shape)), "dtype": str(t.dtype)})
-    doc = write_sidecar(partial, info=info, onnx_path=onnx_path, tensorrt_version=version, gpu_name=gpu_name,
-                        compute_capability=capability, precision=options.precision, io=io, profile=profile_doc)
+    doc = write_sidecar(
+        partial,
+        info=info,
+        onnx_path=onnx_path,
+        tensorrt_version=version,
+        gpu_name=gpu_name,
+        compute_capability=capability,
+        precision=options.precision,
+        io=io,
+        profile=profile_doc,
+    )
     os.replace(partial, engine_path)
     os.replace(doc, sidecar_path(engine_path))
     return engine_path
 
 
-def _add_profile(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
-                 options: EngineOptions) -> dict | None:
+def _add_profile(
+    builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig, options: EngineOptions
+) -> dict | None:
     """An optimisation profile for a model with dynamic height/width; None for a static model."""
     import tensorrt as trt
 
@@ -112,8 +124,9 @@ def _add_profile(builder: trt.Builder, network: trt.INetworkDefinition, config: 
         raise ConfigError("the ONNX model has dynamic height/width: give --min-shape, --opt-shape and --max-shape")
     profile = builder.create_optimization_profile()
     shapes = [(1, 3, *hw) for hw in (options.min_hw, options.opt_hw, options.max_hw)]
-    profile.set_shape(input_tensor.name, trt.Dims(list(shapes[0])), trt.Dims(list(shapes[1])),
-                      trt.Dims(list(shapes[2])))
+    profile.set_shape(
+        input_tensor.name, trt.Dims(list(shapes[0])), trt.Dims(list(shapes[1])), trt.Dims(list(shapes[2]))
+    )
     config.add_optimization_profile(profile)
     return {"input": input_tensor.name, "min": shapes[0], "opt": shapes[1], "max": shapes[2]}
 

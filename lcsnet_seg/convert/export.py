@@ -12,8 +12,9 @@ OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 17
 
 
-def export_onnx(model, info: ModelInfo, out_path, opset: int = DEFAULT_OPSET, dynamic_hw: bool = False,
-                dynamic_batch: bool = False) -> Path:
+def export_onnx(
+    model, info: ModelInfo, out_path, opset: int = DEFAULT_OPSET, dynamic_hw: bool = False, dynamic_batch: bool = False
+) -> Path:
     """Export ``model`` (N x 3 x H x W -> N x C x H x W) to ONNX and write ``info`` into its metadata.
 
     Uses the TorchScript-based exporter: it produces plain static graphs (after constant folding)
@@ -38,8 +39,17 @@ def export_onnx(model, info: ModelInfo, out_path, opset: int = DEFAULT_OPSET, dy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)  # legacy exporter notice
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(model, (dummy,), str(out_path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          opset_version=opset, dynamic_axes=axes or None, do_constant_folding=True, dynamo=False)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(out_path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamic_axes=axes or None,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     proto = onnx.load(str(out_path))
     set_model_info(proto, info)
     onnx.checker.check_model(proto)

@@ -36,8 +36,10 @@ def choose_output(output, key: str | None = None):
         tensors = [k for k, v in output.items() if isinstance(v, torch.Tensor)]
         if key is not None:
             if key not in tensors:
-                raise ModelFileError(f"--output-key {key!r}: the model returns {_describe(output)}; "
-                                     f"tensor keys: {', '.join(map(str, tensors))}")
+                raise ModelFileError(
+                    f"--output-key {key!r}: the model returns {_describe(output)}; "
+                    f"tensor keys: {', '.join(map(str, tensors))}"
+                )
             return key
         for preferred in PREFERRED_KEYS:
             if preferred in tensors:
@@ -49,8 +51,10 @@ def choose_output(output, key: str | None = None):
         tensors = [i for i, v in enumerate(output) if isinstance(v, torch.Tensor)]
         if key is not None:
             if not key.isdigit() or int(key) not in tensors:
-                raise ModelFileError(f"--output-key {key!r}: the model returns {_describe(output)}; give the index "
-                                     f"of a tensor item ({', '.join(map(str, tensors))})")
+                raise ModelFileError(
+                    f"--output-key {key!r}: the model returns {_describe(output)}; give the index "
+                    f"of a tensor item ({', '.join(map(str, tensors))})"
+                )
             return int(key)
         if len(tensors) == 1:
             return tensors[0]
@@ -72,13 +76,16 @@ def logits_only(model, info, key: str | None = None):
             output = model(torch.zeros(1, 3, h, w))
         except Exception as exc:  # the user's model: one line, not a traceback
             text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise ModelFileError(f"the model failed on a 1 x 3 x {h} x {w} input ({type(exc).__name__}: {text}); "
-                                 "check --input-size") from None
+            raise ModelFileError(
+                f"the model failed on a 1 x 3 x {h} x {w} input ({type(exc).__name__}: {text}); check --input-size"
+            ) from None
     where = choose_output(output, key)
     logits = output if where is None else output[where]
     if logits.dim() != 4 or logits.shape[1] != info.num_classes:
-        raise ModelFileError(f"the model's logits have shape {tuple(logits.shape)}; expected 1 x {info.num_classes} "
-                             "x h x w (classes from --classes / --num-classes)")
+        raise ModelFileError(
+            f"the model's logits have shape {tuple(logits.shape)}; expected 1 x {info.num_classes} "
+            "x h x w (classes from --classes / --num-classes)"
+        )
     if where is None:
         return model
 

@@ -18,12 +18,18 @@ class Parity:
     argmax_agreement: float
 
     def line(self) -> str:
-        return (f"{self.name:28s} images {self.images:3d}  max |dlogit| {self.max_abs_logit_diff:.2e}  "
-                f"argmax agreement {100 * self.argmax_agreement:.4f} %")
+        return (
+            f"{self.name:28s} images {self.images:3d}  max |dlogit| {self.max_abs_logit_diff:.2e}  "
+            f"argmax agreement {100 * self.argmax_agreement:.4f} %"
+        )
 
 
-def compare(name: str, reference: Callable[[np.ndarray], np.ndarray], candidate: Callable[[np.ndarray], np.ndarray],
-            batches: Iterable[np.ndarray]) -> Parity:
+def compare(
+    name: str,
+    reference: Callable[[np.ndarray], np.ndarray],
+    candidate: Callable[[np.ndarray], np.ndarray],
+    batches: Iterable[np.ndarray],
+) -> Parity:
     """Run both on each 1 x 3 x H x W float32 batch and collect the differences."""
     worst, agree, total, count = 0.0, 0, 0, 0
     for batch in batches:
@@ -84,12 +90,20 @@ class MiouDrop:
         return self.reference_miou - self.candidate_miou
 
     def line(self) -> str:
-        return (f"{self.name:28s} images {self.images:3d}  mIoU {self.reference_miou:.4f} -> {self.candidate_miou:.4f} "
-                f"(drop {self.drop:+.4f})  argmax agreement {100 * self.argmax_agreement:.4f} %")
+        return (
+            f"{self.name:28s} images {self.images:3d}  mIoU {self.reference_miou:.4f} -> {self.candidate_miou:.4f} "
+            f"(drop {self.drop:+.4f})  argmax agreement {100 * self.argmax_agreement:.4f} %"
+        )
 
 
-def miou_drop(name: str, reference: Callable[[np.ndarray], np.ndarray], candidate: Callable[[np.ndarray], np.ndarray],
-              count: int, info, first_seed: int = 2_100_000_000) -> MiouDrop:
+def miou_drop(
+    name: str,
+    reference: Callable[[np.ndarray], np.ndarray],
+    candidate: Callable[[np.ndarray], np.ndarray],
+    count: int,
+    info,
+    first_seed: int = 2_100_000_000,
+) -> MiouDrop:
     """Score both on ``count`` held-out generated scenes (seeds far from training and calibration).
 
     Labels are compared at the input size; logits at a lower resolution are upsampled (nearest),
@@ -116,5 +130,6 @@ def miou_drop(name: str, reference: Callable[[np.ndarray], np.ndarray], candidat
             labels.append(predicted)
         agree += int(np.count_nonzero(labels[0] == labels[1]))
         total += labels[0].size
-    return MiouDrop(name, count, matrices[0].scores().miou, matrices[1].scores().miou,
-                    agree / total if total else float("nan"))
+    return MiouDrop(
+        name, count, matrices[0].scores().miou, matrices[1].scores().miou, agree / total if total else float("nan")
+    )

@@ -67,8 +67,9 @@ def _float32_outputs(model) -> None:
         inner = output.name + "_fp16"
         for node in model.graph.node:
             node.output[:] = [inner if name == output.name else name for name in node.output]
-        model.graph.node.append(helper.make_node("Cast", [inner], [output.name], to=TensorProto.FLOAT,
-                                                 name=output.name + "_to_float32"))
+        model.graph.node.append(
+            helper.make_node("Cast", [inner], [output.name], to=TensorProto.FLOAT, name=output.name + "_to_float32")
+        )
         tensor_type.elem_type = TensorProto.FLOAT
 
 
@@ -112,13 +113,19 @@ def to_int8(src, dst, calibration_batches: Iterable[np.ndarray], method: str = "
     level = root.level
     root.setLevel(logging.ERROR)  # its "consider pre-processing" advice: the graph is already simplified
     try:
-        quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method],
-                        # biases stay float: TensorRT quantises them itself when it fuses Q/DQ into a layer
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "QuantizeBias": False},
-                        calibration_providers=["CPUExecutionProvider"])
+        quantize_static(
+            str(src),
+            str(dst),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            # biases stay float: TensorRT quantises them itself when it fuses Q/DQ into a layer
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+            calibration_providers=["CPUExecutionProvider"],
+        )
     finally:
         root.setLevel(level)
     quantized = onnx.load(str(dst))
@@ -134,8 +141,12 @@ def count_qdq(path) -> dict[str, int]:
     model = onnx.load(str(path))
     kinds = [n.op_type for n in model.graph.node]
     fp16 = sum(1 for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16)
-    return {"QuantizeLinear": kinds.count("QuantizeLinear"), "DequantizeLinear": kinds.count("DequantizeLinear"),
-            "Cast": kinds.count("Cast"), "fp16_initializers": fp16}
+    return {
+        "QuantizeLinear": kinds.count("QuantizeLinear"),
+        "DequantizeLinear": kinds.count("DequantizeLinear"),
+        "Cast": kinds.count("Cast"),
+        "fp16_initializers": fp16,
+    }
 
 
 def check_quantized(path, precision: str) -> None:

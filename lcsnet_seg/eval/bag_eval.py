@@ -44,7 +44,7 @@ class BagScore:
     """A scored bag: the Scorer (confusion matrix, flicker counts, samples) and facts about the run."""
 
     scorer: Scorer
-    meta: dict = field(default_factory=dict)   # backend, device, backend_reason, class_set, ...
+    meta: dict = field(default_factory=dict)  # backend, device, backend_reason, class_set, ...
 
 
 # (frames, in_range, labels, writer, image_msgtype) -> (Scorer, meta)
@@ -99,8 +99,9 @@ def build_segmenter(model: Path, backend_name: str = "auto", device_id: int = 0)
     return factory(model, backend_name, device_id)
 
 
-def segmenter_replay(segmenter, options: BagOptions, why: str = "given by the caller",
-                     progress: Callable | None = None) -> Replay:
+def segmenter_replay(
+    segmenter, options: BagOptions, why: str = "given by the caller", progress: Callable | None = None
+) -> Replay:
     """A Replay that runs every frame through ``segmenter`` as fast as it goes.
 
     ``segmenter``: a Segmenter, GpuSegmenter or any callable with their interface. ``progress``:
@@ -110,16 +111,32 @@ def segmenter_replay(segmenter, options: BagOptions, why: str = "given by the ca
     def segment(items):
         for index, frame, wanted in items:
             result = segmenter(frame.image, frame.encoding, wanted)
-            yield index, frame, FrameOutput({f: getattr(result, f) for f in wanted}, result.overlay_order,
-                                            result.timings_ms["total"])
+            yield (
+                index,
+                frame,
+                FrameOutput({f: getattr(result, f) for f in wanted}, result.overlay_order, result.timings_ms["total"]),
+            )
 
     def replay(frames, in_range: int, labels, writer, _image_msgtype):
         info = segmenter.info
-        scorer = replay_frames(frames, in_range, labels, writer, segment, num_classes=info.num_classes,
-                               samples=options.samples, output_prefix=options.output_prefix, progress=progress)
+        scorer = replay_frames(
+            frames,
+            in_range,
+            labels,
+            writer,
+            segment,
+            num_classes=info.num_classes,
+            samples=options.samples,
+            output_prefix=options.output_prefix,
+            progress=progress,
+        )
         backend = segmenter.backend
-        return scorer, {"backend": backend.name, "device": backend.device, "backend_reason": why,
-                        "class_set": info.classes}
+        return scorer, {
+            "backend": backend.name,
+            "device": backend.device,
+            "backend_reason": why,
+            "class_set": info.classes,
+        }
 
     return replay
 
@@ -131,7 +148,17 @@ def bag_document(score: BagScore, bag: Path, options: BagOptions, model: Path, m
 
     meta = dict(score.meta)
     classes = meta.pop("class_set", None) or load_class_set()
-    doc = metrics_document(score.scorer, classes.names, classes.palette_rgb(), {
-        "bag": str(bag), "image_topic": options.image_topic, "label_topic": options.label_topic,
-        "model": str(model), "mode": mode, **meta})
+    doc = metrics_document(
+        score.scorer,
+        classes.names,
+        classes.palette_rgb(),
+        {
+            "bag": str(bag),
+            "image_topic": options.image_topic,
+            "label_topic": options.label_topic,
+            "model": str(model),
+            "mode": mode,
+            **meta,
+        },
+    )
     return doc, classes

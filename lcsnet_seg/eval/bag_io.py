@@ -45,8 +45,10 @@ def open_reader(path):
         reader = Reader(path)
         reader.open()
     except (ReaderError, OSError, ValueError, KeyError) as exc:
-        raise BagError(f"bag {path} could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
-                       "is it a complete rosbag2 recording?") from None
+        raise BagError(
+            f"bag {path} could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
+            "is it a complete rosbag2 recording?"
+        ) from None
     if reader.message_count == 0:
         reader.close()
         raise BagError(f"bag {path} contains no messages")
@@ -87,16 +89,17 @@ def decode_image(msg, msgtype: str) -> tuple[np.ndarray, str]:
 
 @dataclass
 class Frame:
-    log_time: int          # bag receive time, ns
-    stamp: int             # header stamp, ns
+    log_time: int  # bag receive time, ns
+    stamp: int  # header stamp, ns
     header: std_msgs__msg__Header | None  # the rosbags header (copied into outputs); None if not deserialised
     image: np.ndarray | None  # image and encoding: both set, or both None with ``error``
     encoding: str | None
     error: str | None = None
 
 
-def read_frames(reader, conn, start_ns: int | None = None, stop_ns: int | None = None,
-                stride: int = 1) -> Iterator[Frame]:
+def read_frames(
+    reader, conn, start_ns: int | None = None, stop_ns: int | None = None, stride: int = 1
+) -> Iterator[Frame]:
     """Frames of an image topic in log-time order; an undecodable message yields a Frame with ``error``."""
     store = typestore()
     for index, (_, log_time, raw) in enumerate(reader.messages(connections=[conn], start=start_ns, stop=stop_ns)):
@@ -173,8 +176,15 @@ class BagWriter:
             self._connections[topic] = self._writer.add_connection(topic, IMAGE, typestore=store)
         Image = store.types[IMAGE]
         contiguous = np.ascontiguousarray(array)
-        msg = Image(header=header, height=contiguous.shape[0], width=contiguous.shape[1], encoding=encoding,
-                    is_bigendian=0, step=contiguous.strides[0], data=contiguous.reshape(-1).view(np.uint8))
+        msg = Image(
+            header=header,
+            height=contiguous.shape[0],
+            width=contiguous.shape[1],
+            encoding=encoding,
+            is_bigendian=0,
+            step=contiguous.strides[0],
+            data=contiguous.reshape(-1).view(np.uint8),
+        )
         self._writer.write(self._connections[topic], log_time, store.serialize_cdr(msg, IMAGE))
 
     def write_raw(self, topic: str, msgtype: str, log_time: int, raw: bytes) -> None:

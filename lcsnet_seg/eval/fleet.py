@@ -26,14 +26,13 @@ WORST_SHOWN = 5
 @dataclass
 class BagSelection:
     bags: list[Path]
-    fleet: bool                      # False: exactly one bag named directly (the single-bag layout)
-    skipped: list[str] = field(default_factory=list)   # folders that hold no rosbag2 files
+    fleet: bool  # False: exactly one bag named directly (the single-bag layout)
+    skipped: list[str] = field(default_factory=list)  # folders that hold no rosbag2 files
 
 
 def is_bag_folder(path: Path) -> bool:
     """A folder that looks like a rosbag2 recording (complete or not): metadata.yaml, .db3 or .mcap files."""
-    return path.is_dir() and ((path / "metadata.yaml").exists() or any(path.glob("*.db3"))
-                              or any(path.glob("*.mcap")))
+    return path.is_dir() and ((path / "metadata.yaml").exists() or any(path.glob("*.db3")) or any(path.glob("*.mcap")))
 
 
 def resolve_bags(specs: list[str]) -> BagSelection:
@@ -50,8 +49,9 @@ def resolve_bags(specs: list[str]) -> BagSelection:
         if not path.exists() and GLOB_CHARACTERS & set(spec):
             matches = sorted(Path(m) for m in glob.glob(spec) if Path(m).is_dir())
             if not matches:
-                raise ConfigError(f"no bag folder matches {spec}; check the pattern (quote it so the shell "
-                                  "does not expand it)")
+                raise ConfigError(
+                    f"no bag folder matches {spec}; check the pattern (quote it so the shell does not expand it)"
+                )
             bags += matches
             fleet = True
         elif path.is_dir() and not is_bag_folder(path):
@@ -117,8 +117,10 @@ def fleet_document(entries: list[BagEntry], class_names: Sequence[str], extra: d
     for entry in scored:
         doc = entry.scored_doc
         if doc["classes"] != list(class_names):
-            raise ConfigError(f"bag {entry.bag} was scored with classes {doc['classes']}, the fleet with "
-                              f"{list(class_names)}; evaluate bags of one model together")
+            raise ConfigError(
+                f"bag {entry.bag} was scored with classes {doc['classes']}, the fleet with "
+                f"{list(class_names)}; evaluate bags of one model together"
+            )
         matrix += np.asarray(doc["confusion_matrix"], np.int64)
         block = doc["temporal_consistency"]
         stable += np.asarray(block["stable_pixels"], np.int64)
@@ -131,14 +133,18 @@ def fleet_document(entries: list[BagEntry], class_names: Sequence[str], extra: d
     scores = Scores.from_matrix(matrix)
     latency = latency_summary(latencies)
     temporal = flicker_summary(class_names, stable, flicker, pairs)
-    per_class = {name: (float(v) if present else None)
-                 for name, v, present in zip(class_names, scores.per_class_iou, scores.present)}
+    per_class = {
+        name: (float(v) if present else None)
+        for name, v, present in zip(class_names, scores.per_class_iou, scores.present)
+    }
     failed = [e for e in entries if e.status != "scored"]
     return {
         **extra,
         "mode": "fleet",
         "complete": not failed and all(e.scored_doc["complete"] for e in scored),
-        "bags_total": len(entries), "bags_scored": len(scored), "bags_failed": len(failed),
+        "bags_total": len(entries),
+        "bags_scored": len(scored),
+        "bags_failed": len(failed),
         "classes": list(class_names),
         "miou": _number(scores.miou),
         "per_class_iou": per_class,
@@ -149,7 +155,7 @@ def fleet_document(entries: list[BagEntry], class_names: Sequence[str], extra: d
         "invalid_label_pixels": invalid,
         "temporal_consistency": temporal,
         "latency_ms": latency,
-        "fps": (1e3 / latency["mean"]) if latency["mean"] else None,   # per worker, segmenter time only
+        "fps": (1e3 / latency["mean"]) if latency["mean"] else None,  # per worker, segmenter time only
         "frames": frames,
         "worst_bags": worst_bags(scored),
         "worst_classes": worst_classes(matrix, class_names, per_class, temporal),
@@ -159,33 +165,53 @@ def fleet_document(entries: list[BagEntry], class_names: Sequence[str], extra: d
 
 
 def bag_summary(entry: BagEntry) -> dict:
-    out = {"name": entry.name, "bag": entry.bag, "status": entry.status, "attempts": entry.attempts,
-           "wall_s": entry.wall_s}
+    out = {
+        "name": entry.name,
+        "bag": entry.bag,
+        "status": entry.status,
+        "attempts": entry.attempts,
+        "wall_s": entry.wall_s,
+    }
     if entry.status != "scored":
         return {**out, "reason": entry.reason}
     doc = entry.scored_doc
-    return {**out, "complete": doc["complete"], "miou": doc["miou"], "pixel_accuracy": doc["pixel_accuracy"],
-            "flicker": doc["temporal_consistency"]["flicker"], "per_class_iou": doc["per_class_iou"],
-            "frames_scored": doc["frames"]["frames_scored"], "frames_in_range": doc["frames"]["frames_in_range"],
-            "results": f"bags/{entry.name}/"}
+    return {
+        **out,
+        "complete": doc["complete"],
+        "miou": doc["miou"],
+        "pixel_accuracy": doc["pixel_accuracy"],
+        "flicker": doc["temporal_consistency"]["flicker"],
+        "per_class_iou": doc["per_class_iou"],
+        "frames_scored": doc["frames"]["frames_scored"],
+        "frames_in_range": doc["frames"]["frames_in_range"],
+        "results": f"bags/{entry.name}/",
+    }
 
 
 def worst_bags(scored: list[BagEntry], count: int = WORST_SHOWN) -> list[dict]:
     """Lowest mIoU first; each with its own worst class."""
-    ranked = sorted((e for e in scored if e.scored_doc["miou"] is not None),
-                    key=lambda e: e.scored_doc["miou"])[:count]
+    ranked = sorted((e for e in scored if e.scored_doc["miou"] is not None), key=lambda e: e.scored_doc["miou"])[:count]
     out = []
     for e in ranked:
         doc = e.scored_doc
         present = {k: v for k, v in doc["per_class_iou"].items() if v is not None}
         worst = min(present, key=present.__getitem__) if present else None
-        out.append({"name": e.name, "bag": e.bag, "miou": doc["miou"], "worst_class": worst,
-                    "worst_class_iou": present.get(worst), "flicker": doc["temporal_consistency"]["flicker"]})
+        out.append(
+            {
+                "name": e.name,
+                "bag": e.bag,
+                "miou": doc["miou"],
+                "worst_class": worst,
+                "worst_class_iou": present.get(worst),
+                "flicker": doc["temporal_consistency"]["flicker"],
+            }
+        )
     return out
 
 
-def worst_classes(matrix: np.ndarray, class_names, per_class: dict, temporal: dict,
-                  count: int = WORST_SHOWN) -> list[dict]:
+def worst_classes(
+    matrix: np.ndarray, class_names, per_class: dict, temporal: dict, count: int = WORST_SHOWN
+) -> list[dict]:
     """Lowest fleet IoU first; each with the class its pixels are most often mistaken for."""
     ranked = sorted((n for n in class_names if per_class[n] is not None), key=per_class.__getitem__)[:count]
     out = []
@@ -195,9 +221,15 @@ def worst_classes(matrix: np.ndarray, class_names, per_class: dict, temporal: di
         row[i] = -1
         j = int(np.argmax(row))
         total = matrix[i].sum()
-        out.append({"class": name, "iou": per_class[name], "flicker": temporal["per_class_flicker"][name],
-                    "mistaken_for": class_names[j] if row[j] > 0 else None,
-                    "mistaken_fraction": float(row[j] / total) if total and row[j] > 0 else 0.0})
+        out.append(
+            {
+                "class": name,
+                "iou": per_class[name],
+                "flicker": temporal["per_class_flicker"][name],
+                "mistaken_for": class_names[j] if row[j] > 0 else None,
+                "mistaken_fraction": float(row[j] / total) if total and row[j] > 0 else 0.0,
+            }
+        )
     return out
 
 
@@ -206,13 +238,15 @@ def load_results(path) -> dict:
     path = Path(path)
     file = path / "metrics.json" if path.is_dir() else path
     if not file.is_file():
-        raise ConfigError(f"--compare {path}: no metrics.json there; pass another evaluate run's --out-dir "
-                          "or its metrics.json")
+        raise ConfigError(
+            f"--compare {path}: no metrics.json there; pass another evaluate run's --out-dir or its metrics.json"
+        )
     try:
         return json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--compare {file} is not a metrics.json ({exc}); pass another evaluate run's "
-                          "--out-dir") from None
+        raise ConfigError(
+            f"--compare {file} is not a metrics.json ({exc}); pass another evaluate run's --out-dir"
+        ) from None
 
 
 def _bag_mious(doc: dict) -> dict[str, float | None]:
@@ -228,16 +262,20 @@ def _delta(a, b):
 def compare(doc: dict, other: dict, other_path: str) -> dict:
     """Per-class IoU, mIoU and flicker differences, this run minus ``other`` (bags matched by name)."""
     if doc["classes"] != other.get("classes"):
-        raise ConfigError(f"--compare {other_path}: its classes {other.get('classes')} differ from this run's "
-                          f"{doc['classes']}; compare runs of models with the same classes")
+        raise ConfigError(
+            f"--compare {other_path}: its classes {other.get('classes')} differ from this run's "
+            f"{doc['classes']}; compare runs of models with the same classes"
+        )
     mine, theirs = _bag_mious(doc), _bag_mious(other)
     flicker = (doc.get("temporal_consistency") or {}).get("flicker")
     other_flicker = (other.get("temporal_consistency") or {}).get("flicker")
     return {
-        "other": other_path, "other_model": other.get("model"),
+        "other": other_path,
+        "other_model": other.get("model"),
         "miou_delta": _delta(doc["miou"], other.get("miou")),
-        "per_class_iou_delta": {n: _delta(doc["per_class_iou"][n], other["per_class_iou"].get(n))
-                                for n in doc["classes"]},
+        "per_class_iou_delta": {
+            n: _delta(doc["per_class_iou"][n], other["per_class_iou"].get(n)) for n in doc["classes"]
+        },
         "other_per_class_iou": other["per_class_iou"],
         "flicker_delta": _delta(flicker, other_flicker),
         "per_bag_miou_delta": {name: _delta(mine[name], theirs[name]) for name in mine if name in theirs},

@@ -24,7 +24,7 @@ from lcsnet_seg.eval.bag_eval import BagOptions, BagScore, build_segmenter, scor
 if TYPE_CHECKING:
     from ray import ObjectRef
 
-ATTEMPTS = 2   # a bag whose worker dies is tried once more
+ATTEMPTS = 2  # a bag whose worker dies is tried once more
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class WorkerConfig:
     backend: str
     options: BagOptions
     device_id: int = 0
-    model_files: ObjectRef[dict[str, bytes]] | None = None   # {file name: bytes} in Ray when the model is shipped
+    model_files: ObjectRef[dict[str, bytes]] | None = None  # {file name: bytes} in Ray when the model is shipped
 
 
 def ship_model(model: Path) -> ObjectRef[dict[str, bytes]]:
@@ -95,9 +95,15 @@ class BagWorker:
         import lcsnet_seg
 
         backend = self.segmenter.backend
-        return {"pid": os.getpid(), "backend": backend.name, "device": backend.device, "backend_reason": self.why,
-                "model": str(self.model), "package": str(Path(lcsnet_seg.__file__).parent),
-                "ray_gpu_ids": [str(gpu) for gpu in ray.get_gpu_ids()]}
+        return {
+            "pid": os.getpid(),
+            "backend": backend.name,
+            "device": backend.device,
+            "backend_reason": self.why,
+            "model": str(self.model),
+            "package": str(Path(lcsnet_seg.__file__).parent),
+            "ray_gpu_ids": [str(gpu) for gpu in ray.get_gpu_ids()],
+        }
 
     def score(self, bag: str, out_dir: str | None) -> Outcome:
         from ray.experimental.tqdm_ray import tqdm
@@ -106,19 +112,26 @@ class BagWorker:
         worker = f"pid {os.getpid()}"
         options = self.config.options
         try:
-            replay = segmenter_replay(self.segmenter, options, self.why,
-                                      progress=lambda it, **kw: tqdm(it, **{**kw, "desc": Path(bag).name}))
+            replay = segmenter_replay(
+                self.segmenter, options, self.why, progress=lambda it, **kw: tqdm(it, **{**kw, "desc": Path(bag).name})
+            )
             score = score_bag(Path(bag), options, Path(out_dir) if out_dir else None, replay)
-        except LcsnetError as exc:   # the bag's own problem, reported in one line
+        except LcsnetError as exc:  # the bag's own problem, reported in one line
             return Outcome(bag, "failed", reason=one_line(exc), wall_s=time.perf_counter() - started, worker=worker)
         except Exception as exc:  # noqa: BLE001 - one bag must never end the fleet
-            return Outcome(bag, "failed", reason=f"{type(exc).__name__}: {one_line(exc)}",
-                           wall_s=time.perf_counter() - started, worker=worker)
+            return Outcome(
+                bag,
+                "failed",
+                reason=f"{type(exc).__name__}: {one_line(exc)}",
+                wall_s=time.perf_counter() - started,
+                worker=worker,
+            )
         return Outcome(bag, "scored", score=score, wall_s=time.perf_counter() - started, worker=worker)
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool = False,
-              num_gpus: int | None = None) -> bool:
+def start_ray(
+    address: str | None, num_cpus: int | None = None, ship_code: bool = False, num_gpus: int | None = None
+) -> bool:
     """Connect to ``address`` or start a local instance (no dashboard, nothing reachable from outside).
     Returns True when this call started it (the caller then shuts it down). An existing connection is reused.
     num_cpus, num_gpus: what a local instance offers its workers (default: what Ray finds on this machine).
@@ -137,18 +150,31 @@ def start_ray(address: str | None, num_cpus: int | None = None, ship_code: bool 
         if address:
             ray.init(address=address, include_dashboard=False, log_to_driver=True, runtime_env=runtime_env)
         else:
-            ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=True,
-                     runtime_env=runtime_env)
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                include_dashboard=False,
+                log_to_driver=True,
+                runtime_env=runtime_env,
+            )
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"Ray could not start or connect{f' to --address {address}' if address else ''}: "
-                          f"{one_line(exc)}") from None
+        raise ConfigError(
+            f"Ray could not start or connect{f' to --address {address}' if address else ''}: {one_line(exc)}"
+        ) from None
     return True
 
 
-def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers: int, gpu_share: float,
-              on_done: Callable[[Outcome, int], None] | None = None, worker_class: type[BagWorker] = BagWorker,
-              bag_timeout_s: float | None = None,
-              deadline_s: float | None = None) -> tuple[list[tuple[Outcome, int]], list[dict]]:
+def run_fleet(
+    jobs: list[tuple[str, str | None]],
+    config: WorkerConfig,
+    workers: int,
+    gpu_share: float,
+    on_done: Callable[[Outcome, int], None] | None = None,
+    worker_class: type[BagWorker] = BagWorker,
+    bag_timeout_s: float | None = None,
+    deadline_s: float | None = None,
+) -> tuple[list[tuple[Outcome, int]], list[dict]]:
     """Score ``jobs`` (bag path, its output folder or None) on ``workers`` actors of ``worker_class``.
 
     ``gpu_share``: the fraction of a GPU each actor takes (0 for a CPU backend; 1/k puts k actors on a GPU).
@@ -161,8 +187,7 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     import ray
     from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
-    remote = ray.remote(worker_class).options(num_cpus=1, num_gpus=gpu_share, max_restarts=0,
-                                              max_task_retries=0)
+    remote = ray.remote(worker_class).options(num_cpus=1, num_gpus=gpu_share, max_restarts=0, max_task_retries=0)
     workers = max(1, min(workers, len(jobs)))
     # Any: ray types an actor as ActorHandle[T] | type[T] (its ActorProxy), whose methods have no .remote
     # for mypy unless they are declared with @ray.method (this module imports ray only when it runs)
@@ -172,10 +197,10 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
     attempts = [0] * len(jobs)
     queue = deque(range(len(jobs)))
     idle = list(range(workers))
-    running: dict = {}   # ObjectRef -> (actor slot, job index, start time)
+    running: dict = {}  # ObjectRef -> (actor slot, job index, start time)
     run_start = time.monotonic()
 
-    finished: list[int] = []   # reported to on_done after the idle workers have their next bag
+    finished: list[int] = []  # reported to on_done after the idle workers have their next bag
 
     def finish(index: int, outcome: Outcome) -> None:
         results[index] = (outcome, attempts[index])
@@ -213,15 +238,26 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
         if deadline_s is not None and now - run_start > deadline_s:
             for slot, index, _ in running.values():
                 ray.kill(actors[slot])
-                finish(index, Outcome(jobs[index][0], "failed", reason=f"not finished within the run's "
-                                      f"deadline of {deadline_s:.0f} s"))
+                finish(
+                    index,
+                    Outcome(
+                        jobs[index][0], "failed", reason=f"not finished within the run's deadline of {deadline_s:.0f} s"
+                    ),
+                )
             for index in queue:
                 finish(index, Outcome(jobs[index][0], "failed", reason="not started before the run's deadline"))
             break
         if queue and not (idle or running or starting):
             for index in queue:
-                finish(index, Outcome(jobs[index][0], "failed", reason="no worker left to score it: replacement "
-                                      f"workers could not start ({broken[-1] if broken else 'unknown'})"))
+                finish(
+                    index,
+                    Outcome(
+                        jobs[index][0],
+                        "failed",
+                        reason="no worker left to score it: replacement "
+                        f"workers could not start ({broken[-1] if broken else 'unknown'})",
+                    ),
+                )
             queue.clear()
             break
         done, _ = ray.wait(list(running) + list(starting), num_returns=1, timeout=1.0)
@@ -240,7 +276,7 @@ def run_fleet(jobs: list[tuple[str, str | None]], config: WorkerConfig, workers:
             except (RayActorError, WorkerCrashedError) as exc:
                 worker_lost(slot, index, f"the worker scoring it died ({type(exc).__name__})")
                 continue
-            except RayTaskError as exc:   # raised past score()'s own handling, e.g. its result would not pickle
+            except RayTaskError as exc:  # raised past score()'s own handling, e.g. its result would not pickle
                 outcome = Outcome(jobs[index][0], "failed", reason=one_line(getattr(exc, "cause", None) or exc))
             idle.append(slot)
             finish(index, outcome)
@@ -272,5 +308,7 @@ def start_actors(ray, actors, gpu_share: float, deadline_s: float | None) -> lis
         for actor in actors:
             ray.kill(actor)
         need = f"{gpu_share:g} GPU each (num_gpus={gpu_share:g})" if gpu_share else "one CPU each"
-        raise ConfigError(f"the evaluation workers did not start within {wait:.0f} s; they need {need}: "
-                          "check the cluster's free resources (ray status) or lower --workers") from None
+        raise ConfigError(
+            f"the evaluation workers did not start within {wait:.0f} s; they need {need}: "
+            "check the cluster's free resources (ray status) or lower --workers"
+        ) from None

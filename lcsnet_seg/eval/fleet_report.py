@@ -40,60 +40,112 @@ def write_fleet_report(out_dir: Path, doc: dict, palette: np.ndarray) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
     names = doc["classes"]
-    plot_confusion_matrix(out_dir / "confusion_matrix.png", doc["confusion_matrix"], names,
-                          "fleet confusion matrix (sum over bags, rows normalised)")
+    plot_confusion_matrix(
+        out_dir / "confusion_matrix.png",
+        doc["confusion_matrix"],
+        names,
+        "fleet confusion matrix (sum over bags, rows normalised)",
+    )
     ious = [doc["per_class_iou"][n] for n in names]
-    plot_class_values(out_dir / "per_class_iou.png", ious, names, palette, "IoU",
-                      f"fleet per-class IoU (mIoU {_f(doc['miou'], 3)})", "absent")
+    plot_class_values(
+        out_dir / "per_class_iou.png",
+        ious,
+        names,
+        palette,
+        "IoU",
+        f"fleet per-class IoU (mIoU {_f(doc['miou'], 3)})",
+        "absent",
+    )
     flicker = [doc["temporal_consistency"]["per_class_flicker"][n] for n in names]
     shown = [v for v in flicker if v is not None]
-    plot_class_values(out_dir / "per_class_flicker.png", flicker, names, palette, "flicker",
-                      "fleet per-class flicker (lower is steadier)", "n/a", top=max(shown + [0.05]) * 1.25)
+    plot_class_values(
+        out_dir / "per_class_flicker.png",
+        flicker,
+        names,
+        palette,
+        "flicker",
+        "fleet per-class flicker (lower is steadier)",
+        "n/a",
+        top=max(shown + [0.05]) * 1.25,
+    )
     plot_bag_mious(out_dir / "per_bag_miou.png", doc["bags"])
 
     frames, lat, run = doc["frames"], doc["latency_ms"], doc.get("run", {})
-    lines = [f"# Fleet evaluation: {doc['bags_total']} bags", "",
-             f"- model `{doc.get('model')}`, backend {doc.get('backend')} on {doc.get('device')}; image topic "
-             f"`{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`",
-             f"- **{'complete' if doc['complete'] else 'INCOMPLETE'}**: {doc['bags_scored']} of {doc['bags_total']} "
-             f"bags scored, {doc['bags_failed']} failed; {frames.get('frames_scored', 0)} frames scored of "
-             f"{frames.get('frames_in_range', 0)} in range"]
+    lines = [
+        f"# Fleet evaluation: {doc['bags_total']} bags",
+        "",
+        f"- model `{doc.get('model')}`, backend {doc.get('backend')} on {doc.get('device')}; image topic "
+        f"`{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`",
+        f"- **{'complete' if doc['complete'] else 'INCOMPLETE'}**: {doc['bags_scored']} of {doc['bags_total']} "
+        f"bags scored, {doc['bags_failed']} failed; {frames.get('frames_scored', 0)} frames scored of "
+        f"{frames.get('frames_in_range', 0)} in range",
+    ]
     if doc["miou"] is not None:
-        lines.append(f"- **fleet mIoU {doc['miou']:.4f}**, pixel accuracy {_f(doc['pixel_accuracy'])}, "
-                     f"frequency-weighted IoU {_f(doc['frequency_weighted_iou'])} (from the summed confusion matrix)")
+        lines.append(
+            f"- **fleet mIoU {doc['miou']:.4f}**, pixel accuracy {_f(doc['pixel_accuracy'])}, "
+            f"frequency-weighted IoU {_f(doc['frequency_weighted_iou'])} (from the summed confusion matrix)"
+        )
     else:
         lines.append("- no frame could be scored: no fleet mIoU")
     if run.get("wall_s") is not None:
-        lines.append(f"- {run.get('workers')} workers on Ray ({run.get('ray_address')}): {run['wall_s']:.1f} s wall, "
-                     f"{_f(run.get('bags_per_minute'), 1)} bags/minute")
+        lines.append(
+            f"- {run.get('workers')} workers on Ray ({run.get('ray_address')}): {run['wall_s']:.1f} s wall, "
+            f"{_f(run.get('bags_per_minute'), 1)} bags/minute"
+        )
     if lat.get("mean") is not None:
         lines.append(f"- segmenter latency per frame: mean {lat['mean']:.2f} ms, p95 {lat['p95']:.2f} ms")
     else:
         lines.append("- no latency figures: no frame was segmented")
     if doc["failed_bags"]:
         lines += ["", "## Bags not scored", ""]
-        lines += [f"- `{b['bag']}` ({b['attempts']} attempt{'s' if b['attempts'] != 1 else ''}): {b['reason']}"
-                  for b in doc["failed_bags"]]
+        lines += [
+            f"- `{b['bag']}` ({b['attempts']} attempt{'s' if b['attempts'] != 1 else ''}): {b['reason']}"
+            for b in doc["failed_bags"]
+        ]
     lines += ["", "## Worst bags", "", "| bag | mIoU | its worst class | flicker |", "| --- | --- | --- | --- |"]
-    lines += [f"| [{b['name']}](bags/{b['name']}/report.md) | {_f(b['miou'])} | {b['worst_class']} "
-              f"({_f(b['worst_class_iou'], 3)}) | {_f(b['flicker'])} |" for b in doc["worst_bags"]]
-    lines += ["", "## Worst classes", "", "| class | fleet IoU | mistaken most for | flicker |",
-              "| --- | --- | --- | --- |"]
-    lines += [f"| {c['class']} | {_f(c['iou'])} | {c['mistaken_for'] or '-'} ({c['mistaken_fraction']:.1%} "
-              f"of its pixels) | {_f(c['flicker'])} |" for c in doc["worst_classes"]]
+    lines += [
+        f"| [{b['name']}](bags/{b['name']}/report.md) | {_f(b['miou'])} | {b['worst_class']} "
+        f"({_f(b['worst_class_iou'], 3)}) | {_f(b['flicker'])} |"
+        for b in doc["worst_bags"]
+    ]
+    lines += [
+        "",
+        "## Worst classes",
+        "",
+        "| class | fleet IoU | mistaken most for | flicker |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {c['class']} | {_f(c['iou'])} | {c['mistaken_for'] or '-'} ({c['mistaken_fraction']:.1%} "
+        f"of its pixels) | {_f(c['flicker'])} |"
+        for c in doc["worst_classes"]
+    ]
     lines += ["", "| class | fleet IoU |", "| --- | --- |"]
     lines += [f"| {n} | {'absent from ground truth' if v is None else f'{v:.4f}'} |" for n, v in zip(names, ious)]
-    lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![per-class IoU](per_class_iou.png)", "",
-              "![per-bag mIoU](per_bag_miou.png)"]
+    lines += [
+        "",
+        "![confusion matrix](confusion_matrix.png)",
+        "",
+        "![per-class IoU](per_class_iou.png)",
+        "",
+        "![per-bag mIoU](per_bag_miou.png)",
+    ]
     lines += flicker_lines(doc["temporal_consistency"], names) + ["", "![per-class flicker](per_class_flicker.png)"]
     lines += compare_lines(doc.get("compare"), out_dir, names, palette)
-    lines += ["", "## Every bag", "", "| bag | status | mIoU | pixel accuracy | flicker | frames scored | wall s |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Every bag",
+        "",
+        "| bag | status | mIoU | pixel accuracy | flicker | frames scored | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for b in doc["bags"]:
         if b["status"] == "scored":
-            lines.append(f"| [{b['name']}]({b['results']}report.md) | scored{'' if b['complete'] else ', incomplete'} "
-                         f"| {_f(b['miou'])} | {_f(b['pixel_accuracy'])} | {_f(b['flicker'])} | "
-                         f"{b['frames_scored']}/{b['frames_in_range']} | {_f(b['wall_s'], 1)} |")
+            lines.append(
+                f"| [{b['name']}]({b['results']}report.md) | scored{'' if b['complete'] else ', incomplete'} "
+                f"| {_f(b['miou'])} | {_f(b['pixel_accuracy'])} | {_f(b['flicker'])} | "
+                f"{b['frames_scored']}/{b['frames_in_range']} | {_f(b['wall_s'], 1)} |"
+            )
         else:
             lines.append(f"| {b['name']} | **failed**: {b['reason']} | | | | | {_f(b['wall_s'], 1)} |")
     report = out_dir / "report.md"

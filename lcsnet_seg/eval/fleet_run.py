@@ -37,11 +37,24 @@ def default_workers(gpu: bool, resources: dict, workers_per_gpu: int = 1) -> int
     return max(1, int(resources.get("CPU", 1)) // 2)
 
 
-def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str, options: BagOptions,
-                   workers: int | None = None, address: str | None = None, compare_with: str | None = None,
-                   bag_timeout_s: float | None = None, deadline_s: float | None = None,
-                   worker_class: type[BagWorker] = BagWorker, skipped: Sequence[str] = (), num_cpus: int | None = None,
-                   ship: bool | None = None, workers_per_gpu: int = 1) -> dict:
+def evaluate_fleet(
+    bags: list[Path],
+    out_dir: Path,
+    *,
+    model: Path,
+    backend: str,
+    options: BagOptions,
+    workers: int | None = None,
+    address: str | None = None,
+    compare_with: str | None = None,
+    bag_timeout_s: float | None = None,
+    deadline_s: float | None = None,
+    worker_class: type[BagWorker] = BagWorker,
+    skipped: Sequence[str] = (),
+    num_cpus: int | None = None,
+    ship: bool | None = None,
+    workers_per_gpu: int = 1,
+) -> dict:
     """Score ``bags`` on Ray; write the fleet's and every bag's results under ``out_dir``; returns the fleet document.
 
     workers: actors (default: see default_workers). address: an existing Ray cluster (default: a
@@ -59,11 +72,12 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
 
     from lcsnet_seg.classes import load_class_set
 
-    other = load_results(compare_with) if compare_with else None   # refuse a bad --compare before any work
+    other = load_results(compare_with) if compare_with else None  # refuse a bad --compare before any work
     out_dir.mkdir(parents=True, exist_ok=True)
     names = bag_names(bags)
-    jobs = [(str(bag), str(out_dir / "bags" / name) if options.write_output_bag else None)
-            for bag, name in zip(bags, names)]
+    jobs = [
+        (str(bag), str(out_dir / "bags" / name) if options.write_output_bag else None) for bag, name in zip(bags, names)
+    ]
     t0 = time.perf_counter()
     ship = address is not None if ship is None else ship
     started_here = start_ray(address, num_cpus, ship_code=ship)
@@ -71,14 +85,18 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
         resources = ray.cluster_resources()
         gpu = uses_gpu(backend, model, resources.get("GPU", 0))
         if gpu and resources.get("GPU", 0) < 1:
-            raise ConfigError(f"backend {backend} needs a GPU per worker but the Ray cluster has none; "
-                              "use --backend onnxruntime with an .onnx model, or --address a cluster with GPUs")
+            raise ConfigError(
+                f"backend {backend} needs a GPU per worker but the Ray cluster has none; "
+                "use --backend onnxruntime with an .onnx model, or --address a cluster with GPUs"
+            )
         gpu_share = 1.0 / workers_per_gpu if gpu else 0.0
         workers = workers or default_workers(gpu, resources, workers_per_gpu)
         if gpu and not address and workers * gpu_share > resources.get("GPU", 0) + 1e-9:
-            raise ConfigError(f"{workers} workers of backend {backend} at {workers_per_gpu} per GPU need "
-                              f"{workers * gpu_share:g} GPUs; this machine has {resources.get('GPU', 0):g}: "
-                              "lower --workers or raise --workers-per-gpu")
+            raise ConfigError(
+                f"{workers} workers of backend {backend} at {workers_per_gpu} per GPU need "
+                f"{workers * gpu_share:g} GPUs; this machine has {resources.get('GPU', 0):g}: "
+                "lower --workers or raise --workers-per-gpu"
+            )
         config = WorkerConfig(str(model), backend, options, model_files=ship_model(model) if ship else None)
         entries: dict[str, BagEntry] = {}
         classes_seen: list[ClassSet] = []
@@ -86,8 +104,7 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
 
         def done(outcome: Outcome, attempts: int) -> None:
             index = [job[0] for job in jobs].index(outcome.bag)
-            entry = BagEntry(names[index], outcome.bag, outcome.status, outcome.reason, attempts,
-                             wall_s=outcome.wall_s)
+            entry = BagEntry(names[index], outcome.bag, outcome.status, outcome.reason, attempts, wall_s=outcome.wall_s)
             if outcome.status == "scored":
                 from lcsnet_seg.eval.report import write_report
 
@@ -104,8 +121,7 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
             bar.update(1)
 
         t_ready = time.perf_counter()
-        _, descriptions = run_fleet(jobs, config, workers, gpu_share, done, worker_class, bag_timeout_s,
-                                    deadline_s)
+        _, descriptions = run_fleet(jobs, config, workers, gpu_share, done, worker_class, bag_timeout_s, deadline_s)
         bar.close()
     finally:
         if started_here:
@@ -114,16 +130,30 @@ def evaluate_fleet(bags: list[Path], out_dir: Path, *, model: Path, backend: str
     classes = classes_seen[0] if classes_seen else load_class_set()
     ordered = [entries[job[0]] for job in jobs]
     worker = descriptions[0] if descriptions else {}
-    doc = fleet_document(ordered, classes.names, {
-        "image_topic": options.image_topic, "label_topic": options.label_topic, "model": str(model),
-        "backend": worker.get("backend"), "device": worker.get("device"),
-        "backend_reason": worker.get("backend_reason"),
-        "skipped_folders": list(skipped),
-        "run": {"workers": workers, "gpu_per_worker": gpu_share, "ray_address": address or "local", "shipped": ship,
-                "worker_model": worker.get("model"), "worker_package": worker.get("package"),
-                "wall_s": wall_s, "ray_start_s": t_ready - t0,
-                "bags_per_minute": 60 * sum(e.status == "scored" for e in ordered) / wall_s},
-    })
+    doc = fleet_document(
+        ordered,
+        classes.names,
+        {
+            "image_topic": options.image_topic,
+            "label_topic": options.label_topic,
+            "model": str(model),
+            "backend": worker.get("backend"),
+            "device": worker.get("device"),
+            "backend_reason": worker.get("backend_reason"),
+            "skipped_folders": list(skipped),
+            "run": {
+                "workers": workers,
+                "gpu_per_worker": gpu_share,
+                "ray_address": address or "local",
+                "shipped": ship,
+                "worker_model": worker.get("model"),
+                "worker_package": worker.get("package"),
+                "wall_s": wall_s,
+                "ray_start_s": t_ready - t0,
+                "bags_per_minute": 60 * sum(e.status == "scored" for e in ordered) / wall_s,
+            },
+        },
+    )
     if other is not None:
         doc["compare"] = compare(doc, other, str(compare_with))
     from lcsnet_seg.eval.fleet_report import write_fleet_report

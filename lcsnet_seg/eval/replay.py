@@ -58,9 +58,19 @@ Item: TypeAlias = "tuple[int, Frame, tuple[str, ...]]"
 Segment: TypeAlias = "Callable[[Iterable[Item]], Iterator[tuple[int, Frame, FrameOutput | None]]]"
 
 
-def replay_frames(frames: Iterable, in_range: int, labels, writer, segment: Segment, *, num_classes: int,
-                  samples: int, output_prefix: str, progress: Callable | None = None,
-                  desc: str = "evaluating") -> Scorer:
+def replay_frames(
+    frames: Iterable,
+    in_range: int,
+    labels,
+    writer,
+    segment: Segment,
+    *,
+    num_classes: int,
+    samples: int,
+    output_prefix: str,
+    progress: Callable | None = None,
+    desc: str = "evaluating",
+) -> Scorer:
     """Replay ``frames`` (bag_io.Frame, ``in_range`` of them) through ``segment`` and score them.
 
     labels: a bag_io.LabelIndex or None; writer: a bag_io.BagWriter or NoOutputBag; output_prefix:
@@ -104,8 +114,13 @@ def replay_frames(frames: Iterable, in_range: int, labels, writer, segment: Segm
 
                         writer.write_raw(topic, IMAGE, frame.log_time, out.raw[spec.topic])
                 elif spec.field in out.arrays:
-                    writer.write_image(topic, frame.log_time, frame.header, out.arrays[spec.field],
-                                       spec.encoding_for(out.overlay_order))
+                    writer.write_image(
+                        topic,
+                        frame.log_time,
+                        frame.header,
+                        out.arrays[spec.field],
+                        spec.encoding_for(out.overlay_order),
+                    )
         truth = labels.find(frame.stamp) if labels is not None else None
         if labels is not None:
             scorer.score(index, frame.stamp, out.arrays[LABELS], truth)  # copies what it keeps

@@ -13,16 +13,21 @@ from lcsnet_seg.eval.temporal import flicker_summary
 
 def metrics_document(scorer: Scorer, class_names, palette, extra: dict) -> dict:
     scores = scorer.cm.scores()
-    complete = (scorer.counts["frames_without_output"] == 0 and scorer.counts["frames_bad_image"] == 0
-                and scorer.counts["frames_segmented"] == scorer.counts["frames_in_range"])
+    complete = (
+        scorer.counts["frames_without_output"] == 0
+        and scorer.counts["frames_bad_image"] == 0
+        and scorer.counts["frames_segmented"] == scorer.counts["frames_in_range"]
+    )
     latency = latency_summary(scorer.latencies_ms)
     return {
         **extra,
         "complete": complete,
         "classes": list(class_names),
         "miou": None if np.isnan(scores.miou) else scores.miou,
-        "per_class_iou": {n: (float(v) if present else None)
-                          for n, v, present in zip(class_names, scores.per_class_iou, scores.present)},
+        "per_class_iou": {
+            n: (float(v) if present else None)
+            for n, v, present in zip(class_names, scores.per_class_iou, scores.present)
+        },
         "class_present_in_ground_truth": {n: bool(p) for n, p in zip(class_names, scores.present)},
         "pixel_accuracy": None if np.isnan(scores.pixel_accuracy) else scores.pixel_accuracy,
         "frequency_weighted_iou": None if np.isnan(scores.frequency_weighted_iou) else scores.frequency_weighted_iou,
@@ -33,8 +38,9 @@ def metrics_document(scorer: Scorer, class_names, palette, extra: dict) -> dict:
         "fps": extra.get("fps", (1e3 / latency["mean"]) if latency["mean"] else None),
         "frames": dict(scorer.counts),
         "warnings": scorer.warnings,
-        "temporal_consistency": flicker_summary(class_names, scorer.flicker.stable_pixels,
-                                                scorer.flicker.flicker_pixels, scorer.flicker.frame_pairs),
+        "temporal_consistency": flicker_summary(
+            class_names, scorer.flicker.stable_pixels, scorer.flicker.flicker_pixels, scorer.flicker.frame_pairs
+        ),
     }
 
 
@@ -43,8 +49,10 @@ def latency_line(latency: dict, fps: float | None) -> str:
     if latency.get("mean") is None:
         text = "latency not measured (no frame came back)"
     else:
-        text = (f"latency mean {latency['mean']:.2f} ms, p50 {latency['p50']:.2f}, p95 {latency['p95']:.2f}, "
-                f"p99 {latency['p99']:.2f} ms")
+        text = (
+            f"latency mean {latency['mean']:.2f} ms, p50 {latency['p50']:.2f}, p95 {latency['p95']:.2f}, "
+            f"p99 {latency['p99']:.2f} ms"
+        )
     return text + ("; FPS not measured (fewer than two outputs)" if fps is None else f"; {fps:.1f} FPS")
 
 
@@ -71,8 +79,15 @@ def plot_confusion_matrix(path: Path, confusion_matrix, names, title="confusion 
     for i in range(len(names)):
         for j in range(len(names)):
             if matrix[i].sum() and rows[i, j] >= 0.005:
-                ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if rows[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{rows[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rows[i, j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title)
     fig.tight_layout()
@@ -80,8 +95,9 @@ def plot_confusion_matrix(path: Path, confusion_matrix, names, title="confusion 
     plt.close(fig)
 
 
-def plot_class_values(path: Path, values, names, palette, ylabel: str, title: str, missing: str,
-                      top: float = 1.1) -> None:
+def plot_class_values(
+    path: Path, values, names, palette, ylabel: str, title: str, missing: str, top: float = 1.1
+) -> None:
     """One bar per class in its palette colour; ``missing`` is written where a value is None."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -105,10 +121,15 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
 
     plot_confusion_matrix(out_dir / "confusion_matrix.png", doc["confusion_matrix"], names)
     ious = [doc["per_class_iou"][n] for n in names]
-    plot_class_values(out_dir / "per_class_iou.png", ious, names, palette, "IoU",
-                      f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None
-                      else "per-class IoU (no mIoU)",
-                      "absent")
+    plot_class_values(
+        out_dir / "per_class_iou.png",
+        ious,
+        names,
+        palette,
+        "IoU",
+        f"per-class IoU (mIoU {doc['miou']:.3f})" if doc["miou"] is not None else "per-class IoU (no mIoU)",
+        "absent",
+    )
 
     import cv2
 
@@ -123,17 +144,22 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
 
     lat = doc["latency_ms"]
     frames = doc["frames"]
-    lines = [f"# Segmentation evaluation: {doc.get('bag')}", "",
-             f"- image topic `{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`; "
-             f"mode **{doc.get('mode')}**, "
-             f"backend {doc.get('backend')} on {doc.get('device')}, model `{doc.get('model')}`",
-             f"- **{'complete' if doc['complete'] else 'INCOMPLETE'}**: {frames['frames_segmented']} of "
-             f"{frames['frames_in_range']} frames segmented, {frames['frames_scored']} scored, "
-             f"{frames['frames_without_label']} without ground truth, {frames['frames_bad_image']} unreadable, "
-             f"{frames['frames_without_output']} without output, {frames['labels_wrong_size']} with wrong-size labels"]
+    lines = [
+        f"# Segmentation evaluation: {doc.get('bag')}",
+        "",
+        f"- image topic `{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`; "
+        f"mode **{doc.get('mode')}**, "
+        f"backend {doc.get('backend')} on {doc.get('device')}, model `{doc.get('model')}`",
+        f"- **{'complete' if doc['complete'] else 'INCOMPLETE'}**: {frames['frames_segmented']} of "
+        f"{frames['frames_in_range']} frames segmented, {frames['frames_scored']} scored, "
+        f"{frames['frames_without_label']} without ground truth, {frames['frames_bad_image']} unreadable, "
+        f"{frames['frames_without_output']} without output, {frames['labels_wrong_size']} with wrong-size labels",
+    ]
     if doc["miou"] is not None:
-        lines.append(f"- **mIoU {doc['miou']:.4f}**, pixel accuracy {doc['pixel_accuracy']:.4f}, "
-                     f"frequency-weighted IoU {doc['frequency_weighted_iou']:.4f}")
+        lines.append(
+            f"- **mIoU {doc['miou']:.4f}**, pixel accuracy {doc['pixel_accuracy']:.4f}, "
+            f"frequency-weighted IoU {doc['frequency_weighted_iou']:.4f}"
+        )
     else:
         lines.append("- no frame could be scored: no mIoU")
     lines.append(f"- {latency_line(lat, doc['fps'])}")
@@ -154,12 +180,18 @@ def flicker_lines(block: dict | None, names) -> list[str]:
     """Markdown for the temporal-consistency block of a metrics document (single bag or fleet)."""
     lines = ["", "## Temporal consistency", ""]
     if not block or block["flicker"] is None:
-        return lines + ["No flicker figure: it needs consecutive frames with ground truth "
-                        "(a label topic, and at least two neighbouring frames scored)."]
-    lines += [f"- **flicker {block['flicker']:.4f}**: fraction of pixels whose predicted class changes between "
-              f"consecutive frames where the ground truth does not ({block['frame_pairs']} frame pairs, "
-              f"{sum(block['stable_pixels'])} stable pixels)", "", "| class | flicker | stable pixels |",
-              "| --- | --- | --- |"]
+        return lines + [
+            "No flicker figure: it needs consecutive frames with ground truth "
+            "(a label topic, and at least two neighbouring frames scored)."
+        ]
+    lines += [
+        f"- **flicker {block['flicker']:.4f}**: fraction of pixels whose predicted class changes between "
+        f"consecutive frames where the ground truth does not ({block['frame_pairs']} frame pairs, "
+        f"{sum(block['stable_pixels'])} stable pixels)",
+        "",
+        "| class | flicker | stable pixels |",
+        "| --- | --- | --- |",
+    ]
     for name, stable in zip(names, block["stable_pixels"]):
         value = block["per_class_flicker"][name]
         lines.append(f"| {name} | {'never stable' if value is None else f'{value:.4f}'} | {stable} |")
@@ -172,22 +204,37 @@ def compare_lines(block: dict | None, out_dir: Path, names, palette) -> list[str
         return []
     deltas = [block["per_class_iou_delta"][n] for n in names]
     shown = [abs(d) for d in deltas if d is not None]
-    plot_class_values(out_dir / "compare_iou.png", [d if d is None else abs(d) for d in deltas], names, palette,
-                      "|IoU difference|", "per-class IoU difference (table gives the sign)", "n/a",
-                      top=max(shown + [0.05]) * 1.25)
+    plot_class_values(
+        out_dir / "compare_iou.png",
+        [d if d is None else abs(d) for d in deltas],
+        names,
+        palette,
+        "|IoU difference|",
+        "per-class IoU difference (table gives the sign)",
+        "n/a",
+        top=max(shown + [0.05]) * 1.25,
+    )
 
     def signed(value):
         return "n/a" if value is None else f"{value:+.4f}"
 
-    lines = ["", "## Compared with another run", "",
-             f"Against `{block['other']}` (model `{block.get('other_model')}`): mIoU {signed(block['miou_delta'])}, "
-             f"flicker {signed(block['flicker_delta'])} "
-             "(this run minus the other; IoU up is better, flicker down is better).",
-             "", "| class | IoU here minus there | IoU there |", "| --- | --- | --- |"]
+    lines = [
+        "",
+        "## Compared with another run",
+        "",
+        f"Against `{block['other']}` (model `{block.get('other_model')}`): mIoU {signed(block['miou_delta'])}, "
+        f"flicker {signed(block['flicker_delta'])} "
+        "(this run minus the other; IoU up is better, flicker down is better).",
+        "",
+        "| class | IoU here minus there | IoU there |",
+        "| --- | --- | --- |",
+    ]
     for name in names:
         there = block["other_per_class_iou"].get(name)
-        lines.append(f"| {name} | {signed(block['per_class_iou_delta'][name])} | "
-                     f"{'absent' if there is None else f'{there:.4f}'} |")
+        lines.append(
+            f"| {name} | {signed(block['per_class_iou_delta'][name])} | "
+            f"{'absent' if there is None else f'{there:.4f}'} |"
+        )
     lines += ["", "![compare](compare_iou.png)"]
     per_bag = block["per_bag_miou_delta"]
     if len(per_bag) > 1:

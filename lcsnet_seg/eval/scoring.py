@@ -25,8 +25,15 @@ class Scorer:
     def __post_init__(self) -> None:
         self.cm = ConfusionMatrix(self.num_classes)
         self.flicker = FlickerCounter(self.num_classes)
-        self.counts = dict(frames_in_range=0, frames_segmented=0, frames_scored=0, frames_without_label=0,
-                           frames_bad_image=0, frames_without_output=0, labels_wrong_size=0)
+        self.counts = dict(
+            frames_in_range=0,
+            frames_segmented=0,
+            frames_scored=0,
+            frames_without_label=0,
+            frames_bad_image=0,
+            frames_without_output=0,
+            labels_wrong_size=0,
+        )
         self.warnings: list[str] = []
         self.latencies_ms: list[float] = []
         self.samples: list[Sample] = []
@@ -45,22 +52,27 @@ class Scorer:
             return
         if truth.shape != prediction.shape:
             self.counts["labels_wrong_size"] += 1
-            self.warn(f"label image at stamp {stamp} is {truth.shape[1]}x{truth.shape[0]} but the image is "
-                      f"{prediction.shape[1]}x{prediction.shape[0]}: frame not scored")
+            self.warn(
+                f"label image at stamp {stamp} is {truth.shape[1]}x{truth.shape[0]} but the image is "
+                f"{prediction.shape[1]}x{prediction.shape[0]}: frame not scored"
+            )
             return
         before = self.cm.invalid_gt_pixels
         self.cm.update(truth, prediction)
         if self.cm.invalid_gt_pixels > before:
-            self.warn(f"label image at stamp {stamp} has {self.cm.invalid_gt_pixels - before} pixels with class ids "
-                      f"outside 0..{self.num_classes - 1} (and not 255): those pixels are not scored")
+            self.warn(
+                f"label image at stamp {stamp} has {self.cm.invalid_gt_pixels - before} pixels with class ids "
+                f"outside 0..{self.num_classes - 1} (and not 255): those pixels are not scored"
+            )
         self.flicker.update(index, prediction, truth)
         self.counts["frames_scored"] += 1
 
     def keep_sample(self, index: int, image_rgb: np.ndarray, overlay_rgb: np.ndarray, truth) -> None:
         """Arrays are copied: a GPU Segmenter's results are views of buffers its next call overwrites."""
         if index in self.sample_indices:
-            self.samples.append(Sample(np.array(image_rgb), np.array(overlay_rgb),
-                                       None if truth is None else np.array(truth)))
+            self.samples.append(
+                Sample(np.array(image_rgb), np.array(overlay_rgb), None if truth is None else np.array(truth))
+            )
 
 
 def sample_positions(total: int, count: int) -> set[int]:
@@ -73,5 +85,9 @@ def latency_summary(latencies_ms: list[float]) -> dict[str, float | None]:
     if not latencies_ms:
         return {"mean": None, "p50": None, "p95": None, "p99": None}
     arr = np.asarray(latencies_ms)
-    return {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
-            "p99": float(np.percentile(arr, 99))}
+    return {
+        "mean": float(arr.mean()),
+        "p50": float(np.percentile(arr, 50)),
+        "p95": float(np.percentile(arr, 95)),
+        "p99": float(np.percentile(arr, 99)),
+    }

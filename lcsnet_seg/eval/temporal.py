@@ -56,8 +56,9 @@ def flicker_summary(class_names, stable_pixels, flicker_pixels, frame_pairs: int
     total = int(stable.sum())
     return {
         "flicker": float(flicker.sum() / total) if total else None,
-        "per_class_flicker": {name: (float(f / s) if s else None)
-                              for name, s, f in zip(class_names, stable.tolist(), flicker.tolist())},
+        "per_class_flicker": {
+            name: (float(f / s) if s else None) for name, s, f in zip(class_names, stable.tolist(), flicker.tolist())
+        },
         "stable_pixels": stable.tolist(),
         "flicker_pixels": flicker.tolist(),
         "frame_pairs": int(frame_pairs),

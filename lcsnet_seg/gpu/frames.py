@@ -27,8 +27,9 @@ def _align(n: int, to: int) -> int:
 class FrameBuffers:
     """Buffers for (height, width, channels, row step) input and out_h x out_w ``outputs``."""
 
-    def __init__(self, ctx, height: int, width: int, channels: int, step: int, out_h: int, out_w: int,
-                 outputs: tuple[str, ...]) -> None:
+    def __init__(
+        self, ctx, height: int, width: int, channels: int, step: int, out_h: int, out_w: int, outputs: tuple[str, ...]
+    ) -> None:
         self.key = (height, width, channels, step, out_h, out_w, tuple(outputs))
         self.image_bytes = step * (height - 1) + width * channels
         self.alpha_offset = _align(self.image_bytes, 16)
@@ -36,7 +37,7 @@ class FrameBuffers:
         self._ctx = ctx
         self.staging, staging_view = ctx.pinned_array((self.staged_bytes,), np.uint8)
         self.staging_ptr = int(self.staging.handle)
-        self.alpha_host = staging_view[self.alpha_offset:self.alpha_offset + 4].view(np.float32)
+        self.alpha_host = staging_view[self.alpha_offset : self.alpha_offset + 4].view(np.float32)
         self.image_dev = ctx.device_buffer(self.staged_bytes)
         self.image_ptr = int(self.image_dev.handle)
         self.alpha_ptr = self.image_ptr + self.alpha_offset
@@ -53,7 +54,7 @@ class FrameBuffers:
         base = int(self.out_dev.handle)
         self.arena_host_ptr = int(self._out_host.handle)
         self.arena_dev_ptr = base
-        self.host = {name: arena[o:o + n].view(dt).reshape(shape) for name, (o, n, shape, dt) in layout.items()}
+        self.host = {name: arena[o : o + n].view(dt).reshape(shape) for name, (o, n, shape, dt) in layout.items()}
         self.dev = {name: base + o for name, (o, _, _, _) in layout.items()}
 
     def close(self) -> None:
@@ -83,8 +84,10 @@ class HostCopier:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="lcsnet_staging")
         share = _align(-(-nbytes // self.threads), 4096)
-        futures = [self._pool.submit(ctypes.memmove, dst + offset, src + offset, min(share, nbytes - offset))
-                   for offset in range(share, nbytes, share)]
+        futures = [
+            self._pool.submit(ctypes.memmove, dst + offset, src + offset, min(share, nbytes - offset))
+            for offset in range(share, nbytes, share)
+        ]
         ctypes.memmove(dst, src, min(share, nbytes))
         for future in futures:
             future.result()

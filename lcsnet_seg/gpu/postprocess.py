@@ -183,10 +183,28 @@ class GpuPostprocess:
         name = "postprocess_f16" if np.dtype(logits_dtype) == np.float16 else "postprocess_f32"
         self.kernel = context.kernel(f"#define NUM_CLASSES {self.num_classes}\n" + SOURCE, name)
 
-    def __call__(self, logits_ptr: int, num_classes: int, net_w: int, net_h: int, image_ptr: int, img_w: int,
-                 img_h: int, img_step: int, channels: int, out_w: int, out_h: int, palette_ptr: int, alpha: float,
-                 overlay_bgr: bool, labels_ptr: int = 0, color_ptr: int = 0, overlay_ptr: int = 0,
-                 confidence_ptr: int = 0, alpha_ptr: int = 0) -> None:
+    def __call__(
+        self,
+        logits_ptr: int,
+        num_classes: int,
+        net_w: int,
+        net_h: int,
+        image_ptr: int,
+        img_w: int,
+        img_h: int,
+        img_step: int,
+        channels: int,
+        out_w: int,
+        out_h: int,
+        palette_ptr: int,
+        alpha: float,
+        overlay_bgr: bool,
+        labels_ptr: int = 0,
+        color_ptr: int = 0,
+        overlay_ptr: int = 0,
+        confidence_ptr: int = 0,
+        alpha_ptr: int = 0,
+    ) -> None:
         from cuda.core import LaunchConfig, launch
 
         if num_classes != self.num_classes:
@@ -194,9 +212,28 @@ class GpuPostprocess:
         quads = (out_w + 3) // 4  # each thread writes 4 adjacent pixels
         grid = ((quads + BLOCK[0] - 1) // BLOCK[0], (out_h + BLOCK[1] - 1) // BLOCK[1])
         i32, u64 = np.int32, np.uint64
-        launch(self.context.stream, LaunchConfig(grid=grid, block=BLOCK), self.kernel,
-               u64(logits_ptr), i32(num_classes), i32(net_w), i32(net_h), u64(image_ptr), i32(img_w), i32(img_h),
-               i32(img_step), i32(channels), i32(out_w), i32(out_h), u64(palette_ptr), np.float32(alpha),
-               i32(int(overlay_bgr)), u64(labels_ptr), u64(color_ptr), u64(overlay_ptr), u64(confidence_ptr),
-               i32(out_w % 4 == 0),  # rows start 4-byte aligned: 32-bit stores
-               u64(alpha_ptr))
+        launch(
+            self.context.stream,
+            LaunchConfig(grid=grid, block=BLOCK),
+            self.kernel,
+            u64(logits_ptr),
+            i32(num_classes),
+            i32(net_w),
+            i32(net_h),
+            u64(image_ptr),
+            i32(img_w),
+            i32(img_h),
+            i32(img_step),
+            i32(channels),
+            i32(out_w),
+            i32(out_h),
+            u64(palette_ptr),
+            np.float32(alpha),
+            i32(int(overlay_bgr)),
+            u64(labels_ptr),
+            u64(color_ptr),
+            u64(overlay_ptr),
+            u64(confidence_ptr),
+            i32(out_w % 4 == 0),  # rows start 4-byte aligned: 32-bit stores
+            u64(alpha_ptr),
+        )

@@ -82,16 +82,47 @@ class GpuPreprocess:
         name = "preprocess_f16" if self.output_dtype == np.float16 else "preprocess_f32"
         self.kernel = context.kernel(SOURCE, name)
 
-    def __call__(self, src_ptr: int, src_w: int, src_h: int, src_step: int, channels: int, channel_map,
-                 dst_ptr: int, dst_w: int, dst_h: int, scale, offset) -> None:
+    def __call__(
+        self,
+        src_ptr: int,
+        src_w: int,
+        src_h: int,
+        src_step: int,
+        channels: int,
+        channel_map,
+        dst_ptr: int,
+        dst_w: int,
+        dst_h: int,
+        scale,
+        offset,
+    ) -> None:
         """Enqueue: src (uint8, HxWxC, row step in bytes) -> dst (3 x dst_h x dst_w, output_dtype)."""
         from cuda.core import LaunchConfig, launch
 
         grid = ((dst_w + BLOCK[0] - 1) // BLOCK[0], (dst_h + BLOCK[1] - 1) // BLOCK[1])
         c0, c1, c2 = (int(c) for c in channel_map)
         f32 = np.float32
-        launch(self.context.stream, LaunchConfig(grid=grid, block=BLOCK), self.kernel,
-               np.uint64(src_ptr), np.int32(src_w), np.int32(src_h), np.int32(src_step), np.int32(channels),
-               np.int32(c0), np.int32(c1), np.int32(c2), np.uint64(dst_ptr), np.int32(dst_w), np.int32(dst_h),
-               np.float64(src_w / dst_w), np.float64(src_h / dst_h),
-               f32(scale[0]), f32(scale[1]), f32(scale[2]), f32(offset[0]), f32(offset[1]), f32(offset[2]))
+        launch(
+            self.context.stream,
+            LaunchConfig(grid=grid, block=BLOCK),
+            self.kernel,
+            np.uint64(src_ptr),
+            np.int32(src_w),
+            np.int32(src_h),
+            np.int32(src_step),
+            np.int32(channels),
+            np.int32(c0),
+            np.int32(c1),
+            np.int32(c2),
+            np.uint64(dst_ptr),
+            np.int32(dst_w),
+            np.int32(dst_h),
+            np.float64(src_w / dst_w),
+            np.float64(src_h / dst_h),
+            f32(scale[0]),
+            f32(scale[1]),
+            f32(scale[2]),
+            f32(offset[0]),
+            f32(offset[1]),
+            f32(offset[2]),
+        )

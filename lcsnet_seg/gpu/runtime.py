@@ -174,5 +174,10 @@ class CudaArrayView:
 
     @property
     def __cuda_array_interface__(self) -> dict:
-        return {"shape": tuple(self.shape), "typestr": np.dtype(self.dtype).str, "data": (int(self.pointer), False),
-                "version": 2, "strides": None}
+        return {
+            "shape": tuple(self.shape),
+            "typestr": np.dtype(self.dtype).str,
+            "data": (int(self.pointer), False),
+            "version": 2,
+            "strides": None,
+        }

@@ -64,8 +64,15 @@ class GpuSegmenter:
 
     results_reused = True
 
-    def __init__(self, backend: Backend, overlay_alpha: float = 0.5, output_size: str = "input",
-                 device_id: int = 0, cuda_graph: bool = True, max_graphs: int = 4) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        overlay_alpha: float = 0.5,
+        output_size: str = "input",
+        device_id: int = 0,
+        cuda_graph: bool = True,
+        max_graphs: int = 4,
+    ) -> None:
         if not backend.supports_device:
             raise ConfigError(f"backend {backend.name} has no device-pointer path; use the CPU Segmenter")
         if output_size not in OUTPUT_SIZES:
@@ -121,29 +128,57 @@ class GpuSegmenter:
         self.backend.bind_thread()
         self._local.bound = True
 
-    def _enqueue(self, frame: FrameBuffers, image_shape, step: int, fmt, out_h: int, out_w: int,
-                 mark=None) -> None:
+    def _enqueue(self, frame: FrameBuffers, image_shape, step: int, fmt, out_h: int, out_w: int, mark=None) -> None:
         """Queue one whole frame on the stream; the image and alpha are already in frame.staging."""
         ctx, info = self.ctx, self.info
         net_h, net_w = info.input_size
         height, width, channels = image_shape
         ctx.copy_to_device(frame.image_ptr, frame.staging_ptr, frame.staged_bytes)
-        self.preprocess(frame.image_ptr, width, height, step, channels, channel_sources(fmt, info.color_order),
-                        int(self._input.handle), net_w, net_h, self._scale, self._offset)
+        self.preprocess(
+            frame.image_ptr,
+            width,
+            height,
+            step,
+            channels,
+            channel_sources(fmt, info.color_order),
+            int(self._input.handle),
+            net_w,
+            net_h,
+            self._scale,
+            self._offset,
+        )
         if mark:
             mark()
         self.backend.infer_device(int(self._input.handle), int(self._logits.handle), int(ctx.stream.handle))
         if mark:
             mark()
         ptr = {name: frame.dev.get(name, 0) for name in OUTPUTS}
-        self.postprocess(int(self._logits.handle), info.num_classes, net_w, net_h, frame.image_ptr, width, height,
-                         step, channels, out_w, out_h, int(self._palette.handle), self.overlay_alpha,
-                         fmt.output_order == "bgr", ptr["labels"], ptr["color_mask"], ptr["overlay"],
-                         ptr["confidence"], alpha_ptr=frame.alpha_ptr)
+        self.postprocess(
+            int(self._logits.handle),
+            info.num_classes,
+            net_w,
+            net_h,
+            frame.image_ptr,
+            width,
+            height,
+            step,
+            channels,
+            out_w,
+            out_h,
+            int(self._palette.handle),
+            self.overlay_alpha,
+            fmt.output_order == "bgr",
+            ptr["labels"],
+            ptr["color_mask"],
+            ptr["overlay"],
+            ptr["confidence"],
+            alpha_ptr=frame.alpha_ptr,
+        )
         ctx.copy_to_host(frame.arena_host_ptr, frame.arena_dev_ptr, frame.outputs_bytes)
 
-    def __call__(self, image: np.ndarray, pixel_format_name: str = "rgb8",
-                 outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> SegmentationResult:
+    def __call__(
+        self, image: np.ndarray, pixel_format_name: str = "rgb8", outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    ) -> SegmentationResult:
         fmt, image = check_request(image, pixel_format_name, outputs)
         self._bind_thread()
         net_h, net_w = self.info.input_size
@@ -184,8 +219,9 @@ class GpuSegmenter:
         frame = self._frames
         self._stage(frame, image)
         events = [self.ctx.event()]
-        self._enqueue(frame, image.shape, image.strides[0], fmt, out_h, out_w,
-                      mark=lambda: events.append(self.ctx.event()))
+        self._enqueue(
+            frame, image.shape, image.strides[0], fmt, out_h, out_w, mark=lambda: events.append(self.ctx.event())
+        )
         events.append(self.ctx.event())
         events[-1].sync()  # the one synchronisation: results are in host memory from here
         e0, e1, e2, e3 = events

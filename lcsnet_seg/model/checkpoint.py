@@ -33,15 +33,20 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     except pickle.UnpicklingError as exc:
         detail = str(exc).strip().splitlines()
         if not any("Unsupported global" in line for line in detail):  # else corrupt, not hostile
-            raise ModelFileError(f"weights file {path} is not a readable PyTorch checkpoint "
-                                 "(not a torch.save file, or truncated)") from None
+            raise ModelFileError(
+                f"weights file {path} is not a readable PyTorch checkpoint (not a torch.save file, or truncated)"
+            ) from None
         why = next((line.strip() for line in detail if "Unsupported global" in line or "GLOBAL" in line), "")
-        raise ModelFileError(f"weights file {path} was refused: it holds objects other than tensors and plain "
-                             f"containers, which are only loaded from trusted code ({why or 'unsafe pickle'}); "
-                             "save a plain state_dict with torch.save(model.state_dict(), path)") from None
+        raise ModelFileError(
+            f"weights file {path} was refused: it holds objects other than tensors and plain "
+            f"containers, which are only loaded from trusted code ({why or 'unsafe pickle'}); "
+            "save a plain state_dict with torch.save(model.state_dict(), path)"
+        ) from None
     except Exception as exc:  # RuntimeError (not a zip/pickle), EOFError (truncated), ...
-        raise ModelFileError(f"weights file {path} is not a readable PyTorch checkpoint "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        raise ModelFileError(
+            f"weights file {path} is not a readable PyTorch checkpoint "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+        ) from None
     if not isinstance(obj, dict):
         raise ModelFileError(f"weights file {path} holds a {type(obj).__name__}, not a state_dict")
     extra: dict = {}
@@ -51,9 +56,11 @@ def load_checkpoint(path) -> tuple[dict, dict]:
             obj = obj[key]
             break
     if not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelFileError(f"weights file {path} has no state_dict of tensors (looked at the top level and under "
-                             f"{', '.join(STATE_DICT_KEYS)})")
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+        raise ModelFileError(
+            f"weights file {path} has no state_dict of tensors (looked at the top level and under "
+            f"{', '.join(STATE_DICT_KEYS)})"
+        )
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in obj.items()}
     return state, extra
 
 
@@ -71,8 +78,10 @@ def build_architecture(arch: str, num_classes: int):
     if arch in ARCHITECTURES:
         return ARCHITECTURES[arch](num_classes=num_classes)
     if ":" not in arch:
-        raise ModelFileError(f"architecture {arch!r} is unknown; use one of {sorted(ARCHITECTURES)} "
-                             "or a factory as package.module:function")
+        raise ModelFileError(
+            f"architecture {arch!r} is unknown; use one of {sorted(ARCHITECTURES)} "
+            "or a factory as package.module:function"
+        )
     module_name, func_name = arch.split(":", 1)
     cwd = os.getcwd()
     added = cwd not in sys.path
@@ -84,14 +93,17 @@ def build_architecture(arch: str, num_classes: int):
         try:
             model = factory(num_classes=num_classes)
         except Exception as exc:  # the user's code: any failure becomes one line
-            raise ModelFileError(f"architecture factory {arch!r} failed when called with num_classes={num_classes} "
-                                 f"({_first_line(exc)})") from None
+            raise ModelFileError(
+                f"architecture factory {arch!r} failed when called with num_classes={num_classes} ({_first_line(exc)})"
+            ) from None
     finally:
         if added and cwd in sys.path:
             sys.path.remove(cwd)
     if not isinstance(model, torch.nn.Module):
-        raise ModelFileError(f"architecture factory {arch!r} returned a {type(model).__name__}, not a "
-                             "torch.nn.Module; make it return the model")
+        raise ModelFileError(
+            f"architecture factory {arch!r} returned a {type(model).__name__}, not a "
+            "torch.nn.Module; make it return the model"
+        )
     return model
 
 
@@ -105,13 +117,17 @@ def _import_factory(arch: str, module_name: str, func_name: str, cwd: str):
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise ModelFileError(f"architecture factory {arch!r}: module {module_name!r} not found in the current "
-                                 f"directory ({cwd}) or on the Python path") from None
-        raise ModelFileError(f"architecture factory {arch!r}: importing {module_name!r} failed "
-                             f"({_first_line(exc)})") from None
+            raise ModelFileError(
+                f"architecture factory {arch!r}: module {module_name!r} not found in the current "
+                f"directory ({cwd}) or on the Python path"
+            ) from None
+        raise ModelFileError(
+            f"architecture factory {arch!r}: importing {module_name!r} failed ({_first_line(exc)})"
+        ) from None
     except Exception as exc:  # the user's module raised while being imported
-        raise ModelFileError(f"architecture factory {arch!r}: importing {module_name!r} failed "
-                             f"({_first_line(exc)})") from None
+        raise ModelFileError(
+            f"architecture factory {arch!r}: importing {module_name!r} failed ({_first_line(exc)})"
+        ) from None
     factory = getattr(module, func_name, None)
     if not callable(factory):
         raise ModelFileError(f"architecture factory {arch!r}: module {module_name!r} has no function {func_name!r}")
@@ -124,8 +140,10 @@ def _check_takes_num_classes(arch: str, factory) -> None:
     except (TypeError, ValueError):  # a builtin without a signature: let the call decide
         return
     if not any(p.name == "num_classes" or p.kind is p.VAR_KEYWORD for p in params):
-        raise ModelFileError(f"architecture factory {arch!r} takes no num_classes argument; convert calls it as "
-                             f"{arch.split(':', 1)[1]}(num_classes=N): add that parameter")
+        raise ModelFileError(
+            f"architecture factory {arch!r} takes no num_classes argument; convert calls it as "
+            f"{arch.split(':', 1)[1]}(num_classes=N): add that parameter"
+        )
 
 
 def _names(keys, limit: int = 6) -> str:
@@ -139,8 +157,11 @@ def fit_weights(model, state: dict, source: str, arch: str) -> None:
     own = model.state_dict()
     missing = own.keys() - state.keys()
     unexpected = state.keys() - own.keys()
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                  for k in own.keys() & state.keys() if state[k].shape != own[k].shape]
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own.keys() & state.keys()
+        if state[k].shape != own[k].shape
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {_names(missing)}")
@@ -149,8 +170,11 @@ def fit_weights(model, state: dict, source: str, arch: str) -> None:
     if mismatched:
         problems.append(f"shape mismatches (file vs model): {_names(mismatched, 4)}")
     if problems:
-        raise ModelFileError(f"weights file {source} does not fit architecture {arch!r}: " + "; ".join(problems) +
-                             "; check --arch and --num-classes")
+        raise ModelFileError(
+            f"weights file {source} does not fit architecture {arch!r}: "
+            + "; ".join(problems)
+            + "; check --arch and --num-classes"
+        )
     model.load_state_dict(state, strict=True)
 
 

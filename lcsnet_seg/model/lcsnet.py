@@ -19,11 +19,14 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1,
-                 relu: bool = True) -> nn.Sequential:
+def conv_bn_relu(
+    cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1, relu: bool = True
+) -> nn.Sequential:
     pad = dilation * (k - 1) // 2
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, pad, dilation=dilation, groups=groups, bias=False),
-                               nn.BatchNorm2d(cout)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, stride, pad, dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -96,8 +99,9 @@ class LCSNet(nn.Module):
         self.stem = conv_bn_relu(3, 16, 3, stride=2)
         stages, cin = [], 16
         for expand, cout, repeats, stride in ENCODER_STAGES:
-            blocks = [InvertedResidual(cin if i == 0 else cout, cout, stride if i == 0 else 1, expand)
-                      for i in range(repeats)]
+            blocks = [
+                InvertedResidual(cin if i == 0 else cout, cout, stride if i == 0 else 1, expand) for i in range(repeats)
+            ]
             stages.append(nn.Sequential(*blocks))
             cin = cout
         self.stages = nn.ModuleList(stages)
@@ -109,12 +113,12 @@ class LCSNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        x = self.stem(x)                 # 1/2
+        x = self.stem(x)  # 1/2
         x = self.stages[0](x)
-        f4 = self.stages[1](x)           # 1/4, 24
-        f8 = self.stages[2](f4)          # 1/8, 32
+        f4 = self.stages[1](x)  # 1/4, 24
+        f8 = self.stages[2](f4)  # 1/8, 32
         f16 = self.stages[4](self.stages[3](f8))  # 1/16, 96
-        f32 = self.stages[5](f16)        # 1/32, 128
+        f32 = self.stages[5](f16)  # 1/32, 128
         y = self.context(f32)
         y = self.up16(y, f16)
         y = self.up8(y, f8)

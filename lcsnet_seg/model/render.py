@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 NEAR = 0.05  # metres; geometry nearer than this is clipped
-_SHIFT = 4   # fixed-point bits for cv2.fillPoly vertices
+_SHIFT = 4  # fixed-point bits for cv2.fillPoly vertices
 
 
 @dataclass
@@ -125,8 +125,9 @@ class Canvas:
         rot = cam.rotation
         m = np.stack([rot @ quad.u / tw, rot @ quad.v / th, rot @ (quad.origin - cam.position)], axis=1)
         h = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1.0]]) @ cam.intrinsics @ m
-        warped = cv2.warpPerspective(quad.texture, h, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REFLECT)
+        warped = cv2.warpPerspective(
+            quad.texture, h, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
         if quad.shade != 1.0:
             warped = cv2.convertScaleAbs(warped, alpha=quad.shade)
         np.copyto(self.image[y0:y1, x0:x1], warped, where=sel[..., None])
@@ -145,12 +146,12 @@ def box_quads(centre, size, yaw: float, label: int, textures, shade_of) -> list[
     top = textures["top"] if isinstance(textures, dict) else textures
     side = textures["side"] if isinstance(textures, dict) else textures
     faces = [
-        (base + ey, ez, ex, top),           # top, normal +y
-        (base, ex, ez, side),               # bottom, normal -y
-        (base, ey, ex, side),               # front (-z side)
-        (base + ez, ex, ey, side),          # back
-        (base, ez, ey, side),               # left
-        (base + ex, ey, ez, side),          # right
+        (base + ey, ez, ex, top),  # top, normal +y
+        (base, ex, ez, side),  # bottom, normal -y
+        (base, ey, ex, side),  # front (-z side)
+        (base + ez, ex, ey, side),  # back
+        (base, ez, ey, side),  # left
+        (base + ex, ey, ez, side),  # right
     ]
     quads = []
     for o, u, v, tex in faces:

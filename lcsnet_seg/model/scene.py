@@ -50,7 +50,7 @@ def wood(rng, w_m, h_m, colour=None) -> np.ndarray:
     rows = np.arange(h, dtype=np.float32)[:, None]
     grain = np.sin(rows * rng.uniform(0.3, 0.8) + _noise(rng, h, w, 30, 3.0)) * rng.uniform(6, 16)
     img += grain[..., None]
-    planks = (np.arange(h) % max(8, int(rng.uniform(0.12, 0.25) * PX_PER_M)) == 0)
+    planks = np.arange(h) % max(8, int(rng.uniform(0.12, 0.25) * PX_PER_M)) == 0
     img[planks] *= 0.6
     return _finish(img)
 
@@ -90,7 +90,7 @@ def screen_tex(rng, w_m, h_m) -> np.ndarray:
     img = _finish(img)
     if rng.random() < 0.7:  # a projected slide
         x0, y0 = int(0.08 * w), int(0.1 * h)
-        slide = img[y0:h - y0, x0:w - x0]
+        slide = img[y0 : h - y0, x0 : w - x0]
         slide[:] = np.clip(slide.astype(int) + rng.integers(0, 30, 3), 0, 255).astype(np.uint8)
         for _ in range(rng.integers(1, 5)):
             a = (int(rng.uniform(0, slide.shape[1])), int(rng.uniform(0, slide.shape[0])))
@@ -110,12 +110,12 @@ def monitor_tex(rng, w_m, h_m) -> np.ndarray:
     img = np.full((h, w, 3), rng.uniform(10, 40), np.float32)
     bezel = max(2, int(0.015 * PX_PER_M))
     if rng.random() < 0.85:  # switched on
-        inner = img[bezel:h - bezel, bezel:w - bezel]
+        inner = img[bezel : h - bezel, bezel : w - bezel]
         top, bottom = rng.uniform(20, 200, 3), rng.uniform(20, 200, 3)
         inner[:] = np.linspace(top, bottom, inner.shape[0], dtype=np.float32)[:, None, :]
         for _ in range(rng.integers(0, 4)):
             x, y = int(rng.uniform(0, inner.shape[1] * 0.7)), int(rng.uniform(0, inner.shape[0] * 0.7))
-            inner[y:y + int(rng.uniform(4, 30)), x:x + int(rng.uniform(6, 40))] = rng.uniform(150, 255)
+            inner[y : y + int(rng.uniform(4, 30)), x : x + int(rng.uniform(6, 40))] = rng.uniform(150, 255)
     return _finish(img)
 
 
@@ -171,22 +171,32 @@ def generate_scene(seed: int, height: int = 480, width: int = 640) -> tuple[np.n
     elif floor_kind == 1:
         floor_tex = carpet(rng, room_w, room_d, random_colour(rng, 40, 170))
     else:
-        floor_tex = tiles(rng, room_w, room_d, random_colour(rng, 120, 220), random_colour(rng, 60, 150),
-                          rng.uniform(0.3, 0.6))
+        floor_tex = tiles(
+            rng, room_w, room_d, random_colour(rng, 120, 220), random_colour(rng, 60, 150), rng.uniform(0.3, 0.6)
+        )
     wall_tex = plain(rng, room_w, room_h, wall_colour)
     side_tex = plain(rng, room_d, room_h, wall_colour * rng.uniform(0.93, 1.02))
     quads: list[Quad] = [
         Quad(np.array([-hw, 0, 0]), ez * d, ex * room_w, FLOOR, floor_tex, shade_of(ey)),
-        Quad(np.array([-hw, h, 0]), ex * room_w, ez * d,
-             OTHER, tiles(rng, room_w, room_d, [225, 225, 220], [170, 170, 170], 0.6), shade_of(-ey)),
-        Quad(np.array([-hw, h, d]), ex * room_w, -ey * h, WALL, wall_tex, shade_of(-ez)),      # back
-        Quad(np.array([-hw, h, 0]), ez * d, -ey * h, WALL, side_tex, shade_of(ex)),            # left
-        Quad(np.array([hw, h, d]), -ez * d, -ey * h, WALL, side_tex, shade_of(-ex)),           # right
-        Quad(np.array([hw, h, 0]), -ex * room_w, -ey * h, WALL, wall_tex, shade_of(ez)),       # behind camera
+        Quad(
+            np.array([-hw, h, 0]),
+            ex * room_w,
+            ez * d,
+            OTHER,
+            tiles(rng, room_w, room_d, [225, 225, 220], [170, 170, 170], 0.6),
+            shade_of(-ey),
+        ),
+        Quad(np.array([-hw, h, d]), ex * room_w, -ey * h, WALL, wall_tex, shade_of(-ez)),  # back
+        Quad(np.array([-hw, h, 0]), ez * d, -ey * h, WALL, side_tex, shade_of(ex)),  # left
+        Quad(np.array([hw, h, d]), -ez * d, -ey * h, WALL, side_tex, shade_of(-ex)),  # right
+        Quad(np.array([hw, h, 0]), -ex * room_w, -ey * h, WALL, wall_tex, shade_of(ez)),  # behind camera
     ]
     # Wall-mounted items, 1 cm proud of the wall: (origin of the wall's top-left, along, down, inward, length)
-    walls = [(np.array([-hw, 0, d]), ex, -ez, room_w), (np.array([-hw, 0, 0]), ez, ex, d),
-             (np.array([hw, 0, d]), -ez, -ex, d)]
+    walls = [
+        (np.array([-hw, 0, d]), ex, -ez, room_w),
+        (np.array([-hw, 0, 0]), ez, ex, d),
+        (np.array([hw, 0, d]), -ez, -ex, d),
+    ]
     occupied: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
 
     def place_on_wall(width_m, height_m, top_m, label, tex, wall_index=None):
@@ -242,17 +252,34 @@ def generate_scene(seed: int, height: int = 480, width: int = 640) -> tuple[np.n
             mw, mh = rng.uniform(0.45, 0.7), rng.uniform(0.3, 0.45)
             px_, pz_ = rot @ [mx, tdp * 0.15]
             qs += box_quads([cx + px_, th, cz + pz_], [0.08, 0.12, 0.08], yaw, COMPUTER, metal * 0 + 40, shade_of)
-            screen_faces = box_quads([cx + px_, th + 0.1, cz + pz_], [mw, mh, 0.03], yaw, COMPUTER,
-                                     {"top": plain(rng, mw, 0.03, [30, 30, 30]),
-                                      "side": monitor_tex(rng, mw, mh)}, shade_of)
+            screen_faces = box_quads(
+                [cx + px_, th + 0.1, cz + pz_],
+                [mw, mh, 0.03],
+                yaw,
+                COMPUTER,
+                {"top": plain(rng, mw, 0.03, [30, 30, 30]), "side": monitor_tex(rng, mw, mh)},
+                shade_of,
+            )
             qs += screen_faces
             kx, kz = rot @ [mx, -tdp * 0.2]
-            qs += box_quads([cx + kx, th, cz + kz], [0.45, 0.025, 0.15], yaw, COMPUTER,
-                            plain(rng, 0.45, 0.15, [45, 45, 48], grain=15), shade_of)
+            qs += box_quads(
+                [cx + kx, th, cz + kz],
+                [0.45, 0.025, 0.15],
+                yaw,
+                COMPUTER,
+                plain(rng, 0.45, 0.15, [45, 45, 48], grain=15),
+                shade_of,
+            )
             if rng.random() < 0.35:
                 tx_, tz_ = rot @ [mx, 0]
-                qs += box_quads([cx + tx_, 0, cz + tz_], [0.2, 0.45, 0.45], yaw, COMPUTER,
-                                plain(rng, 0.45, 0.45, [35, 35, 40]), shade_of)
+                qs += box_quads(
+                    [cx + tx_, 0, cz + tz_],
+                    [0.2, 0.45, 0.45],
+                    yaw,
+                    COMPUTER,
+                    plain(rng, 0.45, 0.45, [35, 35, 40]),
+                    shade_of,
+                )
         objects.append((np.array([cx, 0, cz]), qs))
         # Chairs around the table.
         for _ in range(int(rng.integers(0, 4))):
@@ -265,13 +292,20 @@ def generate_scene(seed: int, height: int = 480, width: int = 640) -> tuple[np.n
         cx, cz = rng.uniform(-hw + 0.4, hw - 0.4), rng.uniform(1.5, d - 0.3)
         size = rng.uniform([0.3, 0.3, 0.3], [1.2, 1.8, 0.7])
         tex = leaves_tex(rng, 1, 1) if rng.random() < 0.3 else plain(rng, 1, 1, random_colour(rng))
-        objects.append((np.array([cx, 0, cz]), box_quads([cx, 0, cz], size, rng.uniform(-0.5, 0.5), OTHER, tex,
-                                                         shade_of)))
+        objects.append(
+            (np.array([cx, 0, cz]), box_quads([cx, 0, cz], size, rng.uniform(-0.5, 0.5), OTHER, tex, shade_of))
+        )
 
     cam_pos = np.array([rng.uniform(-hw / 2, hw / 2), rng.uniform(0.9, 1.7), rng.uniform(0.2, 1.2)])
-    camera = Camera.looking(cam_pos, yaw=rng.uniform(-0.6, 0.6), pitch=rng.uniform(-0.45, -0.05),
-                            roll=rng.normal(0, 0.03), hfov=np.radians(rng.uniform(55, 80)),
-                            width=width, height=height)
+    camera = Camera.looking(
+        cam_pos,
+        yaw=rng.uniform(-0.6, 0.6),
+        pitch=rng.uniform(-0.45, -0.05),
+        roll=rng.normal(0, 0.03),
+        hfov=np.radians(rng.uniform(55, 80)),
+        width=width,
+        height=height,
+    )
     canvas = Canvas(camera, background_label=WALL)
     for q in quads:
         canvas.draw(q)
@@ -288,8 +322,9 @@ def _chair(rng, base, yaw, fabric, metal, shade_of):
     c, s = np.cos(yaw), np.sin(yaw)
     back_off = np.array([s, 0, c]) * -0.22
     qs = box_quads(base + [0, seat_h, 0], [0.46, 0.07, 0.44], yaw, CHAIR, tex, shade_of)
-    qs += box_quads(base + back_off + [0, seat_h + 0.07, 0], [0.44, rng.uniform(0.35, 0.55), 0.05], yaw, CHAIR,
-                    tex, shade_of)
+    qs += box_quads(
+        base + back_off + [0, seat_h + 0.07, 0], [0.44, rng.uniform(0.35, 0.55), 0.05], yaw, CHAIR, tex, shade_of
+    )
     if rng.random() < 0.5:  # office chair: post and star base
         qs += box_quads(base, [0.05, seat_h, 0.05], yaw, CHAIR, metal, shade_of)
         qs += box_quads(base, [0.6, 0.05, 0.06], yaw, CHAIR, metal, shade_of)
@@ -307,8 +342,8 @@ def _camera_effects(rng, image: np.ndarray) -> np.ndarray:
     img: np.ndarray = image.astype(np.float32)
     img *= rng.uniform(0.75, 1.2) * rng.uniform(0.92, 1.08, 3)
     h, w = img.shape[:2]
-    yy, xx = np.ogrid[-1:1:complex(0, h), -1:1:complex(0, w)]
-    img *= (1 - rng.uniform(0, 0.35) * (xx ** 2 + yy ** 2) / 2)[..., None]
+    yy, xx = np.ogrid[-1 : 1 : complex(0, h), -1 : 1 : complex(0, w)]
+    img *= (1 - rng.uniform(0, 0.35) * (xx**2 + yy**2) / 2)[..., None]
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
     img += rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(1, 6)

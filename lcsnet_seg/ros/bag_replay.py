@@ -21,8 +21,21 @@ EVAL_IMAGE_TOPIC = "/lcsnet_eval/image"
 TIMED_BY = "label_mask"  # latency and output rate are measured on this output's arrivals
 
 
-def replay_through_node(frames, in_range: int, labels, writer, image_msgtype: str, *, model: Path, backend: str,
-                        image_topic: str, out_dir: Path, samples: int, rate: float, output_prefix: str):
+def replay_through_node(
+    frames,
+    in_range: int,
+    labels,
+    writer,
+    image_msgtype: str,
+    *,
+    model: Path,
+    backend: str,
+    image_topic: str,
+    out_dir: Path,
+    samples: int,
+    rate: float,
+    output_prefix: str,
+):
     """A bag_eval Replay: the frames through a segmentation_node started for the purpose.
 
     model/backend: the node's model_path and backend parameters; rate: playback speed (1.0 = the
@@ -37,13 +50,15 @@ def replay_through_node(frames, in_range: int, labels, writer, image_msgtype: st
     store = bag_io.typestore()
     info = read_onnx_model_info(model) if str(model).endswith(".onnx") else None
     classes = info.classes if info else load_class_set()  # an engine or .pth: the configured class file
-    harness = NodeHarness(out_dir / "node.log",
-                          {"model_path": model, "backend": backend,
-                           "input_transport": "compressed" if compressed else "raw"},
-                          {"image": EVAL_IMAGE_TOPIC, "image/compressed": f"{EVAL_IMAGE_TOPIC}/compressed"},
-                          input_topic=EVAL_IMAGE_TOPIC + ("/compressed" if compressed else ""),
-                          outputs=tuple(o.topic for o in RECORDED), compressed=compressed,
-                          player_name="lcsnet_eval_player")
+    harness = NodeHarness(
+        out_dir / "node.log",
+        {"model_path": model, "backend": backend, "input_transport": "compressed" if compressed else "raw"},
+        {"image": EVAL_IMAGE_TOPIC, "image/compressed": f"{EVAL_IMAGE_TOPIC}/compressed"},
+        input_topic=EVAL_IMAGE_TOPIC + ("/compressed" if compressed else ""),
+        outputs=tuple(o.topic for o in RECORDED),
+        compressed=compressed,
+        player_name="lcsnet_eval_player",
+    )
     fps: list[float | None] = [None]
 
     def message(frame, header=None) -> bytes:
@@ -56,9 +71,15 @@ def replay_through_node(frames, in_range: int, labels, writer, image_msgtype: st
             msg = out(header=header, format="png", data=np.frombuffer(data.tobytes(), np.uint8))
         else:
             contiguous = np.ascontiguousarray(frame.image)
-            msg = out(header=header, height=contiguous.shape[0], width=contiguous.shape[1],
-                      encoding=frame.encoding, is_bigendian=0, step=contiguous.strides[0],
-                      data=contiguous.reshape(-1))
+            msg = out(
+                header=header,
+                height=contiguous.shape[0],
+                width=contiguous.shape[1],
+                encoding=frame.encoding,
+                is_bigendian=0,
+                step=contiguous.strides[0],
+                data=contiguous.reshape(-1),
+            )
         return bytes(store.serialize_cdr(msg, image_msgtype))  # rclpy publishes bytes, not memoryview
 
     def segment(items):
@@ -104,10 +125,26 @@ def replay_through_node(frames, in_range: int, labels, writer, image_msgtype: st
             yield index, frame, FrameOutput(arrays, order, (timed[0] - sent[frame.stamp]) * 1e3, raws)
 
     with harness:
-        scorer = replay_frames(frames, in_range, labels, writer, segment, num_classes=len(classes),
-                               samples=samples, output_prefix=output_prefix, desc="replaying into the node")
+        scorer = replay_frames(
+            frames,
+            in_range,
+            labels,
+            writer,
+            segment,
+            num_classes=len(classes),
+            samples=samples,
+            output_prefix=output_prefix,
+            desc="replaying into the node",
+        )
         if scorer.counts["frames_without_output"]:
-            scorer.warn(f"{scorer.counts['frames_without_output']} frames got no output from the node at rate "
-                        f"{rate}: they are not scored")
-    return scorer, {"backend": "segmentation_node", "device": f"node process (exit {harness.exit_code})",
-                    "rate": rate, "fps": fps[0], "class_set": classes}
+            scorer.warn(
+                f"{scorer.counts['frames_without_output']} frames got no output from the node at rate "
+                f"{rate}: they are not scored"
+            )
+    return scorer, {
+        "backend": "segmentation_node",
+        "device": f"node process (exit {harness.exit_code})",
+        "rate": rate,
+        "fps": fps[0],
+        "class_set": classes,
+    }

@@ -63,10 +63,17 @@ def main(argv=None) -> int:
     overlays.mkdir(exist_ok=True)
     node_log = args.out_dir / "node.log"
     diagnostics: list[DiagnosticArray] = []
-    harness = NodeHarness(node_log, {"model_path": args.model, "backend": args.backend, "diagnostics_period": 0.5},
-                          {"image": CAMERA_TOPIC}, input_topic=CAMERA_TOPIC, outputs=DEMO_OUTPUTS,
-                          player_name="lcsnet_demo_camera", depth=10)
+    harness = NodeHarness(
+        node_log,
+        {"model_path": args.model, "backend": args.backend, "diagnostics_period": 0.5},
+        {"image": CAMERA_TOPIC},
+        input_topic=CAMERA_TOPIC,
+        outputs=DEMO_OUTPUTS,
+        player_name="lcsnet_demo_camera",
+        depth=10,
+    )
     with harness:
+
         def keep_status(msg):
             with harness.arrived:
                 diagnostics.append(msg)
@@ -81,11 +88,14 @@ def main(argv=None) -> int:
 
         try:
             harness.wait_until_matched(args.timeout)
-            print(f"demo: segmentation_node is active (pid {harness.process.pid}); sending {args.frames} frames "
-                  f"on {CAMERA_TOPIC}")
+            print(
+                f"demo: segmentation_node is active (pid {harness.process.pid}); sending {args.frames} frames "
+                f"on {CAMERA_TOPIC}"
+            )
             # Warm-up: until the node's subscription has matched this publisher, frames are not delivered.
-            harness.warm_up(frame_message(generate_scene(DEMO_SEED - 1, args.height, args.width)[0], 0), 0,
-                            timeout=args.timeout)
+            harness.warm_up(
+                frame_message(generate_scene(DEMO_SEED - 1, args.height, args.width)[0], 0), 0, timeout=args.timeout
+            )
         except LcsnetError as exc:
             print(f"demo: {exc}; its log ({node_log}):\n{harness.log_tail()}", file=sys.stderr)
             return 1
@@ -164,17 +174,24 @@ def _summary(args, cm, names, latencies, lost, elapsed, node_values, exit_code) 
     if not node_values:
         missing.append("node status: the node sent no /diagnostics before the run ended")
     elif any(s not in stage_means for s in stages):
-        missing.append("node stage times: " + ", ".join(s for s in stages if s not in stage_means)
-                       + " not yet measured by the node")
+        missing.append(
+            "node stage times: "
+            + ", ".join(s for s in stages if s not in stage_means)
+            + " not yet measured by the node"
+        )
     return {
-        "model": str(args.model), "frames": args.frames, "frames_without_result": lost,
+        "model": str(args.model),
+        "frames": args.frames,
+        "frames_without_result": lost,
         "image_size": [args.height, args.width],
-        "backend": node_values.get("backend"), "device": node_values.get("device"),
+        "backend": node_values.get("backend"),
+        "device": node_values.get("device"),
         "miou": None if np.isnan(scores.miou) else scores.miou,
         "pixel_accuracy": None if np.isnan(scores.pixel_accuracy) else scores.pixel_accuracy,
         "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, scores.per_class_iou)},
-        "end_to_end_latency_ms": ({"mean": float(np.mean(latencies)), "p95": float(np.percentile(latencies, 95))}
-                                  if latencies else None),
+        "end_to_end_latency_ms": (
+            {"mean": float(np.mean(latencies)), "p95": float(np.percentile(latencies, 95))} if latencies else None
+        ),
         "node_stage_ms_mean": stage_means,
         "node_fps": 1e3 / stage_sum if all(s in stage_means for s in stages) and stage_sum > 0 else None,
         "demo_loop_fps": len(latencies) / elapsed if latencies and elapsed > 0 else None,
@@ -190,17 +207,19 @@ def _figure(value, fmt: str, missing: str = "not measured") -> str:
 def _write(out_dir: Path, summary: dict) -> None:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lat = summary["end_to_end_latency_ms"]
-    lines = [f"# lcsnet_seg demo: segmentation_node on {summary['frames']} generated frames "
-             f"({summary['image_size'][1]}x{summary['image_size'][0]})", "",
-             f"- backend **{summary['backend'] or 'unknown'}** on {summary['device'] or 'unknown device'}",
-             f"- mIoU **{_figure(summary['miou'], '.3f')}**, pixel accuracy {_figure(summary['pixel_accuracy'], '.3f')}"
-             " (against the generator's ground truth)",
-             "- end-to-end latency (publish → label_mask received): "
-             + (f"mean {lat['mean']:.1f} ms, p95 {lat['p95']:.1f} ms" if lat else "not measured"),
-             f"- node processing: {_figure(summary['node_fps'], '.1f')} FPS from its per-stage means; the demo "
-             f"loop ran at {_figure(summary['demo_loop_fps'], '.1f')} frames/s, scene generation included",
-             f"- frames without a result: {summary['frames_without_result']}; node exit code "
-             f"{summary['node_exit_code']}"]
+    lines = [
+        f"# lcsnet_seg demo: segmentation_node on {summary['frames']} generated frames "
+        f"({summary['image_size'][1]}x{summary['image_size'][0]})",
+        "",
+        f"- backend **{summary['backend'] or 'unknown'}** on {summary['device'] or 'unknown device'}",
+        f"- mIoU **{_figure(summary['miou'], '.3f')}**, pixel accuracy {_figure(summary['pixel_accuracy'], '.3f')}"
+        " (against the generator's ground truth)",
+        "- end-to-end latency (publish → label_mask received): "
+        + (f"mean {lat['mean']:.1f} ms, p95 {lat['p95']:.1f} ms" if lat else "not measured"),
+        f"- node processing: {_figure(summary['node_fps'], '.1f')} FPS from its per-stage means; the demo "
+        f"loop ran at {_figure(summary['demo_loop_fps'], '.1f')} frames/s, scene generation included",
+        f"- frames without a result: {summary['frames_without_result']}; node exit code {summary['node_exit_code']}",
+    ]
     lines += [f"- missing: {m}" for m in summary["missing"]]
     lines += ["", "| class | IoU |", "| --- | --- |"]
     lines += [f"| {n} | {'absent' if v is None else f'{v:.3f}'} |" for n, v in summary["per_class_iou"].items()]

@@ -18,8 +18,13 @@ class LatestFrameWorker:
     ``before_frame()`` runs there first, before each frame (run-time settings are applied there, so a
     change never lands halfway through a frame); ``on_drop()`` runs on the offering thread."""
 
-    def __init__(self, process: Callable[[object, float], None], on_drop: Callable[[], object],
-                 before_frame: Callable[[], None] | None = None, name: str = "lcsnet_seg_worker") -> None:
+    def __init__(
+        self,
+        process: Callable[[object, float], None],
+        on_drop: Callable[[], object],
+        before_frame: Callable[[], None] | None = None,
+        name: str = "lcsnet_seg_worker",
+    ) -> None:
         self._process = process
         self._on_drop = on_drop
         self._before_frame = before_frame

@@ -58,8 +58,11 @@ class SegmentationNode(LifecycleNode):
         self._diag_timer: Timer | None = None
         self._camera_info: CameraInfo | None = None
         self._settings = PendingSettings(SEGMENTER_SETTINGS, {"overlay_alpha": float})
-        self._worker = LatestFrameWorker(self.process, on_drop=lambda: self._counters.add("frames_dropped"),
-                                         before_frame=lambda: self._settings.apply_to(self._segmenter))
+        self._worker = LatestFrameWorker(
+            self.process,
+            on_drop=lambda: self._counters.add("frames_dropped"),
+            before_frame=lambda: self._settings.apply_to(self._segmenter),
+        )
         self._counters = Counters(*COUNTERS, "qos_incompatible_events")
         self._health = NodeHealth(self._counters)
         self._model_path = ""
@@ -112,22 +115,28 @@ class SegmentationNode(LifecycleNode):
         self._model_path = model_path
         backend = segmenter.backend
         self._backend_desc = (backend.name, segmenter.device)
-        self._outputs = OutputPublishers(self, qos.profile(self.param("output_qos_reliability"), 1),
-                                         qos.PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub),
-                                         camera_info=bool(self.param("use_camera_info")))
+        self._outputs = OutputPublishers(
+            self,
+            qos.profile(self.param("output_qos_reliability"), 1),
+            qos.PublisherEventCallbacks(incompatible_qos=self._on_incompatible_qos_pub),
+            camera_info=bool(self.param("use_camera_info")),
+        )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         info = segmenter.info
-        self.get_logger().info(f"configured in {time.monotonic() - started:.1f} s: backend {backend.name} on "
-                               f"{backend.device} ({why}); model {model_path}; input {info.input_size[1]}x"
-                               f"{info.input_size[0]}, {info.num_classes} classes")
+        self.get_logger().info(
+            f"configured in {time.monotonic() - started:.1f} s: backend {backend.name} on "
+            f"{backend.device} ({why}); model {model_path}; input {info.input_size[1]}x"
+            f"{info.input_size[0]}, {info.num_classes} classes"
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         compressed = self.param("input_transport") == "compressed"
         name = "image/compressed" if compressed else "image"
         self._topic = qos.resolved(self, name)
-        events = qos.SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos_sub,
-                                            message_lost=self._on_message_lost)
+        events = qos.SubscriptionEventCallbacks(
+            incompatible_qos=self._on_incompatible_qos_sub, message_lost=self._on_message_lost
+        )
         profile = qos.profile(self.param("qos_reliability"), self.param("qos_depth"))
         kind = CompressedImage if compressed else Image
         self._image_sub = self.create_subscription(kind, name, self._on_image, profile, event_callbacks=events)
@@ -220,8 +229,10 @@ class SegmentationNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - a frame must never take the node down
             failed = self._counters.add("frames_failed")
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno}; "
-                                    f"{failed} so far)", throttle_duration_sec=5.0)
+            self.get_logger().error(
+                f"frame failed: {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno}; {failed} so far)",
+                throttle_duration_sec=5.0,
+            )
             return
         t3 = time.perf_counter()
         self._counters.add("frames_processed")
@@ -230,13 +241,15 @@ class SegmentationNode(LifecycleNode):
 
     def _count_bad_image(self, exc: ImageError) -> None:
         bad = self._counters.add("frames_bad")
-        self.get_logger().warning(f"dropped a bad image on {self._topic}: {exc} ({bad} so far)",
-                                  throttle_duration_sec=5.0)
+        self.get_logger().warning(
+            f"dropped a bad image on {self._topic}: {exc} ({bad} so far)", throttle_duration_sec=5.0
+        )
 
     def _on_incompatible_qos_sub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
-        self.get_logger().error(qos.input_mismatch(self._topic, info, self.param("qos_reliability"),
-                                               self.param("qos_depth")))
+        self.get_logger().error(
+            qos.input_mismatch(self._topic, info, self.param("qos_reliability"), self.param("qos_depth"))
+        )
 
     def _on_incompatible_qos_pub(self, info) -> None:
         self._counters.add("qos_incompatible_events")
@@ -252,15 +265,25 @@ class SegmentationNode(LifecycleNode):
             self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), self._status()))
         except Exception as exc:  # noqa: BLE001 - a status report must never take the node down
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            self.get_logger().error(f"diagnostics failed: {type(exc).__name__}: {exc} (at {where.filename}:"
-                                    f"{where.lineno})", throttle_duration_sec=30.0)
+            self.get_logger().error(
+                f"diagnostics failed: {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})",
+                throttle_duration_sec=30.0,
+            )
 
     def _status(self):
         last, sub = self._health.input_rate.last(), self._image_sub
-        problem = None if sub is None else input_problem(
-            self._topic, publishers=self.count_publishers(self._topic), matched=sub.get_publisher_count(),
-            frames_received=self._counters.totals()["frames_received"], reliability=self.param("qos_reliability"),
-            seconds_since_input=None if last is None else time.monotonic() - last)
+        problem = (
+            None
+            if sub is None
+            else input_problem(
+                self._topic,
+                publishers=self.count_publishers(self._topic),
+                matched=sub.get_publisher_count(),
+                frames_received=self._counters.totals()["frames_received"],
+                reliability=self.param("qos_reliability"),
+                seconds_since_input=None if last is None else time.monotonic() - last,
+            )
+        )
         if problem:
             self.get_logger().warning(problem, throttle_duration_sec=30.0)
         return self._health.status(NODE_NAME, self._topic, self._backend_desc, self._model_path, problem)

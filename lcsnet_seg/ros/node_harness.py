@@ -30,9 +30,18 @@ class NodeHarness:
     ``input_topic``: where frames are published (the node's ``image`` or ``image/compressed`` is
     remapped there by the caller's ``remappings``); ``compressed``: publish CompressedImage."""
 
-    def __init__(self, log_path: Path, parameters: dict[str, object], remappings: dict[str, str], *,
-                 input_topic: str, outputs: tuple[str, ...], compressed: bool = False,
-                 player_name: str = "lcsnet_player", depth: int = 50) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        parameters: dict[str, object],
+        remappings: dict[str, str],
+        *,
+        input_topic: str,
+        outputs: tuple[str, ...],
+        compressed: bool = False,
+        player_name: str = "lcsnet_player",
+        depth: int = 50,
+    ) -> None:
         self.log_path, self.parameters, self.remappings = log_path, parameters, remappings
         self.input_topic, self.outputs, self.compressed = input_topic, tuple(outputs), compressed
         self.player_name, self.depth = player_name, depth
@@ -68,10 +77,12 @@ class NodeHarness:
 
         rclpy.init()
         self.node = rclpy.create_node(self.player_name)
-        self.reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.depth,
-                                   reliability=ReliabilityPolicy.RELIABLE)
-        self.publisher = self.node.create_publisher(CompressedImage if self.compressed else Image, self.input_topic,
-                                                    self.reliable)
+        self.reliable = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=self.depth, reliability=ReliabilityPolicy.RELIABLE
+        )
+        self.publisher = self.node.create_publisher(
+            CompressedImage if self.compressed else Image, self.input_topic, self.reliable
+        )
         for topic in self.outputs:
             self.node.create_subscription(Image, output_topic(topic), self._keep(topic), self.reliable, raw=True)
         self._executor = SingleThreadedExecutor()
@@ -92,6 +103,7 @@ class NodeHarness:
             with self.arrived:
                 self.received[topic][bag_io.stamp_ns(msg.header)] = (time.perf_counter(), raw, msg)
                 self.arrived.notify_all()
+
         return callback
 
     def subscribe(self, msg_type, topic: str, callback, qos=10) -> None:
@@ -103,8 +115,10 @@ class NodeHarness:
 
     def _check_alive(self, waiting_for: str) -> None:
         if self.process.poll() is not None:
-            raise LcsnetError(f"segmentation_node exited (code {self.process.returncode}) while waiting for "
-                              f"{waiting_for}; see {self.log_path}")
+            raise LcsnetError(
+                f"segmentation_node exited (code {self.process.returncode}) while waiting for "
+                f"{waiting_for}; see {self.log_path}"
+            )
 
     # -- matching, warm-up, publishing ---------------------------------------------------------------
     def wait_until_matched(self, timeout: float) -> None:
@@ -112,7 +126,8 @@ class NodeHarness:
         what = f"the node to subscribe to {self.input_topic} and publish {', '.join(self.outputs)}"
         deadline = time.monotonic() + timeout
         while self.publisher.get_subscription_count() == 0 or any(
-                self.node.count_publishers(output_topic(t)) == 0 for t in self.outputs):
+            self.node.count_publishers(output_topic(t)) == 0 for t in self.outputs
+        ):
             self._check_alive(what)
             if time.monotonic() > deadline:
                 raise LcsnetError(f"no answer within {timeout:.0f} s from {what}; see {self.log_path}")
@@ -121,8 +136,9 @@ class NodeHarness:
     def has(self, stamp_ns: int, topics: tuple[str, ...] | None = None) -> bool:
         return all(stamp_ns in self.received[t] for t in (topics or self.outputs))
 
-    def round_trip(self, raw: bytes, stamp_ns: int, *, tries: int, wait_s: float,
-                   topics: tuple[str, ...] | None = None) -> float | None:
+    def round_trip(
+        self, raw: bytes, stamp_ns: int, *, tries: int, wait_s: float, topics: tuple[str, ...] | None = None
+    ) -> float | None:
         """Publish ``raw`` (a serialized image with header stamp ``stamp_ns``) until its outputs arrive
         (a best-effort link may drop a frame); at most ``tries`` times, ``wait_s`` each. Returns the
         latency of the answered publish in ms, or None."""
@@ -139,8 +155,9 @@ class NodeHarness:
         """Publish a frame until the node answers it (subscriptions match only after a while), then forget
         every output so far. ``stamp_ns`` must be no real frame's, so late answers cannot be mistaken."""
         if self.round_trip(raw, stamp_ns, tries=max(1, int(timeout / 0.5)), wait_s=0.5, topics=topics) is None:
-            raise LcsnetError(f"segmentation_node did not answer a warm-up frame within {timeout:.0f} s; "
-                              f"see {self.log_path}")
+            raise LcsnetError(
+                f"segmentation_node did not answer a warm-up frame within {timeout:.0f} s; see {self.log_path}"
+            )
         self.clear()
 
     def publish(self, raw) -> None:

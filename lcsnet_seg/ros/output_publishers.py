@@ -16,20 +16,28 @@ class OutputPublishers:
 
     def __init__(self, node, qos, event_callbacks, camera_info: bool) -> None:
         self._node = node
-        self._pubs = {o.topic: node.create_lifecycle_publisher(Image, f"~/{o.topic}", qos,
-                                                               event_callbacks=event_callbacks) for o in OUTPUTS}
+        self._pubs = {
+            o.topic: node.create_lifecycle_publisher(Image, f"~/{o.topic}", qos, event_callbacks=event_callbacks)
+            for o in OUTPUTS
+        }
         self._camera_info = node.create_lifecycle_publisher(CameraInfo, "~/camera_info", qos) if camera_info else None
 
     def wanted(self, enabled: Callable[[str], bool], force: bool) -> list[OutputSpec]:
         """The outputs to compute for the next frame: enabled, and subscribed to (or ``force``)."""
-        return [o for o in OUTPUTS if enabled(o.parameter) and o.topic in self._pubs
-                and (force or self._pubs[o.topic].get_subscription_count() > 0)]
+        return [
+            o
+            for o in OUTPUTS
+            if enabled(o.parameter)
+            and o.topic in self._pubs
+            and (force or self._pubs[o.topic].get_subscription_count() > 0)
+        ]
 
     def publish(self, header, wanted: list[OutputSpec], result, camera_info: CameraInfo | None) -> None:
         """Publish ``result``'s arrays with the input's ``header`` (stamp and frame_id unchanged)."""
         for output in wanted:
-            self._pubs[output.topic].publish(array_to_image(
-                Image, getattr(result, output.field), output.encoding_for(result.overlay_order), header))
+            self._pubs[output.topic].publish(
+                array_to_image(Image, getattr(result, output.field), output.encoding_for(result.overlay_order), header)
+            )
         if self._camera_info is not None and camera_info is not None:
             self._camera_info.publish(scaled_camera_info(camera_info, header, *result.labels.shape[:2]))
 

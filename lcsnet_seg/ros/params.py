@@ -37,35 +37,82 @@ class ParamSpec:
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model_path", "", "str", "ONNX model, TensorRT engine or LCSNet .pth; empty: the packaged demo model"),
-    ParamSpec("backend", "auto", "str", "inference backend; auto: tensorrt for an .engine, torch_cuda for a .pth "
-              "on a GPU, onnxruntime for an .onnx", choices=BACKEND_NAMES),
+    ParamSpec(
+        "backend",
+        "auto",
+        "str",
+        "inference backend; auto: tensorrt for an .engine, torch_cuda for a .pth on a GPU, onnxruntime for an .onnx",
+        choices=BACKEND_NAMES,
+    ),
     ParamSpec("device", 0, "int", "CUDA device index for GPU backends", int_range=(0, 63)),
-    ParamSpec("compile_dir", "", "str", "torch_cuda: a directory prepared by convert --stages compile (inductor "
-              "cache); empty or not prepared for this GPU: the model runs uncompiled (one log line says why)"),
-    ParamSpec("cuda_graph", True, "bool", "GPU backends that can capture (torch_cuda): run each frame as one "
-              "replayed CUDA graph; false: launch every stage each frame (slower, with per-stage times)"),
-    ParamSpec("input_transport", "raw", "str", "raw: sensor_msgs/Image on 'image'; compressed: "
-              "sensor_msgs/CompressedImage on 'image/compressed'", choices=TRANSPORTS),
+    ParamSpec(
+        "compile_dir",
+        "",
+        "str",
+        "torch_cuda: a directory prepared by convert --stages compile (inductor "
+        "cache); empty or not prepared for this GPU: the model runs uncompiled (one log line says why)",
+    ),
+    ParamSpec(
+        "cuda_graph",
+        True,
+        "bool",
+        "GPU backends that can capture (torch_cuda): run each frame as one "
+        "replayed CUDA graph; false: launch every stage each frame (slower, with per-stage times)",
+    ),
+    ParamSpec(
+        "input_transport",
+        "raw",
+        "str",
+        "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage on 'image/compressed'",
+        choices=TRANSPORTS,
+    ),
     ParamSpec("input_size", None, "int[]", "network input [height, width]; unset: the model's", array_length=2),
-    ParamSpec("mean", None, "float[]", "per-channel mean of pixel/255 in the model's colour order; unset: the "
-              "model's", array_length=3),
+    ParamSpec(
+        "mean",
+        None,
+        "float[]",
+        "per-channel mean of pixel/255 in the model's colour order; unset: the model's",
+        array_length=3,
+    ),
     ParamSpec("std", None, "float[]", "per-channel std of pixel/255; unset: the model's", array_length=3),
     ParamSpec("classes_file", "", "str", "classes YAML overriding the model's names and palette; empty: the model's"),
-    ParamSpec("overlay_alpha", 0.5, "float", "weight of the class colour in ~/overlay", runtime=True,
-              float_range=(0.0, 1.0)),
-    ParamSpec("output_size", "input", "str", "outputs at the input image's size or the network's",
-              runtime=True, choices=OUTPUT_SIZES),
-    *(ParamSpec(o.parameter, o.on_by_default, "bool", f"publish ~/{o.topic} ({o.what})", runtime=True)
-      for o in OUTPUT_TABLE),
-    ParamSpec("force_outputs", False, "bool", "compute enabled outputs even when nobody subscribes",
-              runtime=True),
-    ParamSpec("use_camera_info", False, "bool", "subscribe to 'camera_info' and publish ~/camera_info rescaled "
-              "to the output size"),
-    ParamSpec("qos_reliability", "best_effort", "str", "input subscription reliability (sensor data: best_effort)",
-              choices=RELIABILITIES),
+    ParamSpec(
+        "overlay_alpha", 0.5, "float", "weight of the class colour in ~/overlay", runtime=True, float_range=(0.0, 1.0)
+    ),
+    ParamSpec(
+        "output_size",
+        "input",
+        "str",
+        "outputs at the input image's size or the network's",
+        runtime=True,
+        choices=OUTPUT_SIZES,
+    ),
+    *(
+        ParamSpec(o.parameter, o.on_by_default, "bool", f"publish ~/{o.topic} ({o.what})", runtime=True)
+        for o in OUTPUT_TABLE
+    ),
+    ParamSpec("force_outputs", False, "bool", "compute enabled outputs even when nobody subscribes", runtime=True),
+    ParamSpec(
+        "use_camera_info",
+        False,
+        "bool",
+        "subscribe to 'camera_info' and publish ~/camera_info rescaled to the output size",
+    ),
+    ParamSpec(
+        "qos_reliability",
+        "best_effort",
+        "str",
+        "input subscription reliability (sensor data: best_effort)",
+        choices=RELIABILITIES,
+    ),
     ParamSpec("qos_depth", 1, "int", "input subscription queue depth (keep last)", int_range=(1, 100)),
-    ParamSpec("output_qos_reliability", "reliable", "str", "output publishers' reliability; reliable also serves "
-              "best-effort subscribers", choices=RELIABILITIES),
+    ParamSpec(
+        "output_qos_reliability",
+        "reliable",
+        "str",
+        "output publishers' reliability; reliable also serves best-effort subscribers",
+        choices=RELIABILITIES,
+    ),
     ParamSpec("diagnostics_period", 1.0, "float", "seconds between /diagnostics messages", float_range=(0.1, 60.0)),
     ParamSpec("autostart", True, "bool", "configure and activate on start; false for an external lifecycle manager"),
 )
@@ -74,9 +121,14 @@ BY_NAME = {p.name: p for p in PARAMETERS}
 # Read once at start-up, never changed by a running node (an external lifecycle manager sets it).
 READ_ONLY = ("autostart",)
 
-_TYPES = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
-          "float": ParameterType.PARAMETER_DOUBLE, "str": ParameterType.PARAMETER_STRING,
-          "int[]": ParameterType.PARAMETER_INTEGER_ARRAY, "float[]": ParameterType.PARAMETER_DOUBLE_ARRAY}
+_TYPES = {
+    "bool": ParameterType.PARAMETER_BOOL,
+    "int": ParameterType.PARAMETER_INTEGER,
+    "float": ParameterType.PARAMETER_DOUBLE,
+    "str": ParameterType.PARAMETER_STRING,
+    "int[]": ParameterType.PARAMETER_INTEGER_ARRAY,
+    "float[]": ParameterType.PARAMETER_DOUBLE_ARRAY,
+}
 
 
 def declared_value(spec: ParamSpec) -> Any:
@@ -91,9 +143,13 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     unset_array = spec.default is None
     # rclpy types an empty list as a byte array, so an unset array is declared dynamically typed and
     # its element type is checked by check_value instead.
-    d = ParameterDescriptor(name=spec.name, type=ParameterType.PARAMETER_NOT_SET if unset_array else _TYPES[spec.kind],
-                            description=spec.description, read_only=spec.name in READ_ONLY,
-                            dynamic_typing=unset_array)
+    d = ParameterDescriptor(
+        name=spec.name,
+        type=ParameterType.PARAMETER_NOT_SET if unset_array else _TYPES[spec.kind],
+        description=spec.description,
+        read_only=spec.name in READ_ONLY,
+        dynamic_typing=unset_array,
+    )
     notes = []
     if unset_array:
         notes.append(f"{spec.array_length} {'integers' if spec.kind == 'int[]' else 'numbers'}; empty: the model's")
@@ -129,7 +185,8 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
     if spec.kind in ("int[]", "float[]"):
         number = int if spec.kind == "int[]" else (int, float)
         if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, number) and not isinstance(v, bool) for v in value):
+            isinstance(v, number) and not isinstance(v, bool) for v in value
+        ):
             what = "integers" if spec.kind == "int[]" else "numbers"
             return f"{spec.name} must be a list of {spec.array_length} {what}, got {value!r}"
     if spec.choices is not None and value not in spec.choices:
@@ -158,9 +215,15 @@ def segmenter_arguments(param: Callable[[str], Any]) -> tuple[str, dict[str, Any
         from lcsnet_seg.classes import load_class_set
 
         overrides["classes"] = load_class_set(param("classes_file"))
-    keywords = {"backend": param("backend"), "device": param("device"), "info_overrides": overrides,
-                "overlay_alpha": param("overlay_alpha"), "output_size": param("output_size"),
-                "compile_dir": param("compile_dir") or None, "cuda_graph": param("cuda_graph")}
+    keywords = {
+        "backend": param("backend"),
+        "device": param("device"),
+        "info_overrides": overrides,
+        "overlay_alpha": param("overlay_alpha"),
+        "output_size": param("output_size"),
+        "compile_dir": param("compile_dir") or None,
+        "cuda_graph": param("cuda_graph"),
+    }
     return param("model_path") or str(DEMO_ONNX), keywords
 
 
@@ -172,8 +235,10 @@ def check_changes(changes: list[tuple[str, Any]], configured: bool) -> str | Non
         if spec is None:
             continue
         if not spec.runtime and configured and name not in READ_ONLY:
-            return (f"{name} is used at configure: change it while the node is unconfigured "
-                    "(ros2 lifecycle set <node> deactivate, then cleanup)")
+            return (
+                f"{name} is used at configure: change it while the node is unconfigured "
+                "(ros2 lifecycle set <node> deactivate, then cleanup)"
+            )
         why = check_value(spec, value)
         if why:
             return why

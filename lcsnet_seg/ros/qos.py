@@ -9,15 +9,23 @@ try:  # Iron and newer
 except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
-__all__ = ["PublisherEventCallbacks", "SubscriptionEventCallbacks", "profile", "input_mismatch", "output_mismatch",
-           "resolved"]
+__all__ = [
+    "PublisherEventCallbacks",
+    "SubscriptionEventCallbacks",
+    "profile",
+    "input_mismatch",
+    "output_mismatch",
+    "resolved",
+]
 
 
 def profile(reliability: str, depth: int) -> QoSProfile:
     """KEEP_LAST ``depth``, reliable or best effort (the node's parameters spell them reliable/best_effort)."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
-                      reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
-                      else ReliabilityPolicy.BEST_EFFORT)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=int(depth),
+        reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+    )
 
 
 def _policy(info) -> str:
@@ -28,14 +36,18 @@ def _policy(info) -> str:
 
 
 def input_mismatch(topic: str, info, reliability: str, depth: int) -> str:
-    return (f"QoS MISMATCH on {topic}: a publisher's {_policy(info)} policy is incompatible with this subscription "
-            f"({reliability}, depth {depth}), so NO images arrive; set qos_reliability to match the camera driver")
+    return (
+        f"QoS MISMATCH on {topic}: a publisher's {_policy(info)} policy is incompatible with this subscription "
+        f"({reliability}, depth {depth}), so NO images arrive; set qos_reliability to match the camera driver"
+    )
 
 
 def output_mismatch(info, reliability: str) -> str:
-    return (f"QoS MISMATCH on an output topic: a subscriber requests a {_policy(info)} policy this node does not "
-            f"offer ({reliability}), so it receives nothing; set output_qos_reliability to reliable or change the "
-            "subscriber's QoS")
+    return (
+        f"QoS MISMATCH on an output topic: a subscriber requests a {_policy(info)} policy this node does not "
+        f"offer ({reliability}), so it receives nothing; set output_qos_reliability to reliable or change the "
+        "subscriber's QoS"
+    )
 
 
 def resolved(node, topic: str) -> str:

@@ -45,32 +45,52 @@ def _percent(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="convert", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="convert", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("model", help="weights .pth (state_dict or a checkpoint holding one), or an .onnx to start from")
-    ap.add_argument("--out-dir", required=True, type=Path,
-                    help="folder for NAME.onnx, NAME.sim.onnx, NAME.fp16.onnx or NAME.int8.onnx, "
-                         "NAME.engine")
+    ap.add_argument(
+        "--out-dir",
+        required=True,
+        type=Path,
+        help="folder for NAME.onnx, NAME.sim.onnx, NAME.fp16.onnx or NAME.int8.onnx, NAME.engine",
+    )
     ap.add_argument("--name", help="output base name (default: the input file's stem)")
-    ap.add_argument("--stages", default=",".join(STAGES),
-                    help="comma-separated subset of onnx,simplify,quantize,engine (default: those four), or "
-                         "compile: prepare torch.compile's cache for backend torch_cuda on this GPU (a .pth input)")
+    ap.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="comma-separated subset of onnx,simplify,quantize,engine (default: those four), or "
+        "compile: prepare torch.compile's cache for backend torch_cuda on this GPU (a .pth input)",
+    )
     g = ap.add_argument_group("model")
-    g.add_argument("--arch", default=None, help="'lcsnet' (built in) or package.module:function (default: from "
-                                                "the checkpoint, else lcsnet)")
+    g.add_argument(
+        "--arch",
+        default=None,
+        help="'lcsnet' (built in) or package.module:function (default: from the checkpoint, else lcsnet)",
+    )
     g.add_argument("--num-classes", type=int, help="default: the checkpoint's, else the class file's count")
     g.add_argument("--classes", type=Path, help="classes YAML (default: config/classes.yaml)")
-    g.add_argument("--input-size", type=_hw,
-                   help="network input HEIGHTxWIDTH (default: the checkpoint's, else 384x512)")
+    g.add_argument(
+        "--input-size", type=_hw, help="network input HEIGHTxWIDTH (default: the checkpoint's, else 384x512)"
+    )
     g.add_argument("--mean", type=float, nargs=3, help="per-channel mean of pixel/255, in the colour order")
     g.add_argument("--std", type=float, nargs=3, help="per-channel std of pixel/255")
     # --colour-order: the option's former spelling, still accepted
-    g.add_argument("--color-order", "--colour-order", dest="color_order", choices=("rgb", "bgr"), default="rgb",
-                   help="channel order the network was trained on (--colour-order: the former spelling)")
+    g.add_argument(
+        "--color-order",
+        "--colour-order",
+        dest="color_order",
+        choices=("rgb", "bgr"),
+        default="rgb",
+        help="channel order the network was trained on (--colour-order: the former spelling)",
+    )
     g.add_argument("--model-version", default=None, help="version string written into the metadata")
-    g.add_argument("--output-key", help="which output holds the logits when the model returns a dict or tuple "
-                                        "(default: 'out' or 'logits', else the only tensor), or which output of "
-                                        "an ONNX with several")
+    g.add_argument(
+        "--output-key",
+        help="which output holds the logits when the model returns a dict or tuple "
+        "(default: 'out' or 'logits', else the only tensor), or which output of "
+        "an ONNX with several",
+    )
     g = ap.add_argument_group("ONNX export")
     g.add_argument("--opset", type=int, default=17)
     g.add_argument("--dynamic-hw", action="store_true", help="export with dynamic height and width")
@@ -78,29 +98,55 @@ def parser() -> argparse.ArgumentParser:
     g = ap.add_argument_group("parity")
     g.add_argument("--parity-images", type=int, default=8, help="images compared after each stage (0: skip)")
     g.add_argument("--parity-folder", type=Path, help="compare on these images instead of generated scenes")
-    g.add_argument("--min-agreement", type=_percent, default=99.9, metavar="PERCENT",
-                   help="minimum argmax agreement, in percent, after export and simplify (default 99.9)")
-    g.add_argument("--min-agreement-fp16", type=_percent, default=99.5, metavar="PERCENT",
-                   help="minimum argmax agreement, in percent, of the fp16 ONNX against fp32 (default 99.5)")
-    g.add_argument("--max-miou-drop", type=float, default=0.02,
-                   help="largest mIoU drop of the int8 ONNX against fp32 on held-out generated scenes (default 0.02)")
+    g.add_argument(
+        "--min-agreement",
+        type=_percent,
+        default=99.9,
+        metavar="PERCENT",
+        help="minimum argmax agreement, in percent, after export and simplify (default 99.9)",
+    )
+    g.add_argument(
+        "--min-agreement-fp16",
+        type=_percent,
+        default=99.5,
+        metavar="PERCENT",
+        help="minimum argmax agreement, in percent, of the fp16 ONNX against fp32 (default 99.5)",
+    )
+    g.add_argument(
+        "--max-miou-drop",
+        type=float,
+        default=0.02,
+        help="largest mIoU drop of the int8 ONNX against fp32 on held-out generated scenes (default 0.02)",
+    )
     g = ap.add_argument_group("precision (quantize stage) and int8 calibration")
-    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
-                   help="precision written into the ONNX the engine is built from (default fp16; an engine-only "
-                        "run builds what its ONNX holds)")
+    g.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        default=None,
+        help="precision written into the ONNX the engine is built from (default fp16; an engine-only "
+        "run builds what its ONNX holds)",
+    )
     g.add_argument("--workspace-mb", type=int, default=1024)
     g.add_argument("--timing-cache", type=Path, help="timing cache file, read and updated")
     g.add_argument("--calib-folder", type=Path, help="int8: folder of calibration images")
     g.add_argument("--calib-bag", type=Path, help="int8: rosbag2 recording with calibration images")
     g.add_argument("--calib-topic", default="/camera/image_raw", help="int8: image topic in --calib-bag")
     g.add_argument("--calib-images", type=int, default=200, help="int8: how many calibration images")
-    g.add_argument("--calib-method", choices=("minmax", "percentile"), default="minmax",
-                   help="int8: activation range from the min/max or the 99.999th percentile")
+    g.add_argument(
+        "--calib-method",
+        choices=("minmax", "percentile"),
+        default="minmax",
+        help="int8: activation range from the min/max or the 99.999th percentile",
+    )
     g = ap.add_argument_group("TensorRT engine")
     g.add_argument("--device", type=int, default=0, help="CUDA device to build on (the engine runs on that GPU model)")
     g = ap.add_argument_group("compile stage (backend torch_cuda)")
-    g.add_argument("--compile-dir", type=Path, help="where the compiled model's cache goes (default: "
-                                                    "OUT_DIR/NAME.compiled); give it to the node as compile_dir")
+    g.add_argument(
+        "--compile-dir",
+        type=Path,
+        help="where the compiled model's cache goes (default: "
+        "OUT_DIR/NAME.compiled); give it to the node as compile_dir",
+    )
     g.add_argument("--min-shape", type=_hw)
     g.add_argument("--opt-shape", type=_hw)
     g.add_argument("--max-shape", type=_hw)
@@ -115,12 +161,16 @@ def main(argv=None) -> int:
         print(f"convert: --stages {args.stages!r}: choose from {','.join(STAGES + GPU_STAGES)}", file=sys.stderr)
         return EXIT_USAGE
     if "compile" in stages and Path(args.model).suffix != ".pth":
-        print(f"convert: --stages compile prepares LCSNet weights (.pth) for backend torch_cuda, got {args.model}",
-              file=sys.stderr)
+        print(
+            f"convert: --stages compile prepares LCSNet weights (.pth) for backend torch_cuda, got {args.model}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.precision == "int8" and "quantize" in stages and not (args.calib_folder or args.calib_bag):
-        print("convert: --precision int8 needs calibration images: give --calib-folder DIR or --calib-bag BAG",
-              file=sys.stderr)
+        print(
+            "convert: --precision int8 needs calibration images: give --calib-folder DIR or --calib-bag BAG",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         from lcsnet_seg.tools.convert_stages import run_stages
@@ -143,11 +193,17 @@ def prepare_compiled(args) -> int:
     name = args.name or Path(args.model).stem
     cache_dir = args.compile_dir or args.out_dir / f"{name}.compiled"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    print(f"[convert] compile: torch.compile (inductor) for cuda:{args.device}, cache in {cache_dir} "
-          "(about 25 s the first time)", flush=True)
+    print(
+        f"[convert] compile: torch.compile (inductor) for cuda:{args.device}, cache in {cache_dir} "
+        "(about 25 s the first time)",
+        flush=True,
+    )
     marker = prepare_compiled_model(args.model, cache_dir, device=args.device)
-    print(f"[convert] compile: done in {marker['compile_seconds']} s for {marker.get('gpu', 'this GPU')}; start the "
-          f"node with -p backend:=torch_cuda -p model_path:={args.model} -p compile_dir:={cache_dir}", flush=True)
+    print(
+        f"[convert] compile: done in {marker['compile_seconds']} s for {marker.get('gpu', 'this GPU')}; start the "
+        f"node with -p backend:=torch_cuda -p model_path:={args.model} -p compile_dir:={cache_dir}",
+        flush=True,
+    )
     return EXIT_OK
 
 

@@ -14,9 +14,13 @@ def model_info_from_args(args, checkpoint_meta: dict, num_classes: int | None) -
 
     classes = load_class_set(args.classes, expected_count=num_classes)
     size = args.input_size or tuple(checkpoint_meta.get("input_size", (384, 512)))
-    kwargs = dict(classes=classes, input_size=(int(size[0]), int(size[1])), color_order=args.color_order,
-                  model_name=args.name or "lcsnet",
-                  model_version=args.model_version or str(checkpoint_meta.get("version", "unversioned")))
+    kwargs = dict(
+        classes=classes,
+        input_size=(int(size[0]), int(size[1])),
+        color_order=args.color_order,
+        model_name=args.name or "lcsnet",
+        model_version=args.model_version or str(checkpoint_meta.get("version", "unversioned")),
+    )
     if args.mean:
         kwargs["mean"] = tuple(args.mean)
     if args.std:
@@ -60,12 +64,22 @@ def model_from_onnx(args, src: Path, onnx_path: Path, say) -> tuple[ModelInfo, P
         raise ModelFileError(f"model file {src} is not a readable ONNX model ({type(exc).__name__})") from None
     if any(p.key == METADATA_KEY for p in proto.metadata_props):
         return read_onnx_model_info(src), src
-    missing = [flag for flag, value in (("--classes", args.classes), ("--input-size", args.input_size),
-                                        ("--mean", args.mean), ("--std", args.std)) if not value]
+    missing = [
+        flag
+        for flag, value in (
+            ("--classes", args.classes),
+            ("--input-size", args.input_size),
+            ("--mean", args.mean),
+            ("--std", args.std),
+        )
+        if not value
+    ]
     if missing:
-        raise ModelFileError(f"model file {src} has no '{METADATA_KEY}' metadata; to convert an ONNX exported "
-                             f"elsewhere describe it with --classes, --input-size, --mean and --std "
-                             f"(missing: {', '.join(missing)})")
+        raise ModelFileError(
+            f"model file {src} has no '{METADATA_KEY}' metadata; to convert an ONNX exported "
+            f"elsewhere describe it with --classes, --input-size, --mean and --std "
+            f"(missing: {', '.join(missing)})"
+        )
     info = model_info_from_args(args, {}, None)
     _keep_one_output(proto, src, args.output_key)
     from lcsnet_seg.convert.export import set_model_info
@@ -84,9 +98,11 @@ def _keep_one_output(proto, src: Path, key: str | None) -> None:
     if len(names) == 1 and key in (None, names[0]):
         return
     if key is None or key not in names:
-        raise ModelFileError(f"model file {src} has outputs {', '.join(names)}; choose the logits with "
-                             "--output-key NAME" if key is None else
-                             f"--output-key {key!r} is not an output of {src} ({', '.join(names)})")
+        raise ModelFileError(
+            f"model file {src} has outputs {', '.join(names)}; choose the logits with --output-key NAME"
+            if key is None
+            else f"--output-key {key!r} is not an output of {src} ({', '.join(names)})"
+        )
     kept = [o for o in proto.graph.output if o.name == key]
     del proto.graph.output[:]
     proto.graph.output.extend(kept)  # the simplify stage removes the nodes that only fed the others

@@ -51,8 +51,11 @@ def _parity_sets(args, info: ModelInfo, dynamic: bool) -> list[tuple[str, list]]
     sets = []
     for size in sizes:
         sized = info.with_overrides(input_size=size)
-        batches = (list(folder_batches(args.parity_folder, sized, args.parity_images)) if args.parity_folder
-                   else list(scene_batches(args.parity_images, *size, sized)))
+        batches = (
+            list(folder_batches(args.parity_folder, sized, args.parity_images))
+            if args.parity_folder
+            else list(scene_batches(args.parity_images, *size, sized))
+        )
         sets.append((f" at {size[0]}x{size[1]}" if dynamic else "", batches))
     return sets
 
@@ -76,9 +79,12 @@ class Outputs:
     def __init__(self, out_dir: Path, name: str, precision: str, source: Path) -> None:
         from lcsnet_seg.convert.quantize import quantized_path
 
-        self.paths = {"onnx": out_dir / f"{name}.onnx", "simplify": out_dir / f"{name}.sim.onnx",
-                      "quantize": quantized_path(out_dir, name, precision) if precision != "fp32" else None,
-                      "engine": out_dir / f"{name}.engine"}
+        self.paths = {
+            "onnx": out_dir / f"{name}.onnx",
+            "simplify": out_dir / f"{name}.sim.onnx",
+            "quantize": quantized_path(out_dir, name, precision) if precision != "fp32" else None,
+            "engine": out_dir / f"{name}.engine",
+        }
         self.source = source.resolve()
 
     def path(self, stage: str) -> Path:
@@ -138,10 +144,18 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
         from lcsnet_seg.convert.export import export_onnx
 
         t = time.perf_counter()
-        export_onnx(model, info, partial(onnx_path), opset=args.opset, dynamic_hw=args.dynamic_hw,
-                    dynamic_batch=args.dynamic_batch)
-        _say(f"exported {onnx_path.name} (opset {args.opset}, {'dynamic' if args.dynamic_hw else 'static'} H x W, "
-             f"{time.perf_counter() - t:.1f} s)")
+        export_onnx(
+            model,
+            info,
+            partial(onnx_path),
+            opset=args.opset,
+            dynamic_hw=args.dynamic_hw,
+            dynamic_batch=args.dynamic_batch,
+        )
+        _say(
+            f"exported {onnx_path.name} (opset {args.opset}, {'dynamic' if args.dynamic_hw else 'static'} H x W, "
+            f"{time.perf_counter() - t:.1f} s)"
+        )
         current = partial(onnx_path)
     else:
         info, current = model_from_onnx(args, src, onnx_path, say=_say)
@@ -186,9 +200,15 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
         from lcsnet_seg.errors import BackendUnavailable
 
         engine_path = outputs.path("engine")
-        options = EngineOptions(precision=_onnx_precision(current, args.precision), workspace_mb=args.workspace_mb,
-                                timing_cache=args.timing_cache, min_hw=args.min_shape, opt_hw=args.opt_shape,
-                                max_hw=args.max_shape, device=args.device)
+        options = EngineOptions(
+            precision=_onnx_precision(current, args.precision),
+            workspace_mb=args.workspace_mb,
+            timing_cache=args.timing_cache,
+            min_hw=args.min_shape,
+            opt_hw=args.opt_shape,
+            max_hw=args.max_shape,
+            device=args.device,
+        )
         try:
             build_engine(current, engine_path, info, options, log=_say)
         except BackendUnavailable as exc:
@@ -240,6 +260,8 @@ def _onnx_precision(path: Path, requested: str | None) -> str:
     counts = count_qdq(path)
     held = "int8" if counts["QuantizeLinear"] else "fp16" if counts["fp16_initializers"] else "fp32"
     if requested is not None and held != requested:
-        raise ConfigError(f"{path.name} holds {held} but --precision is {requested}: add the quantize stage "
-                          f"(--stages quantize,engine) or start from NAME.{requested}.onnx")
+        raise ConfigError(
+            f"{path.name} holds {held} but --precision is {requested}: add the quantize stage "
+            f"(--stages quantize,engine) or start from NAME.{requested}.onnx"
+        )
     return held

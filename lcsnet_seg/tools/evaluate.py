@@ -35,42 +35,75 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_BAGS_FAILED = 0, 1, 2, 3,
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bags", nargs="+", metavar="BAG",
-                    help="rosbag2 folder (sqlite3 or mcap), a folder holding bag folders, or a quoted glob")
+    ap = argparse.ArgumentParser(
+        prog="evaluate", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "bags",
+        nargs="+",
+        metavar="BAG",
+        help="rosbag2 folder (sqlite3 or mcap), a folder holding bag folders, or a quoted glob",
+    )
     ap.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
     ap.add_argument("--label-topic", help="ground-truth mono8 class-id images, matched by header stamp")
     ap.add_argument("--out-dir", type=Path, required=True)
-    ap.add_argument("--model", type=Path, default=None,
-                    help="ONNX, engine or LCSNet .pth (default: the packaged demo model)")
+    ap.add_argument(
+        "--model", type=Path, default=None, help="ONNX, engine or LCSNet .pth (default: the packaged demo model)"
+    )
     ap.add_argument("--backend", default="auto", help="auto | onnxruntime | torch_cuda | tensorrt")
-    ap.add_argument("--device", type=int, default=0, help="CUDA device of a GPU backend (one bag; fleet workers "
-                                                          "use the GPU Ray gives them)")
+    ap.add_argument(
+        "--device",
+        type=int,
+        default=0,
+        help="CUDA device of a GPU backend (one bag; fleet workers use the GPU Ray gives them)",
+    )
     ap.add_argument("--stamp-tolerance-ms", type=float, default=1.0, help="label/image stamp matching tolerance")
     ap.add_argument("--start", type=float, default=None, help="seconds from the bag's start")
     ap.add_argument("--end", type=float, default=None, help="seconds from the bag's start")
     ap.add_argument("--stride", type=int, default=1, help="use every N-th image")
     ap.add_argument("--samples", type=int, default=6, help="sample overlays in each report")
     ap.add_argument("--output-prefix", default="/lcsnet_seg", help="topic prefix in the output bag")
-    ap.add_argument("--output-bag", action=argparse.BooleanOptionalAction, default=None,
-                    help="write segmentation_bag/ (default: yes for one bag, no for a fleet)")
-    ap.add_argument("--compare", metavar="OTHER_RESULTS", default=None,
-                    help="another evaluate run's --out-dir or metrics.json: per-class IoU differences")
+    ap.add_argument(
+        "--output-bag",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write segmentation_bag/ (default: yes for one bag, no for a fleet)",
+    )
+    ap.add_argument(
+        "--compare",
+        metavar="OTHER_RESULTS",
+        default=None,
+        help="another evaluate run's --out-dir or metrics.json: per-class IoU differences",
+    )
     ap.add_argument("--node", action="store_true", help="evaluate through a running segmentation_node (rclpy; one bag)")
     ap.add_argument("--rate", type=float, default=1.0, help="--node: playback speed (1.0 = real time)")
     fleet = ap.add_argument_group("fleet (several bags, on Ray)")
-    fleet.add_argument("--workers", type=int, default=None,
-                       help="Ray workers (default: --workers-per-gpu per GPU for a GPU backend, else one per two CPUs)")
-    fleet.add_argument("--workers-per-gpu", type=int, default=1,
-                       help="GPU backend: workers sharing one GPU (each reads, decodes and scores its bag on the "
-                            "CPU, so one worker leaves the GPU mostly idle; default 1)")
+    fleet.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray workers (default: --workers-per-gpu per GPU for a GPU backend, else one per two CPUs)",
+    )
+    fleet.add_argument(
+        "--workers-per-gpu",
+        type=int,
+        default=1,
+        help="GPU backend: workers sharing one GPU (each reads, decodes and scores its bag on the "
+        "CPU, so one worker leaves the GPU mostly idle; default 1)",
+    )
     fleet.add_argument("--address", default=None, help="an existing Ray cluster (default: a local instance)")
-    fleet.add_argument("--ship", action=argparse.BooleanOptionalAction, default=None,
-                       help="send this package's code and the model file to the workers through Ray "
-                            "(default: yes with --address)")
-    fleet.add_argument("--bag-timeout", type=float, default=None,
-                       help="seconds a bag may take before its worker is replaced (retried once)")
+    fleet.add_argument(
+        "--ship",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send this package's code and the model file to the workers through Ray (default: yes with --address)",
+    )
+    fleet.add_argument(
+        "--bag-timeout",
+        type=float,
+        default=None,
+        help="seconds a bag may take before its worker is replaced (retried once)",
+    )
     return ap
 
 
@@ -79,8 +112,11 @@ def main(argv=None) -> int:
     if args.stride < 1 or args.rate <= 0 or args.stamp_tolerance_ms < 0:
         print("evaluate: --stride must be >= 1, --rate > 0 and --stamp-tolerance-ms >= 0", file=sys.stderr)
         return EXIT_USAGE
-    if ((args.workers is not None and args.workers < 1) or args.workers_per_gpu < 1
-            or (args.bag_timeout is not None and args.bag_timeout <= 0)):
+    if (
+        (args.workers is not None and args.workers < 1)
+        or args.workers_per_gpu < 1
+        or (args.bag_timeout is not None and args.bag_timeout <= 0)
+    ):
         print("evaluate: --workers and --workers-per-gpu must be >= 1 and --bag-timeout > 0", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -93,10 +129,17 @@ def main(argv=None) -> int:
 def bag_options(args, fleet: bool):
     from lcsnet_seg.eval.bag_eval import BagOptions
 
-    return BagOptions(image_topic=args.image_topic, label_topic=args.label_topic,
-                      stamp_tolerance_ms=args.stamp_tolerance_ms, start=args.start, end=args.end,
-                      stride=args.stride, samples=args.samples, output_prefix=args.output_prefix,
-                      write_output_bag=(not fleet) if args.output_bag is None else args.output_bag)
+    return BagOptions(
+        image_topic=args.image_topic,
+        label_topic=args.label_topic,
+        stamp_tolerance_ms=args.stamp_tolerance_ms,
+        start=args.start,
+        end=args.end,
+        stride=args.stride,
+        samples=args.samples,
+        output_prefix=args.output_prefix,
+        write_output_bag=(not fleet) if args.output_bag is None else args.output_bag,
+    )
 
 
 def run(args) -> int:
@@ -109,22 +152,38 @@ def run(args) -> int:
     if not selection.fleet:
         return run_one(args, selection.bags[0], model)
     if args.node:
-        raise ConfigError("--node evaluates one bag at a time (it replays at real time); "
-                          "score several bags without --node")
+        raise ConfigError(
+            "--node evaluates one bag at a time (it replays at real time); score several bags without --node"
+        )
     if not model.exists():
         raise ConfigError(f"model {model} not found; pass --model an .onnx, .engine or .pth file")
     from lcsnet_seg.eval.fleet_run import evaluate_fleet
 
-    doc = evaluate_fleet(selection.bags, args.out_dir, model=model, backend=args.backend,
-                         options=bag_options(args, fleet=True), workers=args.workers, address=args.address,
-                         compare_with=args.compare, bag_timeout_s=args.bag_timeout, skipped=selection.skipped,
-                         ship=args.ship, workers_per_gpu=args.workers_per_gpu)
-    print(f"evaluate: {doc['bags_scored']} of {doc['bags_total']} bags scored"
-          + (f", fleet mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "")
-          + (f", flicker {doc['temporal_consistency']['flicker']:.4f}"
-             if doc["temporal_consistency"]["flicker"] is not None else "")
-          + f"; {'complete' if doc['complete'] else 'INCOMPLETE'}; wrote {args.out_dir / 'report.md'} and "
-          f"{args.out_dir / 'metrics.json'}")
+    doc = evaluate_fleet(
+        selection.bags,
+        args.out_dir,
+        model=model,
+        backend=args.backend,
+        options=bag_options(args, fleet=True),
+        workers=args.workers,
+        address=args.address,
+        compare_with=args.compare,
+        bag_timeout_s=args.bag_timeout,
+        skipped=selection.skipped,
+        ship=args.ship,
+        workers_per_gpu=args.workers_per_gpu,
+    )
+    print(
+        f"evaluate: {doc['bags_scored']} of {doc['bags_total']} bags scored"
+        + (f", fleet mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "")
+        + (
+            f", flicker {doc['temporal_consistency']['flicker']:.4f}"
+            if doc["temporal_consistency"]["flicker"] is not None
+            else ""
+        )
+        + f"; {'complete' if doc['complete'] else 'INCOMPLETE'}; wrote {args.out_dir / 'report.md'} and "
+        f"{args.out_dir / 'metrics.json'}"
+    )
     for path in selection.skipped:
         print(f"evaluate: skipped {path}: it holds no rosbag2 files", file=sys.stderr)
     if doc["bags_failed"]:
@@ -147,8 +206,16 @@ def run_one(args, bag: Path, model: Path) -> int:
         from lcsnet_seg.ros.bag_replay import replay_through_node
 
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        replay = partial(replay_through_node, model=model, backend=args.backend, image_topic=args.image_topic,
-                         out_dir=args.out_dir, samples=args.samples, rate=args.rate, output_prefix=args.output_prefix)
+        replay = partial(
+            replay_through_node,
+            model=model,
+            backend=args.backend,
+            image_topic=args.image_topic,
+            out_dir=args.out_dir,
+            samples=args.samples,
+            rate=args.rate,
+            output_prefix=args.output_prefix,
+        )
     else:
         segmenter, why = getattr(args, "segmenter", None), "given by the caller"
         if segmenter is None:
@@ -163,8 +230,10 @@ def run_one(args, bag: Path, model: Path) -> int:
     print(f"evaluate: mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "evaluate: no frame scored", end="")
     print(f", flicker {flicker:.4f}" if flicker is not None else "", end="")
     print(f", {doc['fps']:.1f} FPS" if doc["fps"] else "", end="")
-    print(f"; {'complete' if doc['complete'] else 'INCOMPLETE'}; wrote {report}, {args.out_dir / 'metrics.json'}"
-          + (f" and {args.out_dir / 'segmentation_bag'}" if options.write_output_bag else ""))
+    print(
+        f"; {'complete' if doc['complete'] else 'INCOMPLETE'}; wrote {report}, {args.out_dir / 'metrics.json'}"
+        + (f" and {args.out_dir / 'segmentation_bag'}" if options.write_output_bag else "")
+    )
     return EXIT_OK if doc["complete"] else EXIT_INCOMPLETE
 
 

@@ -59,8 +59,9 @@ def main(argv=None) -> int:
         for i in tqdm(range(args.frames), desc="writing scenes", unit="frame"):
             image, labels = generate_scene(args.seed + i, args.height, args.width)
             t_ns = int(round(args.start_time * 1e9)) + int(round(i * 1e9 / args.rate))
-            header = Header(stamp=Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000),
-                            frame_id="camera_optical")
+            header = Header(
+                stamp=Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000), frame_id="camera_optical"
+            )
             writer.write_image(IMAGE_TOPIC, t_ns, header, image, "rgb8")
             writer.write_image(LABEL_TOPIC, t_ns, header, labels, "mono8")
             if args.compressed:
@@ -69,8 +70,10 @@ def main(argv=None) -> int:
                 writer.write_raw(COMPRESSED_TOPIC, COMPRESSED, t_ns, store.serialize_cdr(msg, COMPRESSED))
     finally:
         writer.close()
-    print(f"make_demo_bag: wrote {args.frames} frames ({args.width}x{args.height}, {args.storage}) to {args.out}: "
-          f"{IMAGE_TOPIC}, {LABEL_TOPIC}" + (f", {COMPRESSED_TOPIC}" if args.compressed else ""))
+    print(
+        f"make_demo_bag: wrote {args.frames} frames ({args.width}x{args.height}, {args.storage}) to {args.out}: "
+        f"{IMAGE_TOPIC}, {LABEL_TOPIC}" + (f", {COMPRESSED_TOPIC}" if args.compressed else "")
+    )
     return 0
 
 

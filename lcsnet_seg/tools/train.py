@@ -47,8 +47,16 @@ class SceneDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels.astype(np.int64))
 
 
-def evaluate(model: torch.nn.Module, device: torch.device, num_classes: int, scenes: int, height: int, width: int,
-             first_seed: int = HELD_OUT_SEED, workers: int = 0) -> ConfusionMatrix:
+def evaluate(
+    model: torch.nn.Module,
+    device: torch.device,
+    num_classes: int,
+    scenes: int,
+    height: int,
+    width: int,
+    first_seed: int = HELD_OUT_SEED,
+    workers: int = 0,
+) -> ConfusionMatrix:
     cm = ConfusionMatrix(num_classes)
     loader = DataLoader(SceneDataset(first_seed, scenes, height, width), batch_size=16, num_workers=workers)
     model.eval()
@@ -79,10 +87,17 @@ def main(argv=None) -> int:
     # torch's stubs leave memory_format out of Module.to's overloads; Module.to accepts it
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    data = SceneDataset(0, 10 ** 8, args.height, args.width, flip=True)
-    loader = DataLoader(data, batch_size=args.batch, shuffle=False, num_workers=args.workers, drop_last=True,
-                        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0,
-                        prefetch_factor=4 if args.workers else None)
+    data = SceneDataset(0, 10**8, args.height, args.width, flip=True)
+    loader = DataLoader(
+        data,
+        batch_size=args.batch,
+        shuffle=False,
+        num_workers=args.workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+        persistent_workers=args.workers > 0,
+        prefetch_factor=4 if args.workers else None,
+    )
     counts = torch.ones(len(classes), device=device)
     budget = args.minutes * 60
     start = time.time()
@@ -110,29 +125,41 @@ def main(argv=None) -> int:
         step += 1
         if step % 100 == 0 or step == 1:
             el = time.time() - start
-            print(f"step {step:6d}  loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                  f"{step * args.batch / el:6.1f} img/s  data-wait {100 * wait / el:4.1f}%  {el:6.0f}s", flush=True)
+            print(
+                f"step {step:6d}  loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
+                f"{step * args.batch / el:6.1f} img/s  data-wait {100 * wait / el:4.1f}%  {el:6.0f}s",
+                flush=True,
+            )
         if frac >= 1.0 or (args.max_steps and step >= args.max_steps):
             break
         t_fetch = time.time()
     train_seconds = time.time() - start
 
     model = model.float().to(memory_format=torch.contiguous_format)
-    scores = evaluate(model, device, len(classes), args.eval_scenes, args.height, args.width,
-                      workers=args.workers).scores()
+    scores = evaluate(
+        model, device, len(classes), args.eval_scenes, args.height, args.width, workers=args.workers
+    ).scores()
     print(f"held-out mIoU {scores.miou:.4f}  pixel accuracy {scores.pixel_accuracy:.4f}")
     for name, iou in zip(classes.names, scores.per_class_iou):
         print(f"  {name:18s} {iou:.4f}")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    torch.save({
-        "state_dict": state,
-        "arch": "lcsnet",
-        "num_classes": len(classes),
-        "input_size": [args.height, args.width],
-        "train": {"steps": step, "batch": args.batch, "seconds": round(train_seconds, 1),
-                  "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                  "held_out_miou": round(scores.miou, 4), "held_out_scenes": args.eval_scenes},
-    }, args.out)
+    torch.save(
+        {
+            "state_dict": state,
+            "arch": "lcsnet",
+            "num_classes": len(classes),
+            "input_size": [args.height, args.width],
+            "train": {
+                "steps": step,
+                "batch": args.batch,
+                "seconds": round(train_seconds, 1),
+                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                "held_out_miou": round(scores.miou, 4),
+                "held_out_scenes": args.eval_scenes,
+            },
+        },
+        args.out,
+    )
     print(f"wrote {args.out}")
     return 0
 
