@@ -80,7 +80,8 @@ class ModelInfo:
                 # three values each: __post_init__ checks the lengths
                 mean=cast(tuple[float, float, float], tuple(float(v) for v in doc["mean"])),
                 std=cast(tuple[float, float, float], tuple(float(v) for v in doc["std"])),
-                color_order=str(doc[COLOR_ORDER_KEY] if COLOR_ORDER_KEY in doc else doc[OLD_COLOR_ORDER_KEY]),
+                # files written before the rename carry the old key
+                color_order=str(doc[OLD_COLOR_ORDER_KEY] if OLD_COLOR_ORDER_KEY in doc else doc[COLOR_ORDER_KEY]),
                 model_name=str(doc.get("model_name", "lcsnet")),
                 model_version=str(doc.get("model_version", "unversioned")),
                 extra=dict(doc.get("extra", {})),

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,7 +255,8 @@ def test_workers_share_a_gpu(local_ray, fleet_dir):
         str(DEMO_ONNX), "onnxruntime", BagOptions("/camera/image_raw", "/camera/labels", write_output_bag=False)
     )
     jobs = [(str(fleet_dir / name), None) for name in GOOD]
-    results, descriptions = run_fleet(jobs, config, workers=2, gpu_share=0.5, deadline_s=600)
+    # 300 s: two workers start on a loaded machine in far less; a share ignored would leave one waiting forever
+    results, descriptions = run_fleet(jobs, config, workers=2, gpu_share=0.5, deadline_s=300)
     assert len({d["pid"] for d in descriptions}) == 2
     assert [d["ray_gpu_ids"] for d in descriptions] == [["0"], ["0"]]  # both on the one GPU
     assert [(outcome.status, outcome.reason) for outcome, _ in results] == [("scored", None)] * 3
@@ -285,3 +287,31 @@ def test_more_gpu_workers_than_gpus_is_refused_before_any_work(local_ray, fleet_
         evaluate.main([str(fleet_dir), *TOPICS, "--out-dir", str(tmp_path / "o"), "--workers-per-gpu", "0"])
         == evaluate.EXIT_USAGE
     )
+
+
+def test_worker_counts_and_gpu_use():
+    from lcsnet_seg.eval.fleet_run import default_workers, uses_gpu
+
+    assert default_workers(True, {"GPU": 2, "CPU": 16}) == 2
+    assert default_workers(True, {"GPU": 2, "CPU": 16}, workers_per_gpu=4) == 8
+    assert default_workers(True, {"GPU": 1, "CPU": 4}, workers_per_gpu=8) == 4  # one CPU each
+    assert default_workers(False, {"CPU": 16}) == 8 and default_workers(False, {"CPU": 1}) == 1
+    assert uses_gpu("torch_cuda", Path("m.pth"), 0) and uses_gpu("auto", Path("m.engine"), 0)
+    assert uses_gpu("auto", Path("m.pth"), 1) and not uses_gpu("auto", Path("m.pth"), 0)
+    assert not uses_gpu("onnxruntime", Path("m.onnx"), 4) and not uses_gpu("auto", Path("m.onnx"), 4)
+
+
+def test_more_workers_than_cpus_is_refused_before_any_work(local_ray, fleet_dir, tmp_path):
+    from lcsnet_seg.errors import ConfigError
+    from lcsnet_seg.eval.bag_eval import BagOptions
+    from lcsnet_seg.eval.fleet_run import evaluate_fleet
+
+    with pytest.raises(ConfigError, match="3 workers take a CPU each; the local Ray instance has 2: lower --workers"):
+        evaluate_fleet(
+            [fleet_dir / name for name in GOOD],
+            tmp_path / "out",
+            model=tmp_path / "m.onnx",
+            backend="onnxruntime",
+            options=BagOptions("/camera/image_raw", "/camera/labels"),
+            workers=3,
+        )

@@ -307,7 +307,7 @@ def start_actors(ray, actors, gpu_share: float, deadline_s: float | None) -> lis
     except GetTimeoutError:
         for actor in actors:
             ray.kill(actor)
-        need = f"{gpu_share:g} GPU each (num_gpus={gpu_share:g})" if gpu_share else "one CPU each"
+        need = f"{gpu_share:g} GPU and one CPU each" if gpu_share else "one CPU each"
         raise ConfigError(
             f"the evaluation workers did not start within {wait:.0f} s; they need {need}: "
             "check the cluster's free resources (ray status) or lower --workers"

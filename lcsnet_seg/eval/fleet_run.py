@@ -30,11 +30,13 @@ def uses_gpu(backend: str, model: Path, cluster_gpus: float) -> bool:
 
 
 def default_workers(gpu: bool, resources: dict, workers_per_gpu: int = 1) -> int:
-    """workers_per_gpu per GPU for a GPU backend; else one per two CPUs (each CPU worker's ONNX Runtime
-    spreads its inference over the cores it finds, so one per core oversubscribes them)."""
+    """workers_per_gpu per GPU for a GPU backend (at most one per CPU: each worker takes one); else one
+    per two CPUs (each CPU worker's ONNX Runtime spreads its inference over the cores it finds, so one
+    per core oversubscribes them)."""
+    cpus = int(resources.get("CPU", 1))
     if gpu:
-        return max(1, int(resources.get("GPU", 0)) * workers_per_gpu)
-    return max(1, int(resources.get("CPU", 1)) // 2)
+        return max(1, min(int(resources.get("GPU", 0)) * workers_per_gpu, cpus))
+    return max(1, cpus // 2)
 
 
 def evaluate_fleet(
@@ -86,7 +88,7 @@ def evaluate_fleet(
         gpu = uses_gpu(backend, model, resources.get("GPU", 0))
         if gpu and resources.get("GPU", 0) < 1:
             raise ConfigError(
-                f"backend {backend} needs a GPU per worker but the Ray cluster has none; "
+                f"backend {backend} needs GPUs for its workers but the Ray cluster has none; "
                 "use --backend onnxruntime with an .onnx model, or --address a cluster with GPUs"
             )
         gpu_share = 1.0 / workers_per_gpu if gpu else 0.0
@@ -96,6 +98,11 @@ def evaluate_fleet(
                 f"{workers} workers of backend {backend} at {workers_per_gpu} per GPU need "
                 f"{workers * gpu_share:g} GPUs; this machine has {resources.get('GPU', 0):g}: "
                 "lower --workers or raise --workers-per-gpu"
+            )
+        cpus = resources.get("CPU", 1)
+        if not address and min(workers, len(jobs)) > cpus:  # each worker takes a CPU: the rest would never start
+            raise ConfigError(
+                f"{workers} workers take a CPU each; the local Ray instance has {cpus:g}: lower --workers"
             )
         config = WorkerConfig(str(model), backend, options, model_files=ship_model(model) if ship else None)
         entries: dict[str, BagEntry] = {}
@@ -143,7 +150,7 @@ def evaluate_fleet(
             "skipped_folders": list(skipped),
             "run": {
                 "workers": workers,
-                "gpu_per_worker": gpu_share,
+                "gpu_share_per_worker": gpu_share,
                 "ray_address": address or "local",
                 "shipped": ship,
                 "worker_model": worker.get("model"),
