@@ -76,7 +76,7 @@ lint: $(VENV)/.deps
 
 # mypy over the whole package (CI runs it), the TensorRT adapter modules against tensorrt-stubs.
 mypy-package: $(VENV)/.deps .typecheck/.stubs
-	MYPYPATH=.typecheck/stubs $(PY) -m mypy --config-file mypy.ini lcsnet_seg
+	MYPYPATH=.typecheck/stubs $(PY) -m mypy --config-file setup.cfg lcsnet_seg
 
 # The former TensorRT-adapters-only check; mypy-package covers those modules with the same stubs and config.
 typecheck: mypy-package
