@@ -9,15 +9,18 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 
 def _claim_ros_domain() -> int:
-    """A ROS domain (100..199, away from the usual 0..101) that no other test run on this machine holds: the
-    first free one from a pid-based start, held by an flock for the life of this process, so concurrent test
-    runs (CI beside another job, a developer's second run) never see each other's /lcsnet_seg."""
+    """A ROS domain (50..99) that no other test run on this machine holds: the first free one from a
+    pid-based start, held by an flock for the life of this process, so concurrent test runs (CI beside
+    another job, a developer's second run) never see each other's /lcsnet_seg. At most 101 on Linux:
+    Fast DDS derives its UDP ports from the domain, and above 101 they fall in the kernel's ephemeral
+    range (32768-60999), where any process's outgoing socket can take one and discovery fails at random."""
     import fcntl
     import tempfile
 
-    start = os.getpid() % 100
-    for step in range(100):
-        domain = 100 + (start + step) % 100
+    first, count = 50, 50
+    start = os.getpid() % count
+    for step in range(count):
+        domain = first + (start + step) % count
         handle = open(Path(tempfile.gettempdir()) / f"lcsnet_seg_test_ros_domain_{domain}.lock", "w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -26,7 +29,7 @@ def _claim_ros_domain() -> int:
             continue
         _claim_ros_domain.held = handle  # released when this process ends
         return domain
-    raise RuntimeError("no free ROS domain in 100..199 for this test run")
+    raise RuntimeError(f"no free ROS domain in {first}..{first + count - 1} for this test run")
 
 
 os.environ["ROS_DOMAIN_ID"] = str(_claim_ros_domain())
