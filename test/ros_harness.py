@@ -3,10 +3,12 @@ and helpers to call services and wait for messages."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -107,43 +109,70 @@ EXIT_S = 30.0
 
 class NodeProcess:
     """segmentation_node started as its own process (lcsnet_seg.ros.node_process.start_node), driven
-    through its lifecycle services from the harness's helper node."""
+    through its lifecycle services from the harness's helper node. Each runs under a name of its own
+    (``self.name``; outputs under ``/<name>/``), so no other segmentation_node in the domain (one an
+    earlier test left, or another test run's) can answer for it. Use it in a ``with`` block."""
 
     def __init__(self, ros: RosHarness, log: Path, parameters: dict, remappings: dict) -> None:
         from lcsnet_seg.ros.node_process import start_node
 
         self.ros, self.log = ros, log
-        self.process = start_node(log, parameters, remappings)
+        self.name = f"lcsnet_seg_test_{uuid.uuid4().hex[:8]}"
+        self.process = start_node(log, parameters, remappings, self.name)
 
-    def _ask(self, srv_type, name: str, request, deadline_s: float):
-        """One service call, retried with short time-outs until ``deadline_s``: a request sent before the
-        new process's server matched the client is lost, and asking again is what a ROS tool does."""
+    def topic(self, output: str) -> str:
+        return f"/{self.name}/{output}"
+
+    def _ask(self, srv_type, service: str, request, deadline_s: float):
+        """One call of the node's ``service``, retried with short time-outs until ``deadline_s``: a request
+        sent before the new process's server matched the client is lost, and asking again is what a ROS
+        tool does."""
+        name = f"/{self.name}/{service}"
         client = self.ros.helper.create_client(srv_type, name)
         deadline = time.monotonic() + deadline_s
+        seen = asked = 0
         try:
             while time.monotonic() < deadline and self.process.poll() is None:
                 if not client.wait_for_service(timeout_sec=1.0):
                     continue
+                seen += 1
                 future = client.call_async(request)
+                asked += 1
                 if wait_for(future.done, timeout=2.0):
                     return future.result()
                 client.remove_pending_request(future)
             raise AssertionError(
-                f"{name} did not answer within {deadline_s:.0f} s (node exit code "
-                f"{self.process.poll()}); its log:\n{self.log.read_text()[-2000:]}"
+                f"{name} did not answer within {deadline_s:.0f} s: the service was "
+                f"{'seen' if seen else 'never seen'}, {asked} requests sent, node exit code "
+                f"{self.process.poll()}. {self.diagnosis()}"
             )
         finally:
             self.ros.helper.destroy_client(client)
 
+    def diagnosis(self) -> str:
+        """What a failed wait needs: the nodes the harness sees in the domain, and the node process's log
+        with its threads' stacks (segmentation_node dumps them on SIGUSR1)."""
+        size = self.log.stat().st_size if self.log.exists() else 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
+            wait_for(lambda: self.log.exists() and self.log.stat().st_size > size, timeout=5.0)
+        nodes = sorted(
+            "/".join(p.strip("/") for p in ns_name[::-1]) for ns_name in self.ros.helper.get_node_names_and_namespaces()
+        )
+        return (
+            f"ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID')}; nodes seen: {', '.join(nodes) or 'none'}; "
+            f"the node's log (stacks at the end):\n{self.log.read_text()[-6000:] if self.log.exists() else ''}"
+        )
+
     def state(self) -> int:
-        return self._ask(GetState, "/lcsnet_seg/get_state", GetState.Request(), STARTUP_S).current_state.id
+        return self._ask(GetState, "get_state", GetState.Request(), STARTUP_S).current_state.id
 
     def change(self, transition: int) -> bool:
         """One change_state request (a transition must not be asked twice: the second would be refused once the
         first has run), sent after get_state answered, so the service is matched; a slow configure (a GPU
         backend) gets the whole deadline."""
         self.state()
-        client = self.ros.helper.create_client(ChangeState, "/lcsnet_seg/change_state")
+        client = self.ros.helper.create_client(ChangeState, f"/{self.name}/change_state")
         request = ChangeState.Request()
         request.transition.id = transition
         try:
@@ -155,16 +184,26 @@ class NodeProcess:
                 STARTUP_S,
             )
             assert future.done(), f"the node exited during transition {transition}: {self.log.read_text()[-2000:]}"
+            if not future.result().success:
+                print(f"transition {transition} refused by {self.name}: {self.log.read_text()[-2000:]}")
             return future.result().success
         finally:
             self.ros.helper.destroy_client(client)
 
     def wait_for_state(self, wanted: int) -> None:
-        wait_until(
-            lambda: self.process.poll() is not None or self.state() == wanted,
-            f"the node process to reach lifecycle state {wanted}",
-            timeout=STARTUP_S,
-        )
+        last: list[int] = []
+
+        def reached() -> bool:
+            if self.process.poll() is not None:
+                return True
+            last[:] = [self.state()]
+            return last[0] == wanted
+
+        if not wait_for(reached, timeout=STARTUP_S):
+            raise AssertionError(
+                f"waited {STARTUP_S:.0f} s for {self.name} to reach lifecycle state {wanted}, in vain: it "
+                f"answered {last[0] if last else 'nothing'}. {self.diagnosis()}"
+            )
         assert self.process.poll() is None, f"the node exited early: {self.log.read_text()[-2000:]}"
 
     def signal_and_wait(self, signum: int, twice: bool = False) -> str:

@@ -70,7 +70,6 @@ def send_and_receive(ros, publisher, msg, labels: list, sec: int):
 
 
 def test_gpu_node_process_through_two_lifecycle_rounds_matches_the_cpu_reference(ros, tmp_path, segmenter):
-    labels = ros.collect(Image, "/lcsnet_seg/label_mask")
     raw = ros.helper.create_publisher(Image, "/gpu_test/image", RELIABLE)
     compressed = ros.helper.create_publisher(CompressedImage, "/gpu_test/image/compressed", RELIABLE)
     params = {"model_path": str(DEMO_PTH), "backend": "torch_cuda", "autostart": False, "force_outputs": True}
@@ -81,11 +80,12 @@ def test_gpu_node_process_through_two_lifecycle_rounds_matches_the_cpu_reference
         params,
         {"image": "/gpu_test/image", "image/compressed": "/gpu_test/image/compressed"},
     ) as node:
+        labels = ros.collect(Image, node.topic("label_mask"))
         node.wait_for_state(State.PRIMARY_STATE_UNCONFIGURED)
         sec = 0
         for round_ in range(2):
             if round_ == 1:
-                ros.set_remote_parameter("/lcsnet_seg", "input_transport", "compressed")
+                ros.set_remote_parameter(f"/{node.name}", "input_transport", "compressed")
             assert node.change(Transition.TRANSITION_CONFIGURE), node.log.read_text()[-2000:]
             assert node.change(Transition.TRANSITION_ACTIVATE), node.log.read_text()[-2000:]
             for height, width in SIZES:

@@ -46,7 +46,7 @@ def active(node):
 
 def processing(node):
     active(node)
-    labels = node.ros.collect(Image, "/lcsnet_seg/label_mask")
+    labels = node.ros.collect(Image, node.topic("label_mask"))
     pub = node.ros.helper.create_publisher(Image, "/proc_test/image", RELIABLE)
     frame = np.full((120, 160, 3), 80, np.uint8)
     try:
@@ -80,15 +80,15 @@ def assert_clean_exit(node, log: str) -> None:
 @pytest.mark.parametrize("state_name", list(STATES))
 def test_a_stop_signal_in_every_state_ends_cleanly(ros, tmp_path, state_name, signum):
     autostart, reach = STATES[state_name]
-    node = NodeProcess(ros, tmp_path / f"{state_name}_{signum}.log", {"autostart": autostart, **PARAMS}, REMAP)
-    reach(node)
-    assert_clean_exit(node, node.signal_and_wait(signum))
+    with NodeProcess(ros, tmp_path / f"{state_name}_{signum}.log", {"autostart": autostart, **PARAMS}, REMAP) as node:
+        reach(node)
+        assert_clean_exit(node, node.signal_and_wait(signum))
 
 
 def test_a_second_signal_during_the_release_is_ignored(ros, tmp_path):
-    node = NodeProcess(ros, tmp_path / "twice.log", {"autostart": True, **PARAMS}, REMAP)
-    processing(node)
-    assert_clean_exit(node, node.signal_and_wait(signal.SIGINT, twice=True))
+    with NodeProcess(ros, tmp_path / "twice.log", {"autostart": True, **PARAMS}, REMAP) as node:
+        processing(node)
+        assert_clean_exit(node, node.signal_and_wait(signal.SIGINT, twice=True))
 
 
 def test_sigint_in_a_row_always_ends_with_exit_0(ros, tmp_path):
@@ -96,9 +96,9 @@ def test_sigint_in_a_row_always_ends_with_exit_0(ros, tmp_path):
     rounds = scale(50, 5)
     codes = []
     for i in range(rounds):
-        node = NodeProcess(ros, tmp_path / f"row_{i}.log", {"autostart": True, **PARAMS}, REMAP)
-        processing(node) if i % 2 else active(node)
-        log = node.signal_and_wait(signal.SIGINT)
-        codes.append(node.process.returncode)
-        assert_clean_exit(node, log)
+        with NodeProcess(ros, tmp_path / f"row_{i}.log", {"autostart": True, **PARAMS}, REMAP) as node:
+            processing(node) if i % 2 else active(node)
+            log = node.signal_and_wait(signal.SIGINT)
+            codes.append(node.process.returncode)
+            assert_clean_exit(node, log)
     assert codes == [0] * rounds

@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import copy
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 from lcsnet_seg.eval.replay import RECORDED, FrameOutput, replay_frames
+from lcsnet_seg.ros.names import NODE_NAME
 
 WARM_UP_STAMP_NS = 1  # 0 s + 1 ns: no recorded camera frame carries it
-EVAL_IMAGE_TOPIC = "/lcsnet_eval/image"
+
+
+def eval_names() -> tuple[str, str]:
+    """A node name and input topic for one evaluation, its own (random: processes in separate containers
+    share pids), so that a segmentation_node already running in the ROS domain (the robot's), or another
+    evaluation on the machine (fleet workers), can neither answer for its node nor feed it frames."""
+    token = uuid.uuid4().hex[:8]
+    return f"{NODE_NAME}_eval_{token}", f"/lcsnet_eval_{token}/image"
+
+
 TIMED_BY = "label_mask"  # latency and output rate are measured on this output's arrivals
 
 
@@ -50,14 +61,16 @@ def replay_through_node(
     store = bag_io.typestore()
     info = read_onnx_model_info(model) if str(model).endswith(".onnx") else None
     classes = info.classes if info else load_class_set()  # an engine or .pth: the configured class file
+    node_name, image_topic = eval_names()
     harness = NodeHarness(
         out_dir / "node.log",
         {"model_path": model, "backend": backend, "input_transport": "compressed" if compressed else "raw"},
-        {"image": EVAL_IMAGE_TOPIC, "image/compressed": f"{EVAL_IMAGE_TOPIC}/compressed"},
-        input_topic=EVAL_IMAGE_TOPIC + ("/compressed" if compressed else ""),
+        {"image": image_topic, "image/compressed": f"{image_topic}/compressed"},
+        input_topic=image_topic + ("/compressed" if compressed else ""),
         outputs=tuple(o.topic for o in RECORDED),
         compressed=compressed,
         player_name="lcsnet_eval_player",
+        node_name=node_name,
     )
     fps: list[float | None] = [None]
 

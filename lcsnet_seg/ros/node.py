@@ -80,7 +80,7 @@ class SegmentationNode(LifecycleNode):
 
     def _report_unknown_overrides(self) -> None:
         """A misspelt name in a parameter file is otherwise ignored in silence."""
-        for error in params.unknown_overrides(getattr(self, "_parameter_overrides", {}) or {}, NODE_NAME):
+        for error in params.unknown_overrides(getattr(self, "_parameter_overrides", {}) or {}, self.get_name()):
             self.get_logger().error(error)
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
@@ -286,7 +286,7 @@ class SegmentationNode(LifecycleNode):
         )
         if problem:
             self.get_logger().warning(problem, throttle_duration_sec=30.0)
-        return self._health.status(NODE_NAME, self._topic, self._backend_desc, self._model_path, problem)
+        return self._health.status(self.get_name(), self._topic, self._backend_desc, self._model_path, problem)
 
     @property
     def counters(self) -> dict[str, int]:

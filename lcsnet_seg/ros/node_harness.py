@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeAlias, cast
 
 from lcsnet_seg.errors import LcsnetError
 from lcsnet_seg.eval import bag_io
-from lcsnet_seg.ros.names import output_topic
+from lcsnet_seg.ros.names import NODE_NAME, output_topic
 from lcsnet_seg.ros.node_process import ros_environment, start_node, stop_node
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ Received: TypeAlias = "tuple[float, bytes, sensor_msgs__msg__Image]"
 class NodeHarness:
     """Context manager. ``outputs``: OutputSpec topics to collect (label_mask, overlay, ...);
     ``input_topic``: where frames are published (the node's ``image`` or ``image/compressed`` is
-    remapped there by the caller's ``remappings``); ``compressed``: publish CompressedImage."""
+    remapped there by the caller's ``remappings``); ``compressed``: publish CompressedImage;
+    ``node_name``: the name the node runs under (its outputs are /<node_name>/<topic>)."""
 
     def __init__(
         self,
@@ -41,10 +42,11 @@ class NodeHarness:
         compressed: bool = False,
         player_name: str = "lcsnet_player",
         depth: int = 50,
+        node_name: str = NODE_NAME,
     ) -> None:
         self.log_path, self.parameters, self.remappings = log_path, parameters, remappings
         self.input_topic, self.outputs, self.compressed = input_topic, tuple(outputs), compressed
-        self.player_name, self.depth = player_name, depth
+        self.player_name, self.depth, self.node_name = player_name, depth, node_name
         self.received: dict[str, dict[int, Received]] = {t: {} for t in self.outputs}
         self.arrived = threading.Condition()
         self.exit_code: int | None = None
@@ -61,7 +63,7 @@ class NodeHarness:
     def __enter__(self) -> NodeHarness:
         ros_environment()
         self._store = bag_io.typestore()
-        self._process = start_node(self.log_path, self.parameters, self.remappings)
+        self._process = start_node(self.log_path, self.parameters, self.remappings, self.node_name)
         try:
             self._start_player()
         except BaseException:
@@ -84,7 +86,9 @@ class NodeHarness:
             CompressedImage if self.compressed else Image, self.input_topic, self.reliable
         )
         for topic in self.outputs:
-            self.node.create_subscription(Image, output_topic(topic), self._keep(topic), self.reliable, raw=True)
+            self.node.create_subscription(
+                Image, output_topic(topic, self.node_name), self._keep(topic), self.reliable, raw=True
+            )
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         threading.Thread(target=self._executor.spin, daemon=True).start()
@@ -126,7 +130,7 @@ class NodeHarness:
         what = f"the node to subscribe to {self.input_topic} and publish {', '.join(self.outputs)}"
         deadline = time.monotonic() + timeout
         while self.publisher.get_subscription_count() == 0 or any(
-            self.node.count_publishers(output_topic(t)) == 0 for t in self.outputs
+            self.node.count_publishers(output_topic(t, self.node_name)) == 0 for t in self.outputs
         ):
             self._check_alive(what)
             if time.monotonic() > deadline:

@@ -18,8 +18,15 @@ def ros_environment() -> None:
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share_file("config/fastdds_large_images.xml")))
 
 
-def start_node(log_path: Path, parameters: dict[str, object], remappings: dict[str, str]) -> subprocess.Popen:
+def start_node(
+    log_path: Path, parameters: dict[str, object], remappings: dict[str, str], node_name: str | None = None
+) -> subprocess.Popen:
+    """segmentation_node as a child process, its output in ``log_path``. ``node_name``: run it under another
+    name (``-r __node:=``), so that its services and ~/ topics cannot be confused with those of another
+    segmentation_node in the same ROS domain (a robot's own, or one left by an earlier run)."""
     args = [sys.executable, "-m", "lcsnet_seg.ros.segmentation_node", "--ros-args"]
+    if node_name:
+        args += ["-r", f"__node:={node_name}"]
     for name, value in parameters.items():
         args += ["-p", f"{name}:={_ros_arg_value(value)}"]
     for src, dst in remappings.items():

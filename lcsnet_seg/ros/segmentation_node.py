@@ -3,8 +3,11 @@
 SIGINT and SIGTERM are caught here, before the node's heavy imports, and only ask the node to stop:
 the node then finishes the transition or frame in progress, releases its backend and exits 0.
 A second signal during that release is ignored rather than cutting it short.
+SIGUSR1 writes the stacks of all the node's Python threads to its standard error (the log), without
+stopping it: `kill -USR1 <pid>` shows where a node that does not answer is waiting.
 """
 
+import faulthandler
 import signal
 import sys
 import threading
@@ -18,6 +21,7 @@ def main(args=None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     return run(sys.argv if args is None else args, stop)
 
 
