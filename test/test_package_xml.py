@@ -39,7 +39,7 @@ PIP_ONLY = {
     "ray",
     "pynvml",
 }
-LOCAL = {"lcsnet_seg", "conftest", "ros_harness", "models"}
+LOCAL = {"lcsnet_seg", "conftest", "ros_domain", "ros_harness", "models"}
 
 
 def imported(folder: str) -> set[str]:

@@ -21,12 +21,12 @@ from lcsnet_seg.ros.names import NODE_NAME
 WARM_UP_STAMP_NS = 1  # 0 s + 1 ns: no recorded camera frame carries it
 
 
-def eval_names() -> tuple[str, str]:
-    """A node name and input topic for one evaluation, its own (random: processes in separate containers
-    share pids), so that a segmentation_node already running in the ROS domain (the robot's), or another
-    evaluation on the machine (fleet workers), can neither answer for its node nor feed it frames."""
+def eval_names() -> tuple[str, str, str]:
+    """Node name, input topic and player node name for one evaluation, its own (random: processes in separate
+    containers share pids), so that a segmentation_node already running in the ROS domain (the robot's), or
+    another evaluation on the machine (fleet workers), can neither answer for its node nor feed it frames."""
     token = uuid.uuid4().hex[:8]
-    return f"{NODE_NAME}_eval_{token}", f"/lcsnet_eval_{token}/image"
+    return f"{NODE_NAME}_eval_{token}", f"/lcsnet_eval_{token}/image", f"lcsnet_eval_player_{token}"
 
 
 TIMED_BY = "label_mask"  # latency and output rate are measured on this output's arrivals
@@ -61,7 +61,7 @@ def replay_through_node(
     store = bag_io.typestore()
     info = read_onnx_model_info(model) if str(model).endswith(".onnx") else None
     classes = info.classes if info else load_class_set()  # an engine or .pth: the configured class file
-    node_name, image_topic = eval_names()
+    node_name, image_topic, player_name = eval_names()
     harness = NodeHarness(
         out_dir / "node.log",
         {"model_path": model, "backend": backend, "input_transport": "compressed" if compressed else "raw"},
@@ -69,7 +69,7 @@ def replay_through_node(
         input_topic=image_topic + ("/compressed" if compressed else ""),
         outputs=tuple(o.topic for o in RECORDED),
         compressed=compressed,
-        player_name="lcsnet_eval_player",
+        player_name=player_name,
         node_name=node_name,
     )
     fps: list[float | None] = [None]

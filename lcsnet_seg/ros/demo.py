@@ -24,7 +24,7 @@ import numpy as np
 
 from lcsnet_seg.model import DEMO_ONNX
 from lcsnet_seg.outputs import BY_TOPIC
-from lcsnet_seg.ros.names import NODE_NAME
+from lcsnet_seg.ros.names import NODE_NAME, status_name
 
 DEMO_SEED = 3_000_000_000  # outside the training range
 CAMERA_TOPIC = "/camera/image_raw"
@@ -134,8 +134,9 @@ def main(argv=None) -> int:
 
 
 def _status_values(msg) -> dict[str, str] | None:
+    """The demo node's own status (exactly its name: another segmentation_node may report beside it)."""
     for status in msg.status:
-        if status.name.startswith(NODE_NAME):
+        if status.name == status_name(NODE_NAME):
             return {kv.key: kv.value for kv in status.values}
     return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from lcsnet_seg.ros.names import status_name
 from lcsnet_seg.stats import Counters, RateMeter, RollingStats
 
 # Always timed: decode, the whole Segmenter call, publish, receive-to-published latency. Reported when the
@@ -69,7 +70,7 @@ def build_status(
     {stage: (mean ms, p95 ms)} for the stages measured so far (any may be missing); ``problem``: see
     input_problem."""
     status = DiagnosticStatus()
-    status.name = f"{node_name}: semantic segmentation"
+    status.name = status_name(node_name)
     status.hardware_id = device
     level, message = DiagnosticStatus.OK, f"segmenting {topic} at {output_rate:.1f} Hz"
     if problem:

@@ -9,6 +9,11 @@ from __future__ import annotations
 NODE_NAME = "lcsnet_seg"
 
 
+def status_name(node_name: str = NODE_NAME) -> str:
+    """The name of the node's DiagnosticStatus on /diagnostics."""
+    return f"{node_name}: semantic segmentation"
+
+
 def output_topic(topic: str, node_name: str = NODE_NAME) -> str:
     """The absolute topic of output ``topic`` (an OutputSpec.topic: published as ~/<topic>)."""
     return f"/{node_name}/{topic}"

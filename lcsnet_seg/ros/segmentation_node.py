@@ -21,7 +21,10 @@ def main(args=None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    try:
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (AttributeError, RuntimeError, ValueError, OSError):  # no SIGUSR1 (Windows), or no usable stderr
+        pass  # a diagnostic aid only: the node runs without it
     return run(sys.argv if args is None else args, stop)
 
 
