@@ -64,8 +64,26 @@ class RosHarness:
         self.helper = rclpy.create_node("lcsnet_test_helper", context=self.context)
         self.executor.add_node(self.helper)
         self.nodes = []
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        """The executor's spin, kept alive. A test that destroys a client, publisher or subscription of the
+        helper while the executor builds its wait set makes that spin_once raise InvalidHandle ("destruction
+        was requested"); with a plain executor.spin that ended the thread, and every later service call of
+        the module went unanswered (seen once in five loaded runs). The next spin_once starts a fresh wait."""
+        from rclpy.impl.implementation_singleton import rclpy_implementation
+
+        while not self._closing.is_set():
+            try:
+                self.executor.spin_once(timeout_sec=0.1)
+            except rclpy_implementation.InvalidHandle:
+                continue
+            except Exception:
+                if self._closing.is_set() or not self.context.ok():
+                    return
+                raise
 
     def make_node(self, **params):
         from lcsnet_seg.ros.node import SegmentationNode
@@ -93,6 +111,7 @@ class RosHarness:
         assert result.successful, f"{node_name} refused {name}={value!r}: {result.reason}"
 
     def close(self) -> None:
+        self._closing.set()
         self.executor.shutdown(timeout_sec=5)
         self._thread.join(timeout=5)
         for node in self.nodes:
