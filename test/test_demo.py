@@ -13,7 +13,8 @@ def test_demo_runs_the_node_and_writes_its_results(tmp_path, demo_onnx, monkeypa
     from lcsnet_seg.ros.demo import main
 
     # The demo sets the Fast DDS profile in its own process environment; keep it out of later tests.
-    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    for variable in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+        monkeypatch.delenv(variable, raising=False)
 
     assert main(["--model", str(demo_onnx), "--out-dir", str(tmp_path), "--frames", "2", "--save", "2"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -13,9 +13,12 @@ from lcsnet_seg.classes import share_file
 
 def ros_environment() -> None:
     """Local-only discovery, and whole camera frames through Fast DDS shared memory
-    (config/fastdds_large_images.xml). Inherited by child processes; values already set win."""
+    (config/fastdds_large_images.xml, under the variable this Fast DDS reads: ros/fastdds.py). Inherited by
+    child processes; values already set win."""
+    from lcsnet_seg.ros.fastdds import PROFILE, profile_variable
+
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share_file("config/fastdds_large_images.xml")))
+    os.environ.setdefault(profile_variable(), str(share_file(PROFILE)))
 
 
 def start_node(
