@@ -320,8 +320,10 @@ def test_missing_input_topic_is_reported_in_diagnostics(ros):
     active_node(ros, diagnostics_period=0.2)
     diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
     assert wait_for(lambda: len(diagnostics) > 0)
+    assert diagnostics[0].status[0].level == DiagnosticStatus.OK  # the quiet period after activation: too early
+    assert wait_for(lambda: diagnostics[-1].status[0].level == DiagnosticStatus.WARN, timeout=20)
     status = diagnostics[-1].status[0]
-    assert status.level == DiagnosticStatus.WARN and "no publisher on /image" in status.message
+    assert "no publisher on /image" in status.message
 
 
 def test_incompatible_qos_is_logged_loudly(ros, capfd):
@@ -364,3 +366,39 @@ def test_camera_info_is_passed_through_rescaled(ros, frame):
     sx, sy = 512 / W, 384 / H
     assert out.k[0] == pytest.approx(300 * sx) and out.k[4] == pytest.approx(300 * sy)
     assert out.k[2] == pytest.approx(160 * sx - 0.5) and out.k[5] == pytest.approx(120 * sy - 0.5)
+
+
+def array_parameter(name: str, values: list) -> ParameterMsg:
+    """An array parameter as ``ros2 param set`` sends it: INTEGER_ARRAY or DOUBLE_ARRAY in a set_parameters request
+    (rclpy hands such values to the node as array.array, not as a list)."""
+    if all(isinstance(v, int) for v in values):
+        value = ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=values)
+    else:
+        value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=values)
+    return ParameterMsg(name=name, value=value)
+
+
+def set_remote(ros, *parameters: ParameterMsg):
+    request = SetParameters.Request()
+    request.parameters = list(parameters)
+    return call(ros.helper.create_client(SetParameters, "/lcsnet_seg/set_parameters"), request).results
+
+
+def test_array_parameters_as_ros2_param_set_sends_them_reach_configure(ros):
+    node = ros.make_node()
+    results = set_remote(
+        ros,
+        array_parameter("input_size", [384, 512]),
+        array_parameter("mean", [0.5, 0.25, 0.125]),
+        array_parameter("std", [0.25, 0.5, 0.75]),
+    )
+    assert [r.successful for r in results] == [True] * 3, [r.reason for r in results]
+    assert node.trigger_configure().name == "SUCCESS"
+    info = node._segmenter.info
+    assert info.input_size == (384, 512) and info.mean == (0.5, 0.25, 0.125) and info.std == (0.25, 0.5, 0.75)
+    assert node.trigger_cleanup().name == "SUCCESS"
+    # another size reaches configure too, where the fixed-size demo model refuses it by name
+    assert set_remote(ros, array_parameter("input_size", [256, 320]))[0].successful
+    assert node.trigger_configure().name == "FAILURE"
+    refused = set_remote(ros, array_parameter("input_size", [256]))[0]
+    assert not refused.successful and "input_size needs 2 values, got 1" in refused.reason

@@ -1,4 +1,5 @@
-"""The node's /diagnostics status: rates, counters, per-stage latency, and what to do when images stop."""
+"""The node's /diagnostics status: rates, counters, per-stage latency, idleness, and what to do when images
+stop (the diagnosis itself is ros/input_watch.py's)."""
 
 from __future__ import annotations
 
@@ -11,45 +12,6 @@ from lcsnet_seg.stats import Counters, RateMeter, RollingStats
 # Segmenter times them: its inner stages (eager GPU and CPU: preprocess, infer, postprocess; a CUDA graph: gpu).
 STAGES = ("decode", "segment", "publish", "latency")
 INNER_STAGES = ("preprocess", "infer", "postprocess", "gpu")
-# What a camera driver's process needs so that whole camera frames reach the node (README, "On a robot"):
-# the sender's shared-memory segment carries the frame (docs/PERFORMANCE.md, transport measurements).
-CAMERA_TRANSPORT_SETTING = (
-    "FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix lcsnet_seg)/share/lcsnet_seg/config/fastdds_large_images.xml"
-)
-QUIET_AFTER_S = 3.0
-
-
-def input_problem(
-    topic: str,
-    *,
-    publishers: int,
-    matched: int,
-    frames_received: int,
-    seconds_since_input: float | None,
-    reliability: str,
-) -> str | None:
-    """Why no image is arriving on ``topic`` and what to do, or None while images arrive."""
-    if seconds_since_input is not None and seconds_since_input <= QUIET_AFTER_S:
-        return None
-    if publishers == 0:
-        return f"no publisher on {topic}: check the topic name and remapping"
-    if matched == 0:
-        return (
-            f"{publishers} publisher(s) on {topic} but none matches this subscription: their QoS is incompatible "
-            f"with qos_reliability={reliability}; set qos_reliability to match the camera driver"
-        )
-    fix = f"start the camera driver's process with {CAMERA_TRANSPORT_SETTING} (README, 'On a robot')"
-    if frames_received == 0:
-        return (
-            f"{matched} publisher(s) matched on {topic} but no image has arrived: most likely the transport "
-            f"cannot carry the frames (Fast DDS's default shared-memory segment holds 512 KiB, less than one "
-            f"640x480 rgb8 image): {fix}"
-        )
-    quiet = "a while" if seconds_since_input is None else f"{seconds_since_input:.0f} s"
-    return (
-        f"no image on {topic} for {quiet} although {matched} publisher(s) are matched: the camera stopped "
-        f"sending, or its frames outgrew the transport: {fix}"
-    )
 
 
 def build_status(
@@ -65,14 +27,21 @@ def build_status(
     output_rate: float,
     latency: dict[str, tuple[float, float]],
     problem: str | None,
+    idle: bool = False,
 ) -> DiagnosticStatus:
     """The status message. ``counters``: totals; ``recent``: counts since the last status; ``latency``:
     {stage: (mean ms, p95 ms)} for the stages measured so far (any may be missing); ``problem``: see
-    input_problem."""
+    InputWatch.problem; ``idle``: no output is wanted (nobody subscribes and force_outputs is off), so
+    frames are received but deliberately not segmented."""
     status = DiagnosticStatus()
     status.name = status_name(node_name)
     status.hardware_id = device
     level, message = DiagnosticStatus.OK, f"segmenting {topic} at {output_rate:.1f} Hz"
+    if idle:
+        message = (
+            f"idle: no subscriber to any output, so frames on {topic} ({input_rate:.1f} Hz) are not segmented; "
+            "subscribe to an output (e.g. ~/label_mask) or set force_outputs"
+        )
     if problem:
         level, message = DiagnosticStatus.WARN, problem
     elif recent.get("frames_failed", 0):
@@ -87,6 +56,7 @@ def build_status(
         "model": model,
         "input_rate_hz": f"{input_rate:.2f}",
         "output_rate_hz": f"{output_rate:.2f}",
+        "idle": str(idle).lower(),
     }
     values.update({k: str(v) for k, v in counters.items()})
     for stage in STAGES + INNER_STAGES:
@@ -109,7 +79,13 @@ class NodeHealth:
         self.input_rate, self.output_rate, self.stats = RateMeter(), RateMeter(), RollingStats()
 
     def status(
-        self, node_name: str, topic: str, backend_desc: tuple[str, str], model: str, problem: str | None
+        self,
+        node_name: str,
+        topic: str,
+        backend_desc: tuple[str, str],
+        model: str,
+        problem: str | None,
+        idle: bool = False,
     ) -> DiagnosticStatus:
         """The status now; counts since the last status restart from here."""
         return build_status(
@@ -124,6 +100,7 @@ class NodeHealth:
             output_rate=self.output_rate.rate(),
             latency=self.stats.summary(),
             problem=problem,
+            idle=idle,
         )
 
 

@@ -28,8 +28,9 @@ from lcsnet_seg.errors import ImageError, LcsnetError
 from lcsnet_seg.image_messages import message_to_array
 from lcsnet_seg.pipeline import build_segmenter
 from lcsnet_seg.ros import params, qos
-from lcsnet_seg.ros.diagnostics import NodeHealth, diagnostic_array, input_problem
+from lcsnet_seg.ros.diagnostics import NodeHealth, diagnostic_array
 from lcsnet_seg.ros.frame_worker import LatestFrameWorker, PendingSettings
+from lcsnet_seg.ros.input_watch import InputWatch
 from lcsnet_seg.ros.names import NODE_NAME
 from lcsnet_seg.ros.output_publishers import OutputPublishers
 from lcsnet_seg.segmentation import FrameSegmenter
@@ -37,7 +38,9 @@ from lcsnet_seg.stats import Counters
 
 # Run-time parameters that the Segmenter holds: applied by the worker between frames.
 SEGMENTER_SETTINGS = ("overlay_alpha", "output_size")
-COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_bad", "frames_failed")
+# dropped: replaced by a newer frame before the worker took it; lost: never reached the node (sequence gaps,
+# lost-message events)
+COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_lost", "frames_bad", "frames_failed")
 
 
 class SegmentationNode(LifecycleNode):
@@ -68,10 +71,11 @@ class SegmentationNode(LifecycleNode):
         self._model_path = ""
         self._backend_desc = ("none", "none")
         self._topic = "image"
+        self._input_watch = InputWatch(self._topic)
 
     def param(self, name: str):
         """A parameter's value; None for an unset (model-default) one."""
-        value = self.get_parameter(name).value
+        value = params.plain_value(self.get_parameter(name).value)
         return None if value is None or (isinstance(value, (list, tuple)) and len(value) == 0) else value
 
     @property
@@ -143,6 +147,7 @@ class SegmentationNode(LifecycleNode):
         self._input_subs.append(self._image_sub)
         if self.param("use_camera_info"):
             self._input_subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, profile))
+        self._input_watch = InputWatch(self._topic)
         self._worker.start()
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
         self.get_logger().info(f"active: segmenting {self._topic}")
@@ -152,14 +157,22 @@ class SegmentationNode(LifecycleNode):
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         self.stop_processing()
+        totals = self._counters.totals()
+        self.get_logger().info(
+            f"inactive: stopped segmenting {self._topic} ({totals['frames_processed']} of "
+            f"{totals['frames_received']} frames received so far segmented)"
+        )
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self.release()
+        self.get_logger().info("unconfigured: backend released; configure-time parameters may change now")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
-        return self._stop_and_release()
+        result = self._stop_and_release()
+        self.get_logger().info("finalized: shut down, backend released")
+        return result
 
     def on_error(self, state) -> TransitionCallbackReturn:
         self.get_logger().error("a transition raised an error; releasing resources, the node returns to unconfigured")
@@ -199,9 +212,13 @@ class SegmentationNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _on_image(self, msg) -> None:
+    def _on_image(self, msg, message_info) -> None:
+        """A frame from the subscription (rclpy passes its MessageInfo: a second parameter asks for it)."""
         self._counters.add("frames_received")
         self._health.input_rate.tick()
+        lost = self._input_watch.arrived(message_info)
+        if lost:
+            self._counters.add("frames_lost", lost)
         self._worker.offer(msg)
 
     def process(self, msg, received_at: float) -> None:
@@ -209,14 +226,14 @@ class SegmentationNode(LifecycleNode):
         segmenter, outputs = self._segmenter, self._outputs
         if segmenter is None or outputs is None:
             return
+        wanted = outputs.wanted(self.param, bool(self.param("force_outputs")))
+        if not wanted:  # decided before decoding: nobody wants this frame's outputs
+            return
         t0 = time.perf_counter()
         try:
             image, encoding = message_to_array(msg)
         except ImageError as exc:
             self._count_bad_image(exc)
-            return
-        wanted = outputs.wanted(self.param, bool(self.param("force_outputs")))
-        if not wanted:
             return
         t1 = time.perf_counter()
         try:
@@ -256,7 +273,9 @@ class SegmentationNode(LifecycleNode):
         self.get_logger().error(qos.output_mismatch(info, self.param("output_qos_reliability")))
 
     def _on_message_lost(self, info) -> None:
-        self._counters.add("frames_dropped", int(getattr(info, "total_count_change", 1)))
+        count = int(getattr(info, "total_count_change", 1))
+        self._counters.add("frames_lost", count)
+        self._input_watch.lost_events(count)
 
     def _publish_diagnostics(self) -> None:
         if self._diagnostics_pub is None:
@@ -271,22 +290,27 @@ class SegmentationNode(LifecycleNode):
             )
 
     def _status(self):
-        last, sub = self._health.input_rate.last(), self._image_sub
+        sub = self._image_sub
         problem = (
             None
             if sub is None
-            else input_problem(
-                self._topic,
+            else self._input_watch.problem(
                 publishers=self.count_publishers(self._topic),
                 matched=sub.get_publisher_count(),
-                frames_received=self._counters.totals()["frames_received"],
                 reliability=self.param("qos_reliability"),
-                seconds_since_input=None if last is None else time.monotonic() - last,
             )
         )
         if problem:
             self.get_logger().warning(problem, throttle_duration_sec=30.0)
-        return self._health.status(self.get_name(), self._topic, self._backend_desc, self._model_path, problem)
+        outputs = self._outputs
+        idle = (
+            sub is not None
+            and outputs is not None
+            and not outputs.wanted(self.param, bool(self.param("force_outputs")))
+        )
+        return self._health.status(
+            self.get_name(), self._topic, self._backend_desc, self._model_path, problem, idle=idle
+        )
 
     @property
     def counters(self) -> dict[str, int]:

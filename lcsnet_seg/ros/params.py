@@ -3,6 +3,7 @@ YAML file (config/lcsnet_seg.yaml), the launch file and the tests that keep them
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "backend",
         "auto",
         "str",
-        "inference backend; auto: tensorrt for an .engine, torch_cuda for a .pth on a GPU, onnxruntime for an .onnx",
+        "inference backend; auto: tensorrt for an .engine, torch_cuda for a .pth on a GPU (torch_cpu without one), "
+        "onnxruntime for an .onnx",
         choices=BACKEND_NAMES,
     ),
     ParamSpec("device", 0, "int", "CUDA device index for GPU backends", int_range=(0, 63)),
@@ -178,8 +180,16 @@ def unknown_overrides(overrides: dict, node_name: str) -> list[str]:
     return errors
 
 
+def plain_value(value: Any) -> Any:
+    """A parameter value as the node works with it: rclpy hands INTEGER_ARRAY and DOUBLE_ARRAY values set
+    through the set_parameters service (what ``ros2 param set`` sends) as ``array.array``, but values from
+    a parameter file as lists; both become a list."""
+    return list(value) if isinstance(value, array) else value
+
+
 def check_value(spec: ParamSpec, value: Any) -> str | None:
     """Why ``value`` is not acceptable for ``spec``, or None if it is (None and [] mean unset)."""
+    value = plain_value(value)
     if value is None or (spec.array_length is not None and isinstance(value, (list, tuple)) and len(value) == 0):
         return None
     if spec.kind in ("int[]", "float[]"):
