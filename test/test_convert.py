@@ -35,7 +35,8 @@ def test_full_chain_without_tensorrt(chain):
     assert (out / "demo.onnx").is_file() and (out / "demo.sim.onnx").is_file()
     assert (out / "demo.fp16.onnx").is_file()  # the default precision, the engine's source
     assert not (out / "demo.engine").exists() and not list(out.glob("*.partial"))
-    assert code == EXIT_NO_TENSORRT  # every other stage done, the engine skipped, and the exit code says so
+    # every other stage done: the default chain builds an engine only where TensorRT is, so this is success
+    assert code == EXIT_OK
 
 
 def _no_tensorrt():

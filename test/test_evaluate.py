@@ -267,6 +267,22 @@ def test_node_mode_evaluates_the_node_as_deployed(tmp_path):
     reader.close()
 
 
+@pytest.mark.ros_process
+def test_node_mode_lockstep_answers_every_frame_and_real_time_stays_honest(tmp_path):
+    """--rate 0 (make demo's): each frame waits for the answer to the one before, so a 30 Hz bag into a slow CPU
+    node on a loaded machine is complete; the same bag at 50x real time cannot be, and says so (exit 3)."""
+    pytest.importorskip("rclpy")
+    bag = tmp_path / "bag"
+    assert make_demo_bag.main([str(bag), "--frames", "8", "--height", "240", "--width", "320", "--rate", "30"]) == 0
+    code, metrics = run(bag, tmp_path / "lockstep", extra=("--node", "--rate", "0"))
+    assert code == 0 and metrics["complete"], metrics["warnings"]
+    assert metrics["frames"]["frames_segmented"] == 8 and metrics["frames"]["frames_without_output"] == 0
+    code, metrics = run(bag, tmp_path / "fast", extra=("--node", "--rate", "50"))
+    assert code == evaluate.EXIT_INCOMPLETE and not metrics["complete"]
+    assert metrics["frames"]["frames_without_output"] >= 1
+    assert any("got no output from the node" in w for w in metrics["warnings"])
+
+
 def test_int8_calibration_images_come_from_a_bag_topic(demo_bag, ort_backend):
     """convert --calib-bag reads these batches (the TensorRT calibrator itself needs TensorRT)."""
     from lcsnet_seg.eval.bag_io import bag_image_batches
@@ -379,3 +395,10 @@ def test_segmenter_is_built_by_the_node_factory(demo_bag, tmp_path, monkeypatch)
     )
     code, _ = run(demo_bag, tmp_path / "out", extra=("--backend", "onnxruntime", "--device", "0", "--no-output-bag"))
     assert code == 0 and built == [("onnxruntime", 0)]
+
+
+def test_make_demo_bag_on_an_existing_path_names_its_own_argument(tmp_path, capsys):
+    (tmp_path / "bag").mkdir()
+    assert make_demo_bag.main([str(tmp_path / "bag"), "--frames", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "already exists; remove it or give another OUT path" in err and "--out-dir" not in err

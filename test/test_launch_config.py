@@ -54,6 +54,7 @@ def test_launch_file_arguments_and_parameters_match_the_node():
         "model_path",
         "backend",
         "image_topic",
+        "input_transport",
         "camera_info_topic",
         "namespace",
         "params_file",
@@ -68,14 +69,19 @@ def test_launch_file_arguments_and_parameters_match_the_node():
     assert ast.literal_eval(kwargs["package"]) == "lcsnet_seg"
     assert ast.literal_eval(kwargs["executable"]) == "segmentation_node"
     assert ast.literal_eval(kwargs["name"]) == "lcsnet_seg"
-    param_dict = next(e for e in kwargs["parameters"].elts if isinstance(e, ast.Dict))
-    keys = {ast.literal_eval(k) for k in param_dict.keys}
-    assert keys <= set(BY_NAME) | {"use_sim_time"}
+    node_parameters = next(
+        n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "NODE_PARAMETERS"
+    )
+    keys = {ast.literal_eval(k) for k in node_parameters.value.keys}
+    assert keys == {"model_path", "backend", "input_transport", "autostart"} and keys <= set(BY_NAME)
+    # a node parameter left empty on the command line keeps params_file's value: every such default is ""
+    defaults = {elt.elts[0].value: elt.elts[1] for elt in arguments.value.elts}
+    assert all(ast.literal_eval(defaults[k]) == "" for k in keys)
     remapped = {ast.literal_eval(e.elts[0]) for e in kwargs["remappings"].elts}
     assert remapped == {"image", "image/compressed", "camera_info"}
     # The node's own process gets the large-image transport (docs/PERFORMANCE.md, transport measurements).
-    env_keys = [ast.literal_eval(k) for k in kwargs["additional_env"].keys]
-    assert env_keys == ["FASTDDS_DEFAULT_PROFILES_FILE"]
+    env_keys = [ast.unparse(k) for k in kwargs["additional_env"].keys]
+    assert env_keys == ["profile_variable()"]  # the variable this machine's Fast DDS reads (ros/fastdds.py)
     assert "fastdds_large_images.xml" in LAUNCH.read_text() and (REPO / "config" / "fastdds_large_images.xml").exists()
 
 

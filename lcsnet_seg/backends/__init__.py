@@ -7,7 +7,7 @@ from pathlib import Path
 from lcsnet_seg.backends.base import Backend, TensorSpec
 from lcsnet_seg.errors import ConfigError
 
-BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch_cuda")
+BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch_cuda", "torch_cpu")
 
 __all__ = ["Backend", "TensorSpec", "BACKEND_NAMES", "create_backend"]
 
@@ -23,8 +23,8 @@ def create_backend(
     """Build the backend ``name`` for ``model_path``; returns (backend, why it was chosen).
 
     auto: an .engine runs on TensorRT; an LCSNet .pth runs on PyTorch CUDA (the GPU path) when a
-    GPU is present, else PyTorch on the CPU; an .onnx runs on ONNX Runtime (its CUDA provider
-    where installed, else the CPU).
+    GPU is present, else PyTorch on the CPU (torch_cpu: the reference, slow); an .onnx runs on ONNX
+    Runtime (its CUDA provider where installed, else the CPU).
 
     torch_cuda only: ``precision`` (fp16, the default, or fp32) and ``compile_dir``, a directory
     prepared by torch_compile.prepare_compiled_model (``convert``): with a matching marker there
@@ -55,6 +55,12 @@ def create_backend(
             name, why = "onnxruntime", "model_path is an ONNX model"
     else:
         why = "requested by the backend parameter"
+    if name == "torch_cpu":
+        if path.suffix != ".pth":
+            raise ConfigError(f"backend torch_cpu runs weights (.pth), got {path}")
+        from lcsnet_seg.backends.pytorch import TorchBackend
+
+        return TorchBackend.from_checkpoint(path, overrides), why
     if name == "onnxruntime":
         if path.suffix != ".onnx":
             raise ConfigError(f"backend onnxruntime needs an .onnx model, got {path}; export it with convert")

@@ -23,7 +23,7 @@ MAX_VIEWS = 8
 
 
 class TorchBackend(Backend):
-    name = "torch"
+    name = "torch_cpu"
     supports_host = True
 
     def __init__(
@@ -51,7 +51,7 @@ class TorchBackend(Backend):
         if precision not in ("fp32", "fp16"):
             raise ConfigError(f"precision {precision!r} must be fp32 or fp16")
         self.supports_device = self.supports_graph = self._device.type == "cuda"
-        self.name = "torch_cuda" if self.supports_device else "torch"
+        self.name = "torch_cuda" if self.supports_device else "torch_cpu"
         self._streams: dict[int, object] = {}
         self._views: dict[tuple[int, int], tuple] = {}
         h, w = info.input_size

@@ -158,12 +158,13 @@ class LabelIndex:
 class BagWriter:
     """Writes Image messages to a new bag (same storage as the input)."""
 
-    def __init__(self, path, storage: str) -> None:
+    def __init__(self, path, storage: str, choose_another: str = "choose another --out-dir") -> None:
+        """``choose_another``: how the caller's user names another place, for the error on an existing path."""
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         path = Path(path)
         if path.exists():
-            raise ConfigError(f"output bag {path} already exists; remove it or choose another --out-dir")
+            raise ConfigError(f"output bag {path} already exists; remove it or {choose_another}")
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self._writer = Writer(path, version=9, storage_plugin=plugin)
         self._writer.open()

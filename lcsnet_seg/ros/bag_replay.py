@@ -2,7 +2,9 @@
 
 The node runs as its own process, as deployed (ros/node_harness.py). Frames are published at
 --rate x the bag's timing; outputs that do not come back (dropped by the node or the transport)
-are counted and make the result incomplete. Scoring, samples and the output bag are the one
+are counted and make the result incomplete. --rate 0 is lockstep: each frame is published once the
+node has answered the previous one (re-sent if a best-effort link lost it), so a slow or busy
+machine costs time, never frames. Scoring, samples and the output bag are the one
 replay loop's (eval/replay.py), as in the in-process mode.
 """
 
@@ -30,6 +32,7 @@ def eval_names() -> tuple[str, str, str]:
 
 
 TIMED_BY = "label_mask"  # latency and output rate are measured on this output's arrivals
+LOCKSTEP_WAIT_S = 30.0  # --rate 0: how long one try waits for the node's answer (a loaded machine is slow)
 
 
 def replay_through_node(
@@ -50,7 +53,8 @@ def replay_through_node(
     """A bag_eval Replay: the frames through a segmentation_node started for the purpose.
 
     model/backend: the node's model_path and backend parameters; rate: playback speed (1.0 = the
-    bag's timing); out_dir receives node.log. Returns (Scorer, meta) like every Replay.
+    bag's timing; 0: lockstep, see the module); out_dir receives node.log. Returns (Scorer, meta)
+    like every Replay.
     """
     from lcsnet_seg.classes import load_class_set
     from lcsnet_seg.eval import bag_io
@@ -110,9 +114,14 @@ def replay_through_node(
         sent: dict[int, float] = {}
         t0_bag, t0 = first.log_time, time.perf_counter()
         for _index, frame, _wanted in good:
+            raw = message(frame)
+            if rate == 0:  # lockstep: the next frame only once this one is answered (or has failed 3 times)
+                latency = harness.round_trip(raw, frame.stamp, tries=3, wait_s=LOCKSTEP_WAIT_S)  # every output
+                if latency is not None:
+                    sent[frame.stamp] = time.perf_counter() - latency / 1e3  # when the answered publish went out
+                continue
             due = t0 + (frame.log_time - t0_bag) / 1e9 / rate
             time.sleep(max(0.0, due - time.perf_counter()))
-            raw = message(frame)
             sent[frame.stamp] = time.perf_counter()
             harness.publish(raw)
         harness.wait_for(sent, TIMED_BY, timeout=5.0)  # what has not come by then counts as without output
@@ -121,7 +130,7 @@ def replay_through_node(
         for index, frame, _wanted in good:
             outputs = {o.topic: harness.output(o.topic, frame.stamp) for o in RECORDED}
             timed = outputs[TIMED_BY]
-            if timed is None:
+            if timed is None or frame.stamp not in sent:
                 yield index, frame, None
                 continue
             arrays, order = {}, "rgb"

@@ -5,8 +5,9 @@
     ros2 run lcsnet_seg convert models/lcsnet.fp16.onnx --stages engine
     ros2 run lcsnet_seg convert weights.pth --out-dir models/ --stages compile    # torch_cuda, on the robot's GPU
 
-Exit codes: 0 done; 1 bad input or a failed stage; 2 bad arguments; 3 parity below the threshold;
-4 TensorRT (or a GPU) not found, so the engine stage was skipped after the other stages finished.
+Exit codes: 0 done (without --stages, also when TensorRT is not here: the engine stage is then skipped with
+a note, the ONNX files being the result); 1 bad input or a failed stage; 2 bad arguments; 3 parity below the
+threshold; 4 TensorRT (or a GPU) not found for a stage that --stages asked for by name (engine, compile).
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--name", help="output base name (default: the input file's stem)")
     ap.add_argument(
         "--stages",
-        default=",".join(STAGES),
-        help="comma-separated subset of onnx,simplify,quantize,engine (default: those four), or "
-        "compile: prepare torch.compile's cache for backend torch_cuda on this GPU (a .pth input)",
+        default=None,
+        help="comma-separated subset of onnx,simplify,quantize,engine (default: those four, the engine only "
+        "where TensorRT is installed), or compile: prepare torch.compile's cache for backend torch_cuda on this "
+        "GPU (a .pth input)",
     )
     g = ap.add_argument_group("model")
     g.add_argument(
@@ -155,6 +157,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    # Named engine stage: no TensorRT is a failure (exit 4). Default chain: the engine is built where TensorRT is.
+    args.engine_required = args.stages is not None
+    args.stages = ",".join(STAGES) if args.stages is None else args.stages
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     bad = [s for s in stages if s not in STAGES + GPU_STAGES]
     if bad or not stages:

@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--model", type=Path, default=None, help="ONNX, engine or LCSNet .pth (default: the packaged demo model)"
     )
-    ap.add_argument("--backend", default="auto", help="auto | onnxruntime | torch_cuda | tensorrt")
+    ap.add_argument("--backend", default="auto", help="auto | onnxruntime | torch_cuda | tensorrt | torch_cpu")
     ap.add_argument(
         "--device",
         type=int,
@@ -76,7 +76,13 @@ def parser() -> argparse.ArgumentParser:
         help="another evaluate run's --out-dir or metrics.json: per-class IoU differences",
     )
     ap.add_argument("--node", action="store_true", help="evaluate through a running segmentation_node (rclpy; one bag)")
-    ap.add_argument("--rate", type=float, default=1.0, help="--node: playback speed (1.0 = real time)")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        help="--node: playback speed (1.0 = real time; frames the node drops count as without output); 0: "
+        "lockstep, each frame sent once the node answered the one before (nothing dropped, whatever the load)",
+    )
     fleet = ap.add_argument_group("fleet (several bags, on Ray)")
     fleet.add_argument(
         "--workers",
@@ -109,8 +115,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if args.stride < 1 or args.rate <= 0 or args.stamp_tolerance_ms < 0:
-        print("evaluate: --stride must be >= 1, --rate > 0 and --stamp-tolerance-ms >= 0", file=sys.stderr)
+    if args.stride < 1 or args.rate < 0 or args.stamp_tolerance_ms < 0:
+        print("evaluate: --stride must be >= 1, --rate >= 0 and --stamp-tolerance-ms >= 0", file=sys.stderr)
         return EXIT_USAGE
     if (
         (args.workers is not None and args.workers < 1)

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         print("make_demo_bag: --frames must be at least 1 and --rate positive", file=sys.stderr)
         return 2
     try:
-        writer = BagWriter(args.out, args.storage)
+        writer = BagWriter(args.out, args.storage, choose_another="give another OUT path")
     except LcsnetError as exc:
         print(f"make_demo_bag: {exc}", file=sys.stderr)
         return 1
