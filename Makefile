@@ -13,11 +13,18 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SOURCES := $(shell find lcsnet_seg launch config resource -type f -not -name '*.pyc' 2>/dev/null) setup.py setup.cfg package.xml
 
+# ROS 2 Jazzy (the LTS) beside Kilted: a second venv from requirements-jazzy.txt, on Python 3.10 where there is
+# one (the package's minimum: Humble, JetPack 6), for the tests that talk to ROS (make test-jazzy).
+JAZZY_VENV ?= .venv-jazzy
+JAZZY_PY := $(JAZZY_VENV)/bin/python
+PYTHON_JAZZY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) \
+	$(shell python3.10 -c '' 2>/dev/null && command -v python3.10) $(PYTHON))
+
 COLCON_WS := out/colcon_ws
 # Tests that start ROS processes or talk DDS between threads: run again with every core busy.
 ROS_PROCESS_TESTS := -m ros_process
 
-.PHONY: demo test test-under-load colcon-test typecheck lint mypy-package reliability bench setup clean
+.PHONY: demo test test-under-load test-jazzy colcon-test typecheck lint mypy-package reliability bench setup clean
 setup: $(VENV)/.deps $(VENV)/.package
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt
@@ -39,7 +46,7 @@ demo: setup
 	rm -rf out/demo/bag out/demo/eval
 	$(VENV)/bin/make_demo_bag out/demo/bag --frames 60 --storage mcap
 	$(VENV)/bin/evaluate out/demo/bag --image-topic /camera/image_raw --label-topic /camera/labels \
-		--model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo/eval --node --rate 1.0
+		--model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo/eval --node --rate 0
 
 # Fuzz/soak/cycling sizes: a tenth in the everyday test run; `make reliability` runs them in full.
 test: setup
@@ -48,6 +55,24 @@ test: setup
 # The same tests on a machine whose every core is taken by other work (scripts/cpu_hog.py).
 test-under-load: setup
 	LCSNET_TEST_SCALE=$${LCSNET_TEST_SCALE:-0.1} $(PY) scripts/cpu_hog.py -- $(PY) -m pytest -q $(ROS_PROCESS_TESTS)
+
+# The tests that talk to ROS (nodes, node processes, evaluate --node, the demo), against Jazzy's rclpy 7.1.6.
+$(JAZZY_VENV)/.deps: requirements.txt requirements-jazzy.txt
+	test -x $(JAZZY_PY) || $(PYTHON_JAZZY) -m venv $(JAZZY_VENV)
+	$(JAZZY_PY) -m pip install -q -r requirements-jazzy.txt
+	touch $@
+
+$(JAZZY_VENV)/.package: $(JAZZY_VENV)/.deps $(SOURCES)
+	$(JAZZY_PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
+	rm -rf build lcsnet_seg.egg-info
+	scripts/link_ros_executables.sh $(JAZZY_VENV)
+	touch $@
+
+test-jazzy: $(JAZZY_VENV)/.package
+	$(JAZZY_PY) scripts/ros_distro.py --expect jazzy
+	AMENT_PREFIX_PATH=$(abspath $(JAZZY_VENV)) LCSNET_TEST_SCALE=$${LCSNET_TEST_SCALE:-0.1} \
+		$(JAZZY_PY) -m pytest -q $(ROS_PROCESS_TESTS)
+	AMENT_PREFIX_PATH=$(abspath $(JAZZY_VENV)) $(JAZZY_PY) -m pytest -q test/test_diagnostics.py test/test_launch_config.py
 
 # The ROS way: build in a colcon workspace, colcon test (pytest), and fail when colcon test-result finds a failure.
 colcon-test: setup
@@ -69,10 +94,12 @@ reliability: setup
 	$(PY) scripts/repair_tensorrt_stubs.py .typecheck/stubs
 	touch $@
 
-# ruff check (rules in ruff.toml) and ruff format --check over the package, tests, benchmarks and launch files (CI runs it).
+# ruff check (rules in ruff.toml) and ruff format --check over the package, tests, benchmarks and launch files,
+# and vermin: nothing in them needs a Python newer than 3.10, the package's minimum (CI runs it).
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vermin -q -t=3.10- --violations --no-tips --eval-annotations lcsnet_seg launch scripts test bench
 
 # mypy over the whole package (CI runs it), the TensorRT adapter modules against tensorrt-stubs.
 mypy-package: $(VENV)/.deps .typecheck/.stubs
@@ -86,4 +113,4 @@ bench: setup
 	$(PY) bench/node_latency.py
 
 clean:
-	rm -rf $(VENV) out build *.egg-info .typecheck
+	rm -rf $(VENV) $(JAZZY_VENV) out build *.egg-info .typecheck
