@@ -224,3 +224,12 @@ def test_the_profile_variable_is_the_one_this_fast_dds_reads(monkeypatch):
     rclpy_major = int(importlib.metadata.version("ros-rclpy").split(".")[0])  # these wheels: 7 Jazzy, 9 Kilted
     assert profile_variable() == (FASTDDS_2 if rclpy_major == 7 else FASTDDS_3)
     assert camera_setting().startswith(profile_variable() + "=$(ros2 pkg prefix lcsnet_seg)/share/lcsnet_seg/")
+
+
+def test_lost_message_events_are_not_counted_again_where_sequence_gaps_counted_them(watch, clock):
+    """Fast DDS reports one loss twice: as a gap in the publisher's sequence numbers and as a lost-message event."""
+    clock.now += 10
+    problem(watch)
+    lost = watch.arrived(info(1)) + watch.arrived(info(11))
+    assert lost == 9 and watch.lost_events(9) == 0
+    assert watch.loss() == (2, 9)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.ros_process
 
 from conftest import scale  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
-from ros_harness import RELIABLE, STARTUP_S, NodeProcess, RosHarness, header, wait_until  # noqa: E402
+from ros_harness import EXIT_S, RELIABLE, STARTUP_S, NodeProcess, RosHarness, header, wait_until  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
@@ -102,3 +102,21 @@ def test_sigint_in_a_row_always_ends_with_exit_0(ros, tmp_path):
             codes.append(node.process.returncode)
             assert_clean_exit(node, log)
     assert codes == [0] * rounds
+
+
+def test_signals_that_keep_coming_while_the_process_exits_are_ignored(ros, tmp_path):
+    """A terminal's Ctrl-C reaches ros2 launch and the node at once, and launch forwards one more: a SIGINT that
+    arrives after the node has released everything, while Python finalises, must not kill it (-2)."""
+    for i in range(scale(10, 3)):
+        with NodeProcess(ros, tmp_path / f"storm_{i}.log", {"autostart": True, **PARAMS}, REMAP) as node:
+            active(node)
+            node.process.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + EXIT_S
+            while node.process.poll() is None and time.monotonic() < deadline:
+                try:
+                    node.process.send_signal(signal.SIGINT)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.002)
+            node.process.wait(timeout=EXIT_S)
+            assert_clean_exit(node, node.log.read_text())

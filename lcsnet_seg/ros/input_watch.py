@@ -71,14 +71,17 @@ class InputWatch:
             self._trim(now)
         return lost
 
-    def lost_events(self, count: int) -> None:
-        """The middleware reported ``count`` lost messages (message-lost event). Counted in the loss share only
-        where the samples carry no sequence numbers; else the sequence gaps have counted them already."""
+    def lost_events(self, count: int) -> int:
+        """The middleware reported ``count`` lost messages (message-lost event). Counted only where the samples
+        carry no sequence numbers: else the sequence gaps count the same frames (Fast DDS reports both for one
+        loss). Returns how many it counted (0 or ``count``)."""
         with self._lock:
-            if not self._uses_sequence:
-                now = self._clock()
-                self._window.append((now, 0, int(count)))
-                self._trim(now)
+            if self._uses_sequence:
+                return 0
+            now = self._clock()
+            self._window.append((now, 0, int(count)))
+            self._trim(now)
+            return int(count)
 
     def _trim(self, now: float) -> None:
         while self._window and now - self._window[0][0] > LOSS_WINDOW_S:

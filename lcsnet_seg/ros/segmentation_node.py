@@ -2,7 +2,8 @@
 
 SIGINT and SIGTERM are caught here, before the node's heavy imports, and only ask the node to stop:
 the node then finishes the transition or frame in progress, releases its backend and exits 0.
-A second signal during that release is ignored rather than cutting it short.
+A second signal during that release, or while the process exits after it, is ignored rather than cutting
+it short.
 SIGUSR1 writes the stacks of all the node's Python threads to its standard error (the log), without
 stopping it: `kill -USR1 <pid>` shows where a node that does not answer is waiting.
 """
@@ -25,7 +26,14 @@ def main(args=None) -> int:
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     except (AttributeError, RuntimeError, ValueError, OSError):  # no SIGUSR1 (Windows), or no usable stderr
         pass  # a diagnostic aid only: the node runs without it
-    return run(sys.argv if args is None else args, stop)
+    try:
+        return run(sys.argv if args is None else args, stop)
+    finally:
+        # From here the node is stopped and released. Python's finalisation resets a signal whose handler is a
+        # Python function to the default action, so a second Ctrl-C arriving now (a terminal signals the whole
+        # group, and ros2 launch forwards one more) would kill the process with -2; an ignored one stays ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def run(args, stop: threading.Event) -> int:
