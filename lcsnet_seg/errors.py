@@ -19,3 +19,7 @@ class ConfigError(LcsnetError, ValueError):
 
 class BackendUnavailable(LcsnetError):
     """The requested inference backend cannot run on this machine."""
+
+
+class PrecisionError(LcsnetError):
+    """A built engine does not run in the precision its ONNX asked for (layers fell back to a wider type)."""

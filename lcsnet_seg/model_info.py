@@ -1,8 +1,10 @@
-"""ModelInfo: the facts a model file carries about itself.
+"""ModelInfo: the facts a model file carries about itself, and the overrides configuration may lay over them.
 
 Class names, palette, mean/std, input size and colour order are written by the exporter into the
-ONNX metadata (key ``lcsnet_seg``, a JSON object) and into the TensorRT engine's JSON sidecar.
-Everything downstream reads them from there; configuration may override, never duplicate.
+ONNX metadata (key ``lcsnet_seg``, a JSON object) and into the TensorRT engine's JSON sidecar, and a
+checkpoint may carry them as entries of its own (model/checkpoint.py). One function reads them for
+every model kind (backends.read_model_info); configuration fills only what a model does not say
+(config/classes.yaml, the defaults below) and may override explicitly (ModelOverrides), never duplicate.
 """
 
 from __future__ import annotations
@@ -20,6 +22,37 @@ OLD_COLOR_ORDER_KEY = "colour_order"  # written by exports before the key was re
 COLOR_ORDERS = ("rgb", "bgr")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_INPUT_SIZE = (384, 512)  # (height, width): LCSNet's, for a model that does not say its own
+
+
+@dataclass(frozen=True)
+class ModelOverrides:
+    """What configuration says about a model (node parameters, convert options), each None where the model's own
+    value stands. Built once (``of`` takes lists, arrays or empty values as they come from parameters)."""
+
+    input_size: tuple[int, int] | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    color_order: str | None = None
+    classes: ClassSet | None = None
+
+    @classmethod
+    def of(cls, *, input_size=None, mean=None, std=None, color_order=None, classes=None) -> ModelOverrides:
+        """Overrides from loosely typed values: None or an empty sequence means "the model's own"."""
+
+        def given(values, kind):
+            return tuple(kind(v) for v in values) if values is not None and len(values) else None
+
+        return cls(
+            input_size=cast("tuple[int, int] | None", given(input_size, int)),
+            mean=cast("tuple[float, float, float] | None", given(mean, float)),
+            std=cast("tuple[float, float, float] | None", given(std, float)),
+            color_order=color_order or None,
+            classes=classes,
+        )
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.input_size, self.mean, self.std, self.color_order, self.classes))
 
 
 @dataclass(frozen=True)
@@ -32,7 +65,7 @@ class ModelInfo:
     """
 
     classes: ClassSet
-    input_size: tuple[int, int] = (384, 512)
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     color_order: str = "rgb"
@@ -94,41 +127,43 @@ class ModelInfo:
                 "re-export the model with `ros2 run lcsnet_seg convert`"
             ) from None
 
-    def with_overrides(
-        self, *, input_size=None, mean=None, std=None, color_order=None, classes: ClassSet | None = None
-    ) -> ModelInfo:
-        """A copy with configured overrides applied (None keeps the model's own value)."""
+    def with_overrides(self, overrides: ModelOverrides | None) -> ModelInfo:
+        """A copy with configured overrides applied (None fields keep the model's own value)."""
+        if not overrides:
+            return self
+        classes = overrides.classes
         if classes is not None and len(classes) != self.num_classes:
             raise ConfigError(
                 f"classes override has {len(classes)} classes but the model predicts "
                 f"{self.num_classes}; use a class file that matches the model"
             )
-        changes = {
-            k: v
-            for k, v in dict(
-                input_size=tuple(input_size) if input_size else None,
-                mean=tuple(mean) if mean else None,
-                std=tuple(std) if std else None,
-                color_order=color_order,
-                classes=classes,
-            ).items()
-            if v is not None
-        }
+        fields = ("input_size", "mean", "std", "color_order", "classes")
+        changes = {name: getattr(overrides, name) for name in fields if getattr(overrides, name) is not None}
         return replace(self, **changes)
 
 
-def read_onnx_model_info(path) -> ModelInfo:
-    """Read ModelInfo from an ONNX file's metadata without loading the weights into a session."""
+def load_onnx(path, weights: bool = False):
+    """An onnx.ModelProto read from ``path`` (without external weight files unless ``weights``); one-line error
+    for a file that is not a readable ONNX model. The one place ONNX files are read."""
     import onnx
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=weights)
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
         raise ModelFileError(
             f"model file {path} is not a readable ONNX model ({type(exc).__name__}); "
             "re-export it with `ros2 run lcsnet_seg convert`"
         ) from None
-    return onnx_model_info(model, path)
+
+
+def read_onnx_model_info(path) -> ModelInfo:
+    """Read ModelInfo from an ONNX file's metadata without loading the weights into a session."""
+    return onnx_model_info(load_onnx(path), path)
+
+
+def has_model_info(model) -> bool:
+    """Whether a loaded onnx.ModelProto carries lcsnet_seg metadata."""
+    return any(p.key == METADATA_KEY for p in model.metadata_props)
 
 
 def onnx_model_info(model, path) -> ModelInfo:
@@ -140,3 +175,13 @@ def onnx_model_info(model, path) -> ModelInfo:
             "size); export it with `ros2 run lcsnet_seg convert`"
         )
     return ModelInfo.from_json(props[METADATA_KEY], source=f"model file {path}")
+
+
+def set_onnx_model_info(model, info: ModelInfo) -> None:
+    """Write ``info`` into a loaded onnx.ModelProto's metadata (replacing any earlier lcsnet_seg entry); the one
+    place the metadata is written (export, simplify, quantize and convert's metadata-less input all use it)."""
+    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()

@@ -13,7 +13,7 @@ import numpy as np
 
 from lcsnet_seg.backends.base import Backend
 from lcsnet_seg.errors import ConfigError
-from lcsnet_seg.model_info import ModelInfo
+from lcsnet_seg.model_info import ModelInfo, ModelOverrides
 from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colourise, max_softmax, resize_nearest
 from lcsnet_seg.preprocess import preprocess
 
@@ -110,7 +110,7 @@ def build_segmenter(
     backend: str = "auto",
     device: int = 0,
     *,
-    info_overrides: dict | None = None,
+    overrides: ModelOverrides | None = None,
     overlay_alpha: float = 0.5,
     output_size: str = "input",
     compile_dir=None,
@@ -122,7 +122,7 @@ def build_segmenter(
     backends.torch_compile and gpu.segmenter)."""
     from lcsnet_seg.backends import create_backend
 
-    chosen, why = create_backend(backend, model_path, info_overrides, device=device, compile_dir=compile_dir)
+    chosen, why = create_backend(backend, model_path, overrides, device=device, compile_dir=compile_dir)
     try:
         return make_segmenter(chosen, overlay_alpha, output_size, device, cuda_graph=cuda_graph), why
     except BaseException:

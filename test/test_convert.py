@@ -224,7 +224,7 @@ def test_bad_arguments(tmp_path, capsys):
 def test_color_order_option_and_its_former_spelling():
     from lcsnet_seg.tools.convert import parser
 
-    assert parser().parse_args(["m.pth", "--out-dir", "out"]).color_order == "rgb"
+    assert parser().parse_args(["m.pth", "--out-dir", "out"]).color_order is None  # the checkpoint's, else rgb
     assert parser().parse_args(["m.pth", "--out-dir", "out", "--color-order", "bgr"]).color_order == "bgr"
     assert (
         parser().parse_args(["m.pth", "--out-dir", "out", "--colour-order", "bgr"]).color_order == "bgr"

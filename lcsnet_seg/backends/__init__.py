@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from lcsnet_seg.backends.base import Backend, TensorSpec
+from lcsnet_seg.backends.model_files import read_model_info
 from lcsnet_seg.errors import ConfigError
+from lcsnet_seg.model_info import ModelOverrides
 
 BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch_cuda", "torch_cpu")
 
-__all__ = ["Backend", "TensorSpec", "BACKEND_NAMES", "create_backend"]
+__all__ = ["Backend", "TensorSpec", "BACKEND_NAMES", "create_backend", "read_model_info"]
 
 
 def create_backend(
     name: str,
     model_path,
-    info_overrides: dict | None = None,
+    overrides: ModelOverrides | None = None,
     device: int = 0,
     compile_dir=None,
     precision: str = "fp16",
@@ -34,7 +36,6 @@ def create_backend(
     if name not in BACKEND_NAMES:
         raise ConfigError(f"backend {name!r} is unknown; use one of {BACKEND_NAMES}")
     path = Path(model_path)
-    overrides = {k: v for k, v in (info_overrides or {}).items() if v is not None}
     if name == "auto":
         if path.suffix == ".engine":
             name, why = "tensorrt", "model_path is a TensorRT engine"

@@ -5,31 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from lcsnet_seg.backends.base import Backend, TensorSpec, check_io_specs, check_model_path
+from lcsnet_seg.backends.model_files import graph_io, onnx_file_info
 from lcsnet_seg.errors import ModelFileError
-from lcsnet_seg.model_info import ModelInfo, onnx_model_info
+from lcsnet_seg.model_info import ModelInfo, ModelOverrides, load_onnx
 
 _ORT_DTYPES: dict[str, np.dtype] = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 _ONNX_DTYPES = {1: "tensor(float)", 10: "tensor(float16)"}  # onnx.TensorProto.FLOAT, FLOAT16
 
 
-def validate_onnx_file(model_path) -> tuple[ModelInfo, TensorSpec, TensorSpec]:
-    """Read and check an ONNX file before any runtime loads it: readable, lcsnet_seg metadata, one image
-    input and one logits output of fitting shapes. Returns (model info, input spec, output spec)."""
-    from types import SimpleNamespace
-
-    import onnx
-
-    try:
-        model = onnx.load(str(model_path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, OSError, ...
-        raise ModelFileError(
-            f"model file {model_path} is not a readable ONNX model ({type(exc).__name__}); "
-            "re-export it with `ros2 run lcsnet_seg convert`"
-        ) from None
-    info = onnx_model_info(model, model_path)
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [v for v in model.graph.input if v.name not in initializers]
-    outputs = list(model.graph.output)
+def validate_onnx_file(model_path, overrides: ModelOverrides | None = None) -> tuple[ModelInfo, TensorSpec, TensorSpec]:
+    """Read and check an ONNX file before any runtime loads it: readable, described (its lcsnet_seg metadata or
+    ``overrides``), one image input and one logits output of fitting shapes. Returns (model info with the
+    overrides applied, input spec, output spec; dynamic dimensions None)."""
+    model = load_onnx(model_path)
+    info = onnx_file_info(model, model_path, overrides)
+    inputs, outputs = graph_io(model)
     if len(inputs) != 1 or len(outputs) != 1:
         raise ModelFileError(
             f"model file {model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
@@ -38,36 +28,39 @@ def validate_onnx_file(model_path) -> tuple[ModelInfo, TensorSpec, TensorSpec]:
 
     def spec(value) -> TensorSpec:
         tensor = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else "?" for d in tensor.shape.dim]
-        return _spec(
-            SimpleNamespace(
-                name=value.name, shape=dims, type=_ONNX_DTYPES.get(tensor.elem_type, f"elem_type {tensor.elem_type}")
-            )
-        )
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        kind = _ONNX_DTYPES.get(tensor.elem_type, f"elem_type {tensor.elem_type}")
+        return _spec(value.name, dims, kind)
 
     inp, out = spec(inputs[0]), spec(outputs[0])
     check_io_specs(str(model_path), info, inp, out)
     return info, inp, out
 
 
-def _spec(arg) -> TensorSpec:
-    shape = tuple(d if isinstance(d, int) else None for d in arg.shape)
-    if arg.type not in _ORT_DTYPES:
-        raise ModelFileError(f"tensor '{arg.name}' has type {arg.type}; float32 or float16 expected")
-    return TensorSpec(arg.name, shape, _ORT_DTYPES[arg.type])
+def _spec(name: str, shape, kind: str) -> TensorSpec:
+    if kind not in _ORT_DTYPES:
+        raise ModelFileError(f"tensor '{name}' has type {kind}; float32 or float16 expected")
+    return TensorSpec(name, tuple(d if isinstance(d, int) and d > 0 else None for d in shape), _ORT_DTYPES[kind])
 
 
 class OnnxRuntimeBackend(Backend):
+    """``input_spec``/``output_spec`` are the shapes at the model's input size: a dynamic output (e.g. logits of a
+    dynamic-size model, at 1/4 of its input) is resolved by one inference at load."""
+
     name = "onnxruntime"
     supports_host = True
 
     def __init__(
-        self, model_path, info_overrides: dict | None = None, providers: list[str] | None = None, threads: int = 0
+        self,
+        model_path,
+        overrides: ModelOverrides | None = None,
+        providers: list[str] | None = None,
+        threads: int = 0,
     ) -> None:
         import onnxruntime as ort
 
         check_model_path(model_path)
-        file_info, _, _ = validate_onnx_file(model_path)
+        info, file_input, file_output = validate_onnx_file(model_path, overrides)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
@@ -83,16 +76,15 @@ class OnnxRuntimeBackend(Backend):
                 f"model file {model_path} could not be loaded by ONNX Runtime ({first}); "
                 "check that it is a complete ONNX model"
             ) from None
-        super().__init__(file_info.with_overrides(**(info_overrides or {})))
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelFileError(
-                f"model file {model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                "expected one image input and one logits output"
-            )
-        self._input, self._output = _spec(inputs[0]), _spec(outputs[0])
-        check_io_specs(str(model_path), self.info, self._input, self._output)
+        super().__init__(info)
         self.providers = self._session.get_providers()
+        h, w = info.input_size
+        self._input = TensorSpec(file_input.name, (1, 3, h, w), file_input.dtype)
+        self._output = file_output
+        if None in file_output.shape:  # the real logit size at this input size, from the runtime itself
+            probe = self.infer(np.zeros((1, 3, h, w), file_input.dtype))
+            self._output = TensorSpec(file_output.name, tuple(int(d) for d in probe.shape), file_output.dtype)
+            check_io_specs(str(model_path), info, self._input, self._output)
 
     @property
     def device(self) -> str:

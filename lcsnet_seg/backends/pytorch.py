@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from lcsnet_seg.backends.base import Backend, TensorSpec
-from lcsnet_seg.model_info import ModelInfo
+from lcsnet_seg.model_info import ModelInfo, ModelOverrides
 
 MAX_VIEWS = 8
 
@@ -50,7 +50,9 @@ class TorchBackend(Backend):
             raise BackendUnavailable("backend torch_cuda needs PyTorch with CUDA and a GPU; use onnxruntime")
         if precision not in ("fp32", "fp16"):
             raise ConfigError(f"precision {precision!r} must be fp32 or fp16")
-        self.supports_device = self.supports_graph = self._device.type == "cuda"
+        self.supports_device = self._device.type == "cuda"
+        # torch's caching allocator must know about a capture: the backend captures itself, on its own stream
+        self.graph_capture = "backend" if self.supports_device else "none"
         self.name = "torch_cuda" if self.supports_device else "torch_cpu"
         self._streams: dict[int, object] = {}
         self._views: dict[tuple[int, int], tuple] = {}
@@ -77,36 +79,48 @@ class TorchBackend(Backend):
             dtype = np.float16 if precision == "fp16" else np.float32
         self.precision = precision
         self._input = TensorSpec("image", shape, np.dtype(dtype))
-        self._output = TensorSpec("logits", (1, info.num_classes, h, w), np.dtype(dtype))
+        self._output = TensorSpec("logits", self._logits_shape(shape, dtype), np.dtype(dtype))
+
+    def _logits_shape(self, shape: tuple[int, ...], dtype) -> tuple[int, ...]:
+        """The shape the model really returns for an input of ``shape`` (a SegFormer's logits are 1/4 of it)."""
+        from lcsnet_seg.backends.base import check_io_specs
+
+        torch = self._torch
+        with torch.inference_mode():
+            # NCHW contiguous, as every call passes it (warm_up's layout: a compiled model is not recompiled)
+            out = self._forward(torch.zeros(shape, dtype=getattr(torch, np.dtype(dtype).name), device=self._device))
+        logits = tuple(int(d) for d in out.shape)
+        spec = np.dtype(dtype)
+        check_io_specs("the model", self.info, TensorSpec("image", shape, spec), TensorSpec("logits", logits, spec))
+        return logits
 
     @classmethod
     def from_checkpoint(
         cls,
         weights_path,
-        info_overrides: dict | None = None,
+        overrides: ModelOverrides | None = None,
         device: str = "cpu",
         info: ModelInfo | None = None,
         **options,
     ) -> TorchBackend:
-        """A backend for an LCSNet .pth, read once. Without ``info``, its ModelInfo comes from the
-        checkpoint's input size, the class file (config/classes.yaml unless overridden) and ImageNet
-        mean/std. ``options``: precision, channels_last, compile_dir (see __init__)."""
-        from lcsnet_seg.classes import load_class_set
+        """A backend for a .pth, read once (safely: weights only). Without ``info``, its ModelInfo is what the
+        checkpoint says of itself (model.checkpoint.checkpoint_model_info: its own input size, mean/std, colour
+        order and classes; config/classes.yaml and the defaults only where it says nothing), with ``overrides``
+        applied. ``options``: precision, channels_last, compile_dir (see __init__)."""
         from lcsnet_seg.errors import ConfigError
-        from lcsnet_seg.model.checkpoint import load_model
+        from lcsnet_seg.model.checkpoint import checkpoint_model_info, load_model
 
         model, meta, num_classes = load_model(weights_path)
         if info is None:
-            overrides = dict(info_overrides or {})
-            classes = overrides.pop("classes", None) or load_class_set(expected_count=num_classes)
-            size = tuple(meta.get("input_size", (384, 512)))
-            info = ModelInfo(
-                classes=classes, input_size=(int(size[0]), int(size[1])), model_name=str(meta.get("arch", "lcsnet"))
-            ).with_overrides(**overrides)
+            info = checkpoint_model_info(meta, num_classes, weights_path).with_overrides(overrides)
         elif info.num_classes != num_classes:
             raise ConfigError(
                 f"weights file {weights_path} predicts {num_classes} classes, the given model info {info.num_classes}"
             )
+        from lcsnet_seg.model.logits import logits_only
+
+        # a model that returns a dict or tuple (torchvision, transformers): its logits, as convert exports them
+        model = logits_only(model, info, meta.get("output_key"))
         return cls(model, info, device=device, weights_path=weights_path, **options)
 
     @property

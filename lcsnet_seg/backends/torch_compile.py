@@ -144,13 +144,13 @@ def prepare_compiled_model(
     ``cache_dir`` (created if missing). ``input_size`` (h, w) defaults to the checkpoint's.
     Returns the marker written (its facts plus ``compile_seconds``). Takes ~25 s on a cold cache."""
     from lcsnet_seg.errors import BackendUnavailable
-    from lcsnet_seg.model.checkpoint import load_model
+    from lcsnet_seg.model.checkpoint import checkpoint_model_info, load_model
 
     if not torch.cuda.is_available():
         raise BackendUnavailable("preparing a compiled model needs PyTorch with CUDA and a GPU")
     torch_device = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
-    model, meta, _ = load_model(weights_path)
-    h, w = input_size or tuple(meta.get("input_size", (384, 512)))
+    model, meta, num_classes = load_model(weights_path)
+    h, w = input_size or checkpoint_model_info(meta, num_classes, weights_path).input_size
     shape = (1, 3, int(h), int(w))
     module = prepare_module(model, torch_device, precision, channels_last)
     start = time.perf_counter()

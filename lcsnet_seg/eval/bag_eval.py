@@ -143,11 +143,11 @@ def segmenter_replay(
 
 def bag_document(score: BagScore, bag: Path, options: BagOptions, model: Path, mode: str) -> tuple[dict, ClassSet]:
     """The metrics.json document of one scored bag, and its class set."""
-    from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.backends.model_files import read_model_info
     from lcsnet_seg.eval.report import metrics_document
 
     meta = dict(score.meta)
-    classes = meta.pop("class_set", None) or load_class_set()
+    classes = meta.pop("class_set", None) or read_model_info(model).classes
     doc = metrics_document(
         score.scorer,
         classes.names,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lcsnet_seg.errors import ConfigError, ImageError, LcsnetError
-from lcsnet_seg.image_messages import compressed_to_array, image_to_array
+from lcsnet_seg.image_messages import compressed_to_array, decode_image, image_fields, image_to_array
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
@@ -82,7 +82,7 @@ def stamp_ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def decode_image(msg, msgtype: str) -> tuple[np.ndarray, str]:
+def decode_frame(msg, msgtype: str) -> tuple[np.ndarray, str]:
     """A rosbags Image/CompressedImage -> (H x W x C uint8, encoding); ImageError when it cannot be used."""
     return compressed_to_array(msg) if msgtype == COMPRESSED else image_to_array(msg)
 
@@ -111,7 +111,7 @@ def read_frames(
             yield Frame(log_time, -1, None, None, None, f"message could not be deserialised ({type(exc).__name__})")
             continue
         try:
-            image, encoding = decode_image(msg, conn.msgtype)
+            image, encoding = decode_frame(msg, conn.msgtype)
             yield Frame(log_time, stamp_ns(msg.header), msg.header, image, encoding)
         except ImageError as exc:
             yield Frame(log_time, stamp_ns(msg.header), msg.header, None, None, str(exc))
@@ -150,8 +150,7 @@ class LabelIndex:
                 continue
             if msg.encoding not in ("mono8", "8UC1"):
                 raise ImageError(f"label image encoding {msg.encoding!r}; ground truth must be mono8 class ids")
-            image, _ = image_to_array(msg, as_encoding="mono8")
-            return image.reshape(msg.height, msg.width)
+            return decode_image(msg, "mono8")
         return None
 
 
@@ -175,17 +174,7 @@ class BagWriter:
         store = self._store
         if topic not in self._connections:
             self._connections[topic] = self._writer.add_connection(topic, IMAGE, typestore=store)
-        Image = store.types[IMAGE]
-        contiguous = np.ascontiguousarray(array)
-        msg = Image(
-            header=header,
-            height=contiguous.shape[0],
-            width=contiguous.shape[1],
-            encoding=encoding,
-            is_bigendian=0,
-            step=contiguous.strides[0],
-            data=contiguous.reshape(-1).view(np.uint8),
-        )
+        msg = store.types[IMAGE](header=header, **image_fields(array, encoding))
         self._writer.write(self._connections[topic], log_time, store.serialize_cdr(msg, IMAGE))
 
     def write_raw(self, topic: str, msgtype: str, log_time: int, raw: bytes) -> None:

@@ -72,7 +72,7 @@ def evaluate_fleet(
     import ray
     from ray.experimental.tqdm_ray import tqdm
 
-    from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.backends.model_files import read_model_info
 
     other = load_results(compare_with) if compare_with else None  # refuse a bad --compare before any work
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,7 @@ def evaluate_fleet(
         if started_here:
             ray.shutdown()
     wall_s = time.perf_counter() - t0
-    classes = classes_seen[0] if classes_seen else load_class_set()
+    classes = classes_seen[0] if classes_seen else read_model_info(model).classes  # no bag scored: the model's own
     ordered = [entries[job[0]] for job in jobs]
     worker = descriptions[0] if descriptions else {}
     doc = fleet_document(

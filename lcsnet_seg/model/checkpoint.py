@@ -8,9 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from lcsnet_seg.errors import ModelFileError
+from lcsnet_seg.errors import ConfigError, ModelFileError
+from lcsnet_seg.model_info import COLOR_ORDER_KEY, DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net")
+# What a checkpoint may carry beside its weights (docs/MODELS.md, "What a checkpoint may carry"). Each is optional;
+# what is absent comes from config/classes.yaml (classes) or the defaults in model_info.py.
+INFO_KEY = "lcsnet_seg"  # the whole ModelInfo, as the JSON object convert writes into the ONNX metadata
+CHECKPOINT_FACTS = ("classes", "palette", "input_size", "mean", "std", "color_order", "model_name", "model_version")
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:
@@ -187,7 +192,7 @@ def load_model(path, arch: str | None = None, num_classes: int | None = None, cl
     state, meta = load_checkpoint(path)
     arch = arch or str(meta.get("arch", "lcsnet"))
     if not num_classes:
-        num_classes = int(meta.get("num_classes", 0))
+        num_classes = checkpoint_class_count(meta) or 0
     if not num_classes:
         from lcsnet_seg.classes import load_class_set
 
@@ -195,3 +200,91 @@ def load_model(path, arch: str | None = None, num_classes: int | None = None, cl
     model = build_architecture(arch, num_classes)
     fit_weights(model, state, str(path), arch)
     return model.eval(), meta, num_classes
+
+
+def checkpoint_model_info(meta: dict, num_classes: int, source) -> ModelInfo:
+    """The ModelInfo a checkpoint's own entries give (``meta``: load_checkpoint's second value). A checkpoint may
+    carry ``lcsnet_seg`` (the whole ModelInfo as JSON, as in the ONNX metadata) or any of: ``classes`` (records
+    ``[{id, name, color}]`` as in classes.yaml, or a list of names with ``palette`` ``[[R, G, B], ...]``),
+    ``input_size`` ``[height, width]``, ``mean`` and ``std`` (per channel, of pixel/255, in the colour order),
+    ``color_order`` (rgb, bgr), ``model_name``, ``model_version``. What it does not say is filled: classes from
+    config/classes.yaml (when the count fits), input size 384x512, ImageNet mean/std, rgb. One-line errors name
+    the entry."""
+    import json
+
+    from lcsnet_seg.classes import ClassSet, load_class_set
+
+    where = f"weights file {source}"
+    if INFO_KEY in meta:
+        doc = meta[INFO_KEY]
+        info = ModelInfo.from_json(
+            doc if isinstance(doc, str) else json.dumps(doc), source=f"{where}, entry {INFO_KEY}"
+        )
+        if info.num_classes != num_classes:
+            raise ModelFileError(
+                f"{where}: entry {INFO_KEY} lists {info.num_classes} classes, the weights {num_classes}"
+            )
+        return info
+    try:
+        classes = meta.get("classes")
+        if classes is None:
+            class_set = load_class_set(expected_count=num_classes)
+        elif classes and all(isinstance(c, str) for c in classes):
+            palette = meta.get("palette")
+            if palette is None:
+                raise ConfigError("entry 'classes' lists names only: add 'palette' ([[R, G, B], ...], one per class)")
+            if len(palette) != len(classes):
+                raise ConfigError(f"entry 'palette' has {len(palette)} colours for {len(classes)} classes")
+            class_set = ClassSet.from_records(
+                [{"id": i, "name": n, "color": c} for i, (n, c) in enumerate(zip(classes, palette))],
+                source=f"{where}, entries classes/palette",
+                expected_count=num_classes,
+            )
+        else:
+            class_set = ClassSet.from_records(classes, source=f"{where}, entry classes", expected_count=num_classes)
+        size = meta.get("input_size", DEFAULT_INPUT_SIZE)
+        mean = tuple(float(v) for v in meta.get("mean", IMAGENET_MEAN))
+        std = tuple(float(v) for v in meta.get("std", IMAGENET_STD))
+        if any(abs(v) > 1.5 for v in mean + std):
+            raise ConfigError(
+                f"mean {list(mean)} / std {list(std)} look like 0-255 pixel units; lcsnet_seg applies them to "
+                "pixel/255: save them divided by 255"
+            )
+        return ModelInfo(
+            classes=class_set,
+            input_size=(int(size[0]), int(size[1])),
+            mean=mean,  # type: ignore[arg-type]  # three values: ModelInfo checks
+            std=std,  # type: ignore[arg-type]
+            color_order=str(meta.get(COLOR_ORDER_KEY, meta.get("colour_order", "rgb"))),
+            model_name=str(meta.get("model_name", meta.get("arch", "lcsnet"))),
+            model_version=str(meta.get("model_version", meta.get("version", "unversioned"))),
+        )
+    except ConfigError as exc:
+        raise ModelFileError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ModelFileError(
+            f"{where}: its model entries ({', '.join(k for k in CHECKPOINT_FACTS if k in meta)}) are malformed "
+            f"({type(exc).__name__}: {exc}); see docs/MODELS.md, 'What a checkpoint may carry'"
+        ) from None
+
+
+def checkpoint_class_count(meta: dict, state: dict | None = None) -> int | None:
+    """How many classes a checkpoint says it predicts (num_classes, or its class list), None where it does not."""
+    if meta.get("num_classes"):
+        return int(meta["num_classes"])
+    if INFO_KEY in meta:
+        import json
+
+        doc = meta[INFO_KEY]
+        return len((json.loads(doc) if isinstance(doc, str) else doc).get("classes", [])) or None
+    classes = meta.get("classes")
+    return len(classes) if isinstance(classes, (list, tuple)) and classes else None
+
+
+def read_checkpoint_info(path) -> ModelInfo:
+    """The ModelInfo of a .pth (read safely, weights_only) without building its network."""
+    from lcsnet_seg.classes import load_class_set
+
+    state, meta = load_checkpoint(path)
+    count = checkpoint_class_count(meta) or len(load_class_set())
+    return checkpoint_model_info(meta, count, path)

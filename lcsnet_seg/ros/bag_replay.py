@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lcsnet_seg.eval.replay import RECORDED, FrameOutput, replay_frames
+from lcsnet_seg.image_messages import decode_image
 from lcsnet_seg.ros.names import NODE_NAME
 
 WARM_UP_STAMP_NS = 1  # 0 s + 1 ns: no recorded camera frame carries it
@@ -56,15 +57,13 @@ def replay_through_node(
     bag's timing; 0: lockstep, see the module); out_dir receives node.log. Returns (Scorer, meta)
     like every Replay.
     """
-    from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.backends.model_files import read_model_info
     from lcsnet_seg.eval import bag_io
-    from lcsnet_seg.model_info import read_onnx_model_info
     from lcsnet_seg.ros.node_harness import NodeHarness
 
     compressed = image_msgtype == bag_io.COMPRESSED
     store = bag_io.typestore()
-    info = read_onnx_model_info(model) if str(model).endswith(".onnx") else None
-    classes = info.classes if info else load_class_set()  # an engine or .pth: the configured class file
+    classes = read_model_info(model).classes  # what the node will use: the model's own (ONNX, sidecar, checkpoint)
     node_name, image_topic, player_name = eval_names()
     harness = NodeHarness(
         out_dir / "node.log",
@@ -138,9 +137,7 @@ def replay_through_node(
                 item = outputs[spec.topic]
                 if item is not None:
                     msg = item[2]
-                    channels = msg.step // msg.width if msg.width else 1
-                    shape = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
-                    arrays[spec.field] = np.asarray(msg.data, np.uint8).reshape(shape)
+                    arrays[spec.field] = decode_image(msg)  # the one codec: padded rows, any output encoding
                     if spec.topic == "overlay":
                         order = msg.encoding[:3]
             raws = {topic: item[1] for topic, item in outputs.items() if item is not None}

@@ -51,9 +51,10 @@ def main(argv=None) -> int:
     from std_msgs.msg import Header
     from tqdm import tqdm
 
-    from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.backends.model_files import read_model_info
     from lcsnet_seg.errors import LcsnetError
     from lcsnet_seg.eval.metrics import ConfusionMatrix
+    from lcsnet_seg.image_messages import decode_image
     from lcsnet_seg.model.scene import generate_scene
     from lcsnet_seg.ros.image_codec import array_to_image
     from lcsnet_seg.ros.node_harness import NodeHarness
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
         except LcsnetError as exc:
             print(f"demo: {exc}; its log ({node_log}):\n{harness.log_tail()}", file=sys.stderr)
             return 1
-        classes = load_class_set()
+        classes = read_model_info(args.model).classes  # the model's own names and palette colour the truth too
         palette = classes.palette_rgb()
         cm = ConfusionMatrix(len(classes))
         latencies, lost = [], 0
@@ -115,10 +116,10 @@ def main(argv=None) -> int:
             label_out, overlay_out = harness.pop("label_mask", stamp_ns), harness.pop("overlay", stamp_ns)
             assert label_out is not None and overlay_out is not None  # round_trip waited for every output
             label_msg, overlay_msg = label_out[2], overlay_out[2]
-            labels = np.asarray(label_msg.data, np.uint8).reshape(label_msg.height, label_msg.width)
+            labels = decode_image(label_msg)
             cm.update(truth, labels)
             if i < args.save:
-                overlay = np.asarray(overlay_msg.data, np.uint8).reshape(overlay_msg.height, overlay_msg.width, 3)
+                overlay = decode_image(overlay_msg)
                 panel = np.concatenate([image, overlay, palette[truth]], axis=1)
                 cv2.imwrite(str(overlays / f"frame_{i:03d}.png"), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         elapsed = time.perf_counter() - started

@@ -1,11 +1,12 @@
-"""numpy -> sensor_msgs/Image for the node's outputs (decoding lives in lcsnet_seg.image_messages)."""
+"""numpy -> rclpy's sensor_msgs/Image for the node's outputs (the codec itself: lcsnet_seg/image_messages.py)."""
 
 from __future__ import annotations
 
 import array
-import sys
 
 import numpy as np
+
+from lcsnet_seg.image_messages import image_fields
 
 
 def array_to_image(image_msg_type, array_: np.ndarray, encoding: str, header):
@@ -14,15 +15,12 @@ def array_to_image(image_msg_type, array_: np.ndarray, encoding: str, header):
     The pixels are copied once, straight from the numpy buffer into the message's array('B'):
     assigning bytes or a list to ``msg.data`` would check every element in Python.
     """
+    fields = image_fields(array_, encoding)
     msg = image_msg_type()
     msg.header = header
-    contiguous = np.ascontiguousarray(array_)
-    msg.height, msg.width = contiguous.shape[:2]
-    msg.encoding = encoding
-    msg.is_bigendian = int(sys.byteorder == "big" and contiguous.dtype.itemsize > 1)
-    msg.step = contiguous.strides[0]
+    msg.height, msg.width, msg.encoding = fields["height"], fields["width"], fields["encoding"]
+    msg.is_bigendian, msg.step = fields["is_bigendian"], fields["step"]
     buffer = array.array("B")
-    # numpy's stubs give ndarray __buffer__ only for Python >= 3.12 (mypy checks for 3.10); it is a buffer
-    buffer.frombytes(contiguous.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+    buffer.frombytes(fields["data"])  # a flat uint8 view: one copy
     msg.data = buffer
     return msg

@@ -88,8 +88,10 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().error(error)
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        configured = self._state_id() != State.PRIMARY_STATE_UNCONFIGURED
-        why = params.check_changes([(p.name, p.value) for p in changes], configured)
+        state = {State.PRIMARY_STATE_UNCONFIGURED: "unconfigured", State.PRIMARY_STATE_INACTIVE: "inactive"}.get(
+            self._state_id(), "active"
+        )
+        why = params.check_changes([(p.name, p.value) for p in changes], state)
         if why:
             return SetParametersResult(successful=False, reason=why)
         self._settings.queue({p.name: p.value for p in changes})
@@ -273,9 +275,9 @@ class SegmentationNode(LifecycleNode):
         self.get_logger().error(qos.output_mismatch(info, self.param("output_qos_reliability")))
 
     def _on_message_lost(self, info) -> None:
-        count = int(getattr(info, "total_count_change", 1))
-        self._counters.add("frames_lost", count)
-        self._input_watch.lost_events(count)
+        counted = self._input_watch.lost_events(int(getattr(info, "total_count_change", 1)))
+        if counted:  # else the publisher's sequence gaps have counted these frames already
+            self._counters.add("frames_lost", counted)
 
     def _publish_diagnostics(self) -> None:
         if self._diagnostics_pub is None:

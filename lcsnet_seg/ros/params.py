@@ -219,16 +219,18 @@ def segmenter_arguments(param: Callable[[str], Any]) -> tuple[str, dict[str, Any
     the model path (default: the packaged demo model) and the keywords. Reads the classes file, so
     it raises what load_class_set raises for a bad one."""
     from lcsnet_seg.model import DEMO_ONNX
+    from lcsnet_seg.model_info import ModelOverrides
 
-    overrides: dict[str, Any] = {"input_size": param("input_size"), "mean": param("mean"), "std": param("std")}
+    classes = None
     if param("classes_file"):
         from lcsnet_seg.classes import load_class_set
 
-        overrides["classes"] = load_class_set(param("classes_file"))
+        classes = load_class_set(param("classes_file"))
+    overrides = ModelOverrides.of(input_size=param("input_size"), mean=param("mean"), std=param("std"), classes=classes)
     keywords = {
         "backend": param("backend"),
         "device": param("device"),
-        "info_overrides": overrides,
+        "overrides": overrides,
         "overlay_alpha": param("overlay_alpha"),
         "output_size": param("output_size"),
         "compile_dir": param("compile_dir") or None,
@@ -237,17 +239,19 @@ def segmenter_arguments(param: Callable[[str], Any]) -> tuple[str, dict[str, Any
     return param("model_path") or str(DEMO_ONNX), keywords
 
 
-def check_changes(changes: list[tuple[str, Any]], configured: bool) -> str | None:
-    """Why a set-parameters request (name, value pairs) must be refused, or None. Parameters read at
-    configure may change only while the node is unconfigured; every value must be valid."""
+def check_changes(changes: list[tuple[str, Any]], state: str) -> str | None:
+    """Why a set-parameters request (name, value pairs) must be refused, or None. ``state``: the node's lifecycle
+    state label (unconfigured, inactive, active). Parameters read at configure may change only while the node is
+    unconfigured; every value must be valid."""
     for name, value in changes:
         spec = BY_NAME.get(name)
         if spec is None:
             continue
-        if not spec.runtime and configured and name not in READ_ONLY:
+        if not spec.runtime and state != "unconfigured" and name not in READ_ONLY:
+            steps = "cleanup" if state == "inactive" else "deactivate, then cleanup"
             return (
                 f"{name} is used at configure: change it while the node is unconfigured "
-                "(ros2 lifecycle set <node> deactivate, then cleanup)"
+                f"(ros2 lifecycle set <node> {steps})"
             )
         why = check_value(spec, value)
         if why:

@@ -71,20 +71,28 @@ def parser() -> argparse.ArgumentParser:
         help="'lcsnet' (built in) or package.module:function (default: from the checkpoint, else lcsnet)",
     )
     g.add_argument("--num-classes", type=int, help="default: the checkpoint's, else the class file's count")
-    g.add_argument("--classes", type=Path, help="classes YAML (default: config/classes.yaml)")
+    g.add_argument("--classes", type=Path, help="classes YAML (default: the checkpoint's, else config/classes.yaml)")
     g.add_argument(
         "--input-size", type=_hw, help="network input HEIGHTxWIDTH (default: the checkpoint's, else 384x512)"
     )
-    g.add_argument("--mean", type=float, nargs=3, help="per-channel mean of pixel/255, in the colour order")
-    g.add_argument("--std", type=float, nargs=3, help="per-channel std of pixel/255")
+    g.add_argument(
+        "--mean",
+        type=float,
+        nargs=3,
+        help="per-channel mean of pixel/255, in the colour order (default: the checkpoint's, else ImageNet's)",
+    )
+    g.add_argument(
+        "--std", type=float, nargs=3, help="per-channel std of pixel/255 (default: the checkpoint's, else ImageNet's)"
+    )
     # --colour-order: the option's former spelling, still accepted
     g.add_argument(
         "--color-order",
         "--colour-order",
         dest="color_order",
         choices=("rgb", "bgr"),
-        default="rgb",
-        help="channel order the network was trained on (--colour-order: the former spelling)",
+        default=None,
+        help="channel order the network was trained on (default: the checkpoint's, else rgb; --colour-order: "
+        "the former spelling)",
     )
     g.add_argument("--model-version", default=None, help="version string written into the metadata")
     g.add_argument(
@@ -142,6 +150,23 @@ def parser() -> argparse.ArgumentParser:
     )
     g = ap.add_argument_group("TensorRT engine")
     g.add_argument("--device", type=int, default=0, help="CUDA device to build on (the engine runs on that GPU model)")
+    g.add_argument(
+        "--allow-tf32",
+        action="store_true",
+        help="let fp32 layers run in TF32 (TensorRT's default, cleared here: an fp32 engine then computes in fp32)",
+    )
+    g.add_argument(
+        "--version-compatible",
+        action="store_true",
+        help="an engine that newer TensorRT runtimes of the same major version (the lean runtime too) can run",
+    )
+    g.add_argument(
+        "--min-precision-share",
+        type=_percent,
+        default=90.0,
+        metavar="PERCENT",
+        help="fp16/int8 engines: at least this share of the convolutions must run in that precision (default 90)",
+    )
     g = ap.add_argument_group("compile stage (backend torch_cuda)")
     g.add_argument(
         "--compile-dir",

@@ -9,23 +9,33 @@ from lcsnet_seg.errors import ConfigError, ModelFileError
 from lcsnet_seg.model_info import METADATA_KEY, ModelInfo
 
 
-def model_info_from_args(args, checkpoint_meta: dict, num_classes: int | None) -> ModelInfo:
-    from lcsnet_seg.classes import load_class_set
+def model_info_from_args(args, checkpoint_meta: dict | None, num_classes: int | None) -> ModelInfo:
+    """The ModelInfo convert writes: a checkpoint's own facts (``checkpoint_meta``; None for an ONNX from
+    elsewhere, which says nothing), with what the command line gives laid over them (--classes, --input-size,
+    --mean, --std, --color-order; --name and --model-version name it)."""
+    from dataclasses import replace
 
-    classes = load_class_set(args.classes, expected_count=num_classes)
-    size = args.input_size or tuple(checkpoint_meta.get("input_size", (384, 512)))
-    kwargs = dict(
-        classes=classes,
-        input_size=(int(size[0]), int(size[1])),
+    from lcsnet_seg.classes import load_class_set
+    from lcsnet_seg.model.checkpoint import checkpoint_model_info
+    from lcsnet_seg.model_info import DEFAULT_INPUT_SIZE, ModelOverrides
+
+    overrides = ModelOverrides.of(
+        input_size=args.input_size,
+        mean=args.mean,
+        std=args.std,
         color_order=args.color_order,
-        model_name=args.name or "lcsnet",
-        model_version=args.model_version or str(checkpoint_meta.get("version", "unversioned")),
+        classes=load_class_set(args.classes, expected_count=num_classes) if args.classes else None,
     )
-    if args.mean:
-        kwargs["mean"] = tuple(args.mean)
-    if args.std:
-        kwargs["std"] = tuple(args.std)
-    return ModelInfo(**kwargs)
+    if checkpoint_meta is None:  # an ONNX exported elsewhere: the command line describes it (model_from_onnx checks)
+        info = ModelInfo(classes=overrides.classes or load_class_set(), input_size=DEFAULT_INPUT_SIZE)
+    else:
+        info = checkpoint_model_info(checkpoint_meta, num_classes or len(load_class_set()), args.model)
+    info = info.with_overrides(overrides)
+    return replace(
+        info,
+        model_name=args.name or info.model_name,
+        model_version=args.model_version or info.model_version,
+    )
 
 
 def model_from_weights(args, name: str):
@@ -33,8 +43,8 @@ def model_from_weights(args, name: str):
     import numpy as np
     import torch
 
-    from lcsnet_seg.convert.model_outputs import logits_only
     from lcsnet_seg.model.checkpoint import load_model
+    from lcsnet_seg.model.logits import logits_only
 
     model, meta, num_classes = load_model(args.model, args.arch, args.num_classes, args.classes)
     info = model_info_from_args(args, meta, num_classes)
@@ -80,7 +90,7 @@ def model_from_onnx(args, src: Path, onnx_path: Path, say) -> tuple[ModelInfo, P
             f"elsewhere describe it with --classes, --input-size, --mean and --std "
             f"(missing: {', '.join(missing)})"
         )
-    info = model_info_from_args(args, {}, None)
+    info = model_info_from_args(args, None, None)
     _keep_one_output(proto, src, args.output_key)
     from lcsnet_seg.convert.export import set_model_info
 

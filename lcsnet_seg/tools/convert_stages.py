@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from lcsnet_seg.errors import ModelFileError
-from lcsnet_seg.model_info import ModelInfo
+from lcsnet_seg.model_info import ModelInfo, ModelOverrides
 from lcsnet_seg.tools.convert_inputs import calibration_batches, model_from_onnx, model_from_weights
 from lcsnet_seg.tools.exit_codes import EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY
 
@@ -50,7 +50,7 @@ def _parity_sets(args, info: ModelInfo, dynamic: bool) -> list[tuple[str, list]]
         sizes.append((max(32, h * 3 // 4 // 32 * 32), max(32, w * 3 // 4 // 32 * 32)))
     sets = []
     for size in sizes:
-        sized = info.with_overrides(input_size=size)
+        sized = info.with_overrides(ModelOverrides(input_size=size))
         batches = (
             list(folder_batches(args.parity_folder, sized, args.parity_images))
             if args.parity_folder
@@ -197,7 +197,7 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
 
     if "engine" in stages:
         from lcsnet_seg.convert.build_engine import EngineOptions, build_engine
-        from lcsnet_seg.errors import BackendUnavailable
+        from lcsnet_seg.errors import BackendUnavailable, PrecisionError
 
         engine_path = outputs.path("engine")
         options = EngineOptions(
@@ -208,9 +208,15 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
             opt_hw=args.opt_shape,
             max_hw=args.max_shape,
             device=args.device,
+            allow_tf32=args.allow_tf32,
+            version_compatible=args.version_compatible,
+            min_precision_share=args.min_precision_share / 100.0,
         )
         try:
             build_engine(current, engine_path, info, options, log=_say)
+        except PrecisionError as exc:
+            _rejected(engine_path, str(exc))
+            return EXIT_PARITY
         except BackendUnavailable as exc:
             if getattr(args, "engine_required", True):
                 _say(str(exc))
