@@ -18,6 +18,9 @@ fp16, the uncompiled CUDA graph and the compiled CUDA graph, all in this run, at
 the replay between CUDA events ("gpu"). The compiled model's cache is prepared in --compile-dir
 when no marker is there, and configure time with that cache is measured in a fresh process.
 Targets: compiled graph <= 0.45 ms (640x480) and <= 0.7 ms (1920x1080); uncompiled graph <= 1.0 / 1.5 ms.
+The rows cupy_eager / cupy_graph run a device backend that is not torch (test/cupy_backend.py), the way a
+TensorRT engine runs: captured by the GPU Segmenter with the driver API. Target: cupy_graph whole 640x480
+frame <= 0.7 ms (the eager TensorRT-shaped path was 2.8 ms).
 """
 
 from __future__ import annotations
@@ -138,6 +141,13 @@ def frame_modes(compile_dir: Path, iters: int) -> dict:
         "graph": GpuSegmenter(fp16),
         "graph_compiled": GpuSegmenter(compiled),
     }
+    # A device backend that is not torch (CuPy, test/cupy_backend.py), captured by the GPU Segmenter itself with
+    # the driver API, as a TensorRT engine is: the whole frame around a model that costs next to nothing.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+    from cupy_backend import CupyBackend
+
+    modes["cupy_eager"] = GpuSegmenter(CupyBackend(fp16.info, 1), cuda_graph=False)
+    modes["cupy_graph"] = GpuSegmenter(CupyBackend(fp16.info, 1))
     rows = []
     for height, width in FRAME_SIZES:
         frames = [generate_scene(900 + k, height, width)[0] for k in range(4)]
@@ -225,6 +235,7 @@ def main() -> int:
 
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.backends.onnxruntime import OnnxRuntimeBackend
+    from lcsnet_seg.gpu.kernel_args import POSTPROCESS_ARGS, PREPROCESS_ARGS
     from lcsnet_seg.gpu.postprocess import GpuPostprocess
     from lcsnet_seg.gpu.preprocess import GpuPreprocess
     from lcsnet_seg.gpu.segmenter import GpuSegmenter
@@ -249,6 +260,25 @@ def main() -> int:
     scale, offset = normalisation(info)
     pre = GpuPreprocess(ctx, np.float32)
     post = GpuPostprocess(ctx, np.float32, C)
+    keep: list = []
+
+    def packed(struct, kernel, records: list[dict]) -> list:
+        """One argument record per rotation, in device memory: the launch argument of each (kernel_args.py)."""
+        packs = struct.records(len(records))
+        for record, fields in zip(packs, records):
+            kernel.fill(record, **fields)
+        host, view = ctx.pinned_array((packs.nbytes,), np.uint8)
+        view[:] = packs.view(np.uint8)
+        dev = ctx.device_buffer(packs.nbytes)
+        ctx.copy_to_device(int(dev.handle), int(host.handle), packs.nbytes)
+        ctx.synchronize()
+        keep.append((host, dev))
+        return [np.uint64(int(dev.handle) + k * struct.dtype.itemsize) for k in range(len(records))]
+
+    alpha_host, alpha_view = ctx.pinned_array((1,), np.float32)
+    alpha_view[0] = 0.5
+    alpha_dev = ctx.device_buffer(4)
+    ctx.copy_to_device(int(alpha_dev.handle), int(alpha_host.handle), 4)
     palette_t = torch.as_tensor(info.classes.palette_rgb(), device="cuda")
     palette_c = cp.asarray(info.classes.palette_rgb())
     mean_t = torch.tensor(info.mean, device="cuda").view(1, 3, 1, 1) * 255
@@ -264,42 +294,58 @@ def main() -> int:
         overlay = torch.empty(height, width, 3, dtype=torch.uint8, device="cuda")
         torch.cuda.synchronize()
 
+        pre_packs = packed(
+            PREPROCESS_ARGS,
+            pre,
+            [
+                dict(
+                    src=images[k].data_ptr(),
+                    src_w=width,
+                    src_h=height,
+                    src_step=width * 3,
+                    channels=3,
+                    channel_map=channel_sources(pixel_format("rgb8"), "rgb"),
+                    dst=net_in.data_ptr(),
+                    dst_w=net_w,
+                    dst_h=net_h,
+                    scale=scale,
+                    offset=offset,
+                )
+                for k in range(ROTATE)
+            ],
+        )
+        post_packs = packed(
+            POSTPROCESS_ARGS,
+            post,
+            [
+                dict(
+                    logits=logits[k].data_ptr(),
+                    net_w=net_w,
+                    net_h=net_h,
+                    img=images[k].data_ptr(),
+                    img_w=width,
+                    img_h=height,
+                    img_step=width * 3,
+                    channels=3,
+                    out_w=width,
+                    out_h=height,
+                    palette=int(gpu._palette.handle),
+                    alpha=int(alpha_dev.handle),
+                    overlay_bgr=False,
+                    labels=labels.data_ptr(),
+                    color=color.data_ptr(),
+                    overlay=overlay.data_ptr(),
+                )
+                for k in range(ROTATE)
+            ],
+        )
+        pre_config, post_config = pre.launch_config(net_w, net_h), post.launch_config(width, height)
+
         def fused_pre(i):
-            pre(
-                images[i % ROTATE].data_ptr(),
-                width,
-                height,
-                width * 3,
-                3,
-                channel_sources(pixel_format("rgb8"), "rgb"),
-                net_in.data_ptr(),
-                net_w,
-                net_h,
-                scale,
-                offset,
-            )
+            pre.launch(pre_config, pre_packs[i % ROTATE])
 
         def fused_post(i):
-            post(
-                logits[i % ROTATE].data_ptr(),
-                C,
-                net_w,
-                net_h,
-                images[i % ROTATE].data_ptr(),
-                width,
-                height,
-                width * 3,
-                3,
-                width,
-                height,
-                int(gpu._palette.handle),
-                0.5,
-                False,
-                labels.data_ptr(),
-                color.data_ptr(),
-                overlay.data_ptr(),
-                0,
-            )
+            post.launch(post_config, post_packs[i % ROTATE])
 
         rows_idx = torch.as_tensor(((2 * np.arange(height) + 1) * net_h) // (2 * height), device="cuda")
         cols_idx = torch.as_tensor(((2 * np.arange(width) + 1) * net_w) // (2 * width), device="cuda")

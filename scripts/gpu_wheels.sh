@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# ROS 2 (rclpy and the message packages), rosbags and onnxsim for a machine with Python 3.12 and no package
-# index, such as the lent GPU machine: cp312 wheels of exactly what this project's venv runs, carried
-# in a folder.
+# Wheels for a machine with Python 3.12 and no package index, such as the lent GPU machine, carried in a folder
+# (the device tool carries 64 MiB a call, so each set goes in a call of its own to a warm machine):
+#   ros       ROS 2 (rclpy and the message packages), rosbags and onnxsim: cp312 wheels of exactly what this
+#             project's venv runs (about 50 MB)
+#   tensorrt  the TensorRT lean runtime, tensorrt-lean-cu13 11.4 (bindings + libs, about 45 MB): runs
+#             version-compatible engines, has no builder
+#   codec     nvImageCodec for CUDA 13 with nvJPEG (about 29 MB): JPEG decoding on the GPU
 #
-#   scripts/gpu_wheels.sh download [DIR]            here, with the package index (default DIR: .whl)
-#   scripts/gpu_wheels.sh install  [DIR] [PREFIX]   there (default PREFIX: /tmp/ros); then
-#   . PREFIX/env.sh                                  sets PYTHONPATH, LD_LIBRARY_PATH, AMENT_PREFIX_PATH
+#   scripts/gpu_wheels.sh download [DIR] [SET]           here, with the package index (default DIR .whl, SET ros)
+#   scripts/gpu_wheels.sh install  [DIR] [PREFIX]        there (default PREFIX: /tmp/ros); then
+#   . PREFIX/env.sh                                       sets PYTHONPATH, LD_LIBRARY_PATH, AMENT_PREFIX_PATH
 #
 # The download takes the dependency closure of the ROS packages in requirements-dev.txt from .venv
 # (make setup first), pinned to the versions installed there, less what the GPU image already has
@@ -15,9 +19,27 @@ cd "$(dirname "$0")/.."
 action=${1:?usage: gpu_wheels.sh download [DIR] | install [DIR] [PREFIX]}
 dir=${2:-.whl}
 
+set_name=${3:-ros}
+pip_download() {
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$dir" "$@"
+}
+
 case "$action" in
 download)
   mkdir -p "$dir"
+  if [ "$set_name" = tensorrt ]; then
+    pip_download tensorrt-lean-cu13-bindings==11.4.0.106 tensorrt-lean-cu13-libs==11.4.0.106
+    echo "gpu_wheels: $(ls "$dir"/*.whl | wc -l) wheels, $(du -sh "$dir" | cut -f1) in $dir"
+    exit 0
+  fi
+  if [ "$set_name" = codec ]; then
+    pip_download nvidia-nvimgcodec-cu13==0.9.0.20 nvidia-nvjpeg==13.3.2.43
+    echo "gpu_wheels: $(ls "$dir"/*.whl | wc -l) wheels, $(du -sh "$dir" | cut -f1) in $dir"
+    exit 0
+  fi
+  [ "$set_name" = ros ] || { echo "gpu_wheels: unknown set $set_name (ros | tensorrt | codec)" >&2; exit 2; }
   pins=$(.venv/bin/python - <<'PY'
 import importlib.metadata as md
 import re
@@ -44,9 +66,7 @@ PY
   empy=$(printf '%s\n' $pins | grep '^empy==')
   .venv/bin/python -m pip wheel -q --no-deps -w "$dir" "$empy"
   # shellcheck disable=SC2086
-  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$dir" $(printf '%s\n' $pins | grep -v '^empy==')
+  pip_download $(printf '%s\n' $pins | grep -v '^empy==')
   echo "gpu_wheels: $(ls "$dir"/*.whl | wc -l) wheels, $(du -sh "$dir" | cut -f1) in $dir"
   ;;
 install)

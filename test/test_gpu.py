@@ -37,7 +37,21 @@ def image_of(encoding, h, w, rng, pad=0):
     return view if channels > 1 or pad else view[..., 0]
 
 
+def launch_one(ctx, kernel, struct, keep, **fields):
+    """One image through ``kernel`` (GpuPreprocess/GpuPostprocess): its argument record filled, copied to the
+    device and launched, as FrameBuffers does for a frame."""
+    records = struct.records(1)
+    kernel.fill(records[0], **fields)
+    host, view = ctx.pinned_array((records.nbytes,), np.uint8)
+    view[:] = records.view(np.uint8)
+    dev = ctx.device_buffer(records.nbytes)
+    ctx.copy_to_device(int(dev.handle), int(host.handle), records.nbytes)
+    keep.append((host, dev))
+    return np.uint64(int(dev.handle))
+
+
 def run_preprocess(ctx, image, fmt, info, dtype):
+    from lcsnet_seg.gpu.kernel_args import PREPROCESS_ARGS
     from lcsnet_seg.gpu.preprocess import GpuPreprocess
     from lcsnet_seg.preprocess import channel_sources, normalisation
 
@@ -50,19 +64,25 @@ def run_preprocess(ctx, image, fmt, info, dtype):
     ctx.copy_to_device(int(src.handle), int(host.handle), span)
     dst = ctx.device_buffer(3 * h * w * np.dtype(dtype).itemsize)
     scale, offset = normalisation(info)
-    GpuPreprocess(ctx, dtype)(
-        int(src.handle),
-        image3.shape[1],
-        image3.shape[0],
-        image3.strides[0],
-        image3.shape[2],
-        channel_sources(fmt, info.color_order),
-        int(dst.handle),
-        w,
-        h,
-        scale,
-        offset,
+    kernel, keep = GpuPreprocess(ctx, dtype), []
+    args = launch_one(
+        ctx,
+        kernel,
+        PREPROCESS_ARGS,
+        keep,
+        src=int(src.handle),
+        src_w=image3.shape[1],
+        src_h=image3.shape[0],
+        src_step=image3.strides[0],
+        channels=image3.shape[2],
+        channel_map=channel_sources(fmt, info.color_order),
+        dst=int(dst.handle),
+        dst_w=w,
+        dst_h=h,
+        scale=scale,
+        offset=offset,
     )
+    kernel.launch(kernel.launch_config(w, h), args)
     out_host, out = ctx.pinned_array((1, 3, h, w), dtype)
     ctx.copy_to_host(int(out_host.handle), int(dst.handle), out.nbytes)
     ctx.synchronize()
@@ -86,20 +106,22 @@ def test_preprocess_matches_cpu_reference(ctx, info, encoding, size, dtype):
 
 
 def run_postprocess(ctx, logits, image, fmt, out_hw, alpha, palette, conf=True):
+    from lcsnet_seg.gpu.kernel_args import POSTPROCESS_ARGS
     from lcsnet_seg.gpu.postprocess import GpuPostprocess
 
     c, h, w = logits.shape
-    dev = {}
+    keep = []
 
     def upload(array):
         host, view = ctx.pinned_array(array.shape, array.dtype)
         view[...] = array
         buf = ctx.device_buffer(array.nbytes)
         ctx.copy_to_device(int(buf.handle), int(host.handle), array.nbytes)
-        dev.setdefault("_keep", []).append((host, buf))
+        keep.append((host, buf))
         return buf
 
     lg, img, pal = upload(np.ascontiguousarray(logits)), upload(np.ascontiguousarray(image)), upload(palette)
+    alpha_dev = upload(np.array([alpha], np.float32))
     oh, ow = out_hw
     outs = {}
     for name, shape, dtype in (
@@ -112,26 +134,31 @@ def run_postprocess(ctx, logits, image, fmt, out_hw, alpha, palette, conf=True):
             shape, dtype
         )
     image3 = image if image.ndim == 3 else image[..., None]
-    GpuPostprocess(ctx, logits.dtype, c)(
-        int(lg.handle),
-        c,
-        w,
-        h,
-        int(img.handle),
-        image3.shape[1],
-        image3.shape[0],
-        image3.shape[1] * image3.shape[2],
-        image3.shape[2],
-        ow,
-        oh,
-        int(pal.handle),
-        alpha,
-        fmt.output_order == "bgr",
-        int(outs["labels"][0].handle),
-        int(outs["color"][0].handle),
-        int(outs["overlay"][0].handle),
-        int(outs["conf"][0].handle) if conf else 0,
+    kernel = GpuPostprocess(ctx, logits.dtype, c)
+    args = launch_one(
+        ctx,
+        kernel,
+        POSTPROCESS_ARGS,
+        keep,
+        logits=int(lg.handle),
+        net_w=w,
+        net_h=h,
+        img=int(img.handle),
+        img_w=image3.shape[1],
+        img_h=image3.shape[0],
+        img_step=image3.shape[1] * image3.shape[2],
+        channels=image3.shape[2],
+        out_w=ow,
+        out_h=oh,
+        palette=int(pal.handle),
+        alpha=int(alpha_dev.handle),
+        overlay_bgr=fmt.output_order == "bgr",
+        labels=int(outs["labels"][0].handle),
+        color=int(outs["color"][0].handle),
+        overlay=int(outs["overlay"][0].handle),
+        confidence=int(outs["conf"][0].handle) if conf else 0,
     )
+    kernel.launch(kernel.launch_config(ow, oh), args)
     for buf, host, view in outs.values():
         ctx.copy_to_host(int(host.handle), int(buf.handle), view.nbytes)
     ctx.synchronize()
@@ -141,13 +168,16 @@ def run_postprocess(ctx, logits, image, fmt, out_hw, alpha, palette, conf=True):
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_postprocess_matches_cpu_reference(ctx, info, encoding, size, dtype):
+@pytest.mark.parametrize("logit_hw", [(384, 512), (96, 128), (48, 64)], ids=["logits_1_1", "logits_1_4", "logits_1_8"])
+def test_postprocess_matches_cpu_reference(ctx, info, encoding, size, dtype, logit_hw):
+    """Logits at the network input size and at 1/4 and 1/8 of it (SegFormer, DDRNet): argmax at logit resolution,
+    nearest to the output size, exactly as the CPU reference."""
     from lcsnet_seg.image_formats import pixel_format
     from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colourise, max_softmax, resize_nearest
 
     rng = np.random.default_rng(7)
     fmt = pixel_format(encoding)
-    logits = rng.normal(0, 3, (8, 384, 512)).astype(dtype)  # continuous values: no ties
+    logits = rng.normal(0, 3, (8, *logit_hw)).astype(dtype)  # continuous values: no ties
     image = np.ascontiguousarray(image_of(encoding, size[0], size[1], rng))
     palette = info.classes.palette_rgb()
     alpha = 0.37

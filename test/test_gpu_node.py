@@ -117,3 +117,36 @@ def test_gpu_node_process_through_two_lifecycle_rounds_matches_the_cpu_reference
     assert agreements[worst] >= MIN_AGREEMENT, f"worst agreement {agreements[worst]:.4f} at {worst}: {agreements}"
     assert "frame failed" not in log, log[-3000:]
     assert "backend torch_cuda on cuda:0" in log, log[-3000:]
+
+
+def test_gpu_node_process_runs_a_users_model_with_logits_at_a_quarter_of_its_input(ros, tmp_path, monkeypatch):
+    """A user's own checkpoint (its own mean/std and input size; logits at 1/4, as a SegFormer's) as the node runs
+    it on torch_cuda, as its own process, against the same model's ONNX on ONNX Runtime."""
+    import os
+
+    import user_models
+
+    from lcsnet_seg.pipeline import build_segmenter
+    from lcsnet_seg.tools import convert
+
+    test_dir = os.path.dirname(user_models.__file__)  # the node process imports the user's factory from here
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [test_dir, os.environ.get("PYTHONPATH")])))
+    pth = user_models.save_checkpoint(tmp_path / "user.pth", 4)
+    assert convert.main([str(pth), "--out-dir", str(tmp_path), "--stages", "onnx", "--parity-images", "1"]) == 0
+    reference, _ = build_segmenter(tmp_path / "user.onnx", "onnxruntime")
+    raw = ros.helper.create_publisher(Image, "/gpu_user/image", RELIABLE)
+    params = {"model_path": str(pth), "backend": "torch_cuda", "autostart": True, "force_outputs": True}
+    with NodeProcess(ros, tmp_path / "user_node.log", params, {"image": "/gpu_user/image"}) as node:
+        labels = ros.collect(Image, node.topic("label_mask"))
+        node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
+        agree = total = 0
+        for sec, (height, width) in enumerate(SIZES * 2, start=1):
+            rgb = generate_scene(8_000_000 + sec, height, width)[0]
+            got = send_and_receive(ros, raw, array_to_image(Image, rgb, "rgb8", header(sec)), labels, sec)
+            gpu = np.frombuffer(got.data, np.uint8).reshape(height, width)
+            agree += int(np.count_nonzero(gpu == reference(rgb, "rgb8", ("labels",)).labels))
+            total += gpu.size
+        log = node.log.read_text()
+    print(f"AGREEMENT node process torch_cuda user model (logits 1/4) vs its ONNX on ONNX Runtime: {agree / total:.5f}")
+    assert agree / total >= MIN_AGREEMENT and "frame failed" not in log, log[-3000:]
+    assert "input 128x96" in log, log[-3000:]  # the checkpoint's own input size (width x height)

@@ -40,7 +40,11 @@ class Backend(ABC):
     name: str = "abstract"
     supports_host: bool = False
     supports_device: bool = False
-    supports_graph: bool = False  # make_stream() and capture() exist: whole frames as CUDA graphs
+    # How a whole GPU frame around infer_device may become one CUDA graph (the GPU Segmenter captures it):
+    # "stream": infer_device may simply be recorded by stream capture (the Segmenter captures; TensorRT);
+    # "backend": the backend's framework must take part (its own make_stream() and capture(); torch_cuda);
+    # "none": frames run eagerly.
+    graph_capture: str = "none"
     _input: TensorSpec
     _output: TensorSpec
 
@@ -67,8 +71,10 @@ class Backend(ABC):
     def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
         """Enqueue inference from a device input buffer into a device output buffer on a CUDA stream.
 
-        Buffers are contiguous, shaped and typed as input_spec/output_spec with the model's input size.
-        Returns without synchronising.
+        Buffers are contiguous, shaped and typed as input_spec/output_spec: the output is the size the model
+        really produces (output_spec), which may be smaller than its input. Returns without synchronising.
+        With graph_capture "stream" it must be capturable: no allocation, synchronisation or host read-back
+        once it has run once with these buffers.
         """
         raise NotImplementedError(f"backend {self.name} has no device-pointer path")
 
@@ -76,14 +82,15 @@ class Backend(ABC):
         """Prepare the calling thread for infer_device (e.g. select the device). Called once per thread
         by the GPU Segmenter before the first GPU call a thread makes; the default does nothing."""
 
-    def make_stream(self) -> int:
-        """(supports_graph) A CUDA stream the backend can capture on; returns its raw handle."""
-        raise NotImplementedError(f"backend {self.name} cannot capture CUDA graphs")
+    def make_stream(self) -> int | None:
+        """A CUDA stream the GPU path should run on (raw handle), or None to let it make its own. A backend with
+        graph_capture "backend" returns one of its framework's, so that its capture records the whole frame."""
+        return None
 
     def capture(self, enqueue, stream_handle: int):
-        """(supports_graph) Capture the work ``enqueue()`` puts on the stream as a CUDA graph; returns
+        """(graph_capture "backend") Capture the work ``enqueue()`` puts on the stream as a CUDA graph; returns
         an object with ``launch()`` (enqueue one replay on that stream) and ``close()``."""
-        raise NotImplementedError(f"backend {self.name} cannot capture CUDA graphs")
+        raise NotImplementedError(f"backend {self.name} has no capture of its own (graph_capture {self.graph_capture})")
 
     def close(self) -> None:  # noqa: B027 (a hook: backends with nothing to free keep the no-op)
         """Free the session/engine and any device memory. Idempotent."""

@@ -1,80 +1,109 @@
-"""TensorRT backend (TensorRT 10.x and 11.x, name-based I/O): deserialise an engine checked against its sidecar.
+"""TensorRT backend (TensorRT 10.x and 11.x, or the lean runtime; name-based I/O): an engine checked against its
+sidecar, deserialised and run on the GPU Segmenter's stream.
 
-NOT EXECUTED on any machine this package was developed on: none has TensorRT. The code uses only
-APIs present in both 10.x and 11.x (Runtime.deserialize_cuda_engine, ICudaEngine.num_io_tensors /
-get_tensor_name / get_tensor_mode / get_tensor_shape / get_tensor_dtype / device_memory_size_v2,
-IExecutionContext.set_input_shape / set_tensor_address / execute_async_v3), is type-checked
-against tensorrt-stubs (``make typecheck``), and runs the same backend contract tests as every
-other backend wherever `tensorrt` imports.
+NOT EXECUTED with an engine on any machine this package was developed on: none can install the TensorRT builder,
+so no engine exists. The lean runtime (tensorrt-lean-cu13 11.4) was imported on the GPU machine, where every
+runtime name used here exists and a corrupt plan is refused (docs/MODELS.md). The code uses only names present
+in 10.3 and 11.x (test_tensorrt_names.py), is type-checked against tensorrt-stubs (``make typecheck``), checks
+every TensorRT result that signals failure, and runs the backend contract tests wherever an engine can be built.
+
+Frames run as CUDA graphs: graph_capture "stream" (the GPU Segmenter captures execute_async_v3 after two
+warm-up frames with the input shape set, NVIDIA's condition for capturing enqueueV3).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lcsnet_seg.backends.base import Backend, TensorSpec, check_io_specs, check_model_path
 from lcsnet_seg.backends.tensorrt_compat import dims, engine_device_memory_bytes, numpy_dtype
 from lcsnet_seg.backends.tensorrt_runtime import gpu_identity, require_tensorrt, select_device
-from lcsnet_seg.backends.tensorrt_sidecar import load_engine_sidecar
+from lcsnet_seg.backends.tensorrt_sidecar import load_engine_sidecar, version_compatible
 from lcsnet_seg.errors import ModelFileError
+from lcsnet_seg.model_info import ModelOverrides
+
+if TYPE_CHECKING:  # the stub types: mypy checks every call on these objects (the module itself is chosen at run time)
+    import tensorrt as trtt
+
+log = logging.getLogger(__name__)
 
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
     supports_device = True
+    # execute_async_v3 is capturable once it has run with the input shapes set (the GPU Segmenter warms up first)
+    graph_capture = "stream"
 
-    def __init__(self, engine_path, info_overrides: dict | None = None, onnx_path=None, device: int = 0) -> None:
+    def __init__(self, engine_path, overrides: ModelOverrides | None = None, onnx_path=None, device: int = 0) -> None:
         """``device``: the CUDA device index; it is selected before the engine is deserialised."""
-        version = require_tensorrt()
-        import tensorrt as trt
-
+        trt, version = require_tensorrt()
         check_model_path(engine_path)
         select_device(device)
         gpu_name, capability = gpu_identity(device)
-        doc = load_engine_sidecar(
+        doc, self.note = load_engine_sidecar(
             engine_path, tensorrt_version=version, compute_capability=capability, onnx_path=onnx_path
         )
-        super().__init__(doc["model_info_parsed"].with_overrides(**(info_overrides or {})))
+        if self.note:
+            log.info("%s: %s", engine_path, self.note)
+        super().__init__(doc["model_info_parsed"].with_overrides(overrides))
         self._gpu, self._device_index = gpu_name, device
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._runtime: trt.Runtime | None = runtime
+        runtime: trtt.Runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        if version_compatible(doc) and not doc.get("build", {}).get("exclude_lean_runtime"):
+            # a version-compatible engine carries its own lean runtime as host code: allowed for this engine only,
+            # whose bytes the sidecar's hash has just vouched for
+            runtime.engine_host_code_allowed = True
+        self._runtime: trtt.Runtime | None = runtime
         engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
         if engine is None:
             raise ModelFileError(
-                f"engine {engine_path} could not be deserialised by TensorRT {version}; "
-                "rebuild it on this machine with `ros2 run lcsnet_seg convert`"
+                f"engine {engine_path} could not be deserialised by TensorRT {version} (see the TensorRT log "
+                "above); rebuild it on this machine with `ros2 run lcsnet_seg convert`"
             )
-        self._engine: trt.ICudaEngine | None = engine
+        self._engine: trtt.ICudaEngine | None = engine
         self.device_memory_bytes = engine_device_memory_bytes(engine)
         specs: dict[str, list[TensorSpec]] = {"input": [], "output": []}
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             mode = "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
             shape = tuple(d if d >= 0 else None for d in dims(engine.get_tensor_shape(name)))
-            specs[mode].append(TensorSpec(name, shape, numpy_dtype(engine.get_tensor_dtype(name))))
+            specs[mode].append(TensorSpec(name, shape, numpy_dtype(trt, engine.get_tensor_dtype(name))))
         if len(specs["input"]) != 1 or len(specs["output"]) != 1:
             raise ModelFileError(
                 f"engine {engine_path} has {len(specs['input'])} inputs and "
                 f"{len(specs['output'])} outputs; expected one image input and one logits output"
             )
-        self._input, self._output = specs["input"][0], specs["output"][0]
+        inp, out = specs["input"][0], specs["output"][0]
         recorded = {(t["name"], t["mode"]) for t in doc.get("io", [])}
-        if recorded and recorded != {(self._input.name, "input"), (self._output.name, "output")}:
+        if recorded and recorded != {(inp.name, "input"), (out.name, "output")}:
             raise ModelFileError(
-                f"engine {engine_path} tensors {self._input.name}/{self._output.name} differ from "
+                f"engine {engine_path} tensors {inp.name}/{out.name} differ from "
                 f"its sidecar {sorted(recorded)}: the sidecar belongs to another engine"
             )
-        check_io_specs(str(engine_path), self.info, self._input, self._output)
+        check_io_specs(str(engine_path), self.info, inp, out)
         context = engine.create_execution_context()
-        self._context: trt.IExecutionContext | None = context
+        if context is None:
+            raise ModelFileError(
+                f"engine {engine_path}: TensorRT could not create an execution context (out of GPU memory? "
+                f"it needs {self.device_memory_bytes >> 20} MiB of device memory)"
+            )
+        self._context: trtt.IExecutionContext | None = context
         h, w = self.info.input_size
-        if None in self._input.shape:
-            context.set_input_shape(self._input.name, trt.Dims([1, 3, h, w]))
-        out_shape = dims(context.get_tensor_shape(self._output.name))  # low-resolution logits keep theirs
-        self._input = TensorSpec(self._input.name, (1, 3, h, w), self._input.dtype)
-        self._output = TensorSpec(
-            self._output.name, (1, self.info.num_classes, int(out_shape[2]), int(out_shape[3])), self._output.dtype
-        )
+        if None in inp.shape and not context.set_input_shape(inp.name, trt.Dims([1, 3, h, w])):
+            profile = doc.get("profile") or {}
+            raise ModelFileError(
+                f"engine {engine_path}: input '{inp.name}' cannot take shape 1x3x{h}x{w}: its optimisation profile "
+                f"is min {profile.get('min')}, opt {profile.get('opt')}, max {profile.get('max')}; set input_size "
+                "within it or rebuild the engine with --min-shape/--opt-shape/--max-shape covering it"
+            )
+        out_shape = dims(context.get_tensor_shape(out.name))  # the logits' real size (1/4 of the input: SegFormer)
+        if any(d < 0 for d in out_shape):
+            raise ModelFileError(f"engine {engine_path}: output '{out.name}' has no concrete shape ({out_shape})")
+        self._input = TensorSpec(inp.name, (1, 3, h, w), inp.dtype)
+        self._output = TensorSpec(out.name, tuple(int(d) for d in out_shape), out.dtype)
+        check_io_specs(str(engine_path), self.info, self._input, self._output)
+        self._addresses: tuple[int, int] | None = None
 
     @property
     def device(self) -> str:
@@ -84,8 +113,11 @@ class TensorRTBackend(Backend):
         context = self._context
         if context is None:
             raise RuntimeError("TensorRT backend used after close()")
-        context.set_tensor_address(self._input.name, int(input_ptr))
-        context.set_tensor_address(self._output.name, int(output_ptr))
+        if self._addresses != (input_ptr, output_ptr):  # set once per pair of buffers, checked
+            for tensor, address in ((self._input.name, input_ptr), (self._output.name, output_ptr)):
+                if not context.set_tensor_address(tensor, int(address)):
+                    raise RuntimeError(f"TensorRT refused the address of tensor '{tensor}' (see the TensorRT log)")
+            self._addresses = (input_ptr, output_ptr)
         if not context.execute_async_v3(int(stream_handle)):
             raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
 
@@ -93,3 +125,4 @@ class TensorRTBackend(Backend):
         self._context = None
         self._engine = None
         self._runtime = None
+        self._addresses = None

@@ -9,25 +9,21 @@ from __future__ import annotations
 from lcsnet_seg.errors import BackendUnavailable
 
 
-def require_tensorrt() -> str:
-    """The TensorRT version, after checking it imports and is 10.x or 11.x; else BackendUnavailable."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise BackendUnavailable(
-            "TensorRT not found: engine not built; the ONNX model runs with backend onnxruntime"
-        ) from None
-    version = getattr(trt, "__version__", None)
-    if version is None:  # e.g. only type stubs installed: a namespace package without the bindings
-        raise BackendUnavailable(
-            "TensorRT not found (the tensorrt package here has no bindings): engine not "
-            "built; the ONNX model runs with backend onnxruntime"
-        )
-    from lcsnet_seg.backends.tensorrt_compat import check_version
+def require_tensorrt(builder: bool = False):
+    """(the TensorRT module, its version) after checking it imports and is 10.x or 11.x; else BackendUnavailable.
+    ``builder``: the engine builder is needed, which only the full ``tensorrt`` package has (not the lean runtime)."""
+    from lcsnet_seg.backends.tensorrt_compat import check_version, import_runtime
 
-    version = str(version)
+    module, name = import_runtime()
+    version = str(module.__version__)
     check_version(version)
-    return version
+    if builder and not hasattr(module, "Builder"):
+        raise BackendUnavailable(
+            f"only the TensorRT lean runtime ({name} {version}) is installed here: it runs engines but cannot "
+            "build one; build the engine where the full TensorRT is installed (a version-compatible engine, "
+            "convert --version-compatible, runs on this lean runtime)"
+        )
+    return module, version
 
 
 def _cudart():

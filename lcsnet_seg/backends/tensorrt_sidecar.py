@@ -32,7 +32,11 @@ def write_sidecar(
     precision: str,
     io: list[dict],
     profile: dict | None,
+    build: dict | None = None,
+    layers: dict | None = None,
 ) -> Path:
+    """``build``: how it was built (version_compatible, tf32, ...); ``layers``: what the engine inspector says
+    each layer runs in (tensorrt_layers.precision_report)."""
     doc = {
         "format": SIDECAR_FORMAT,
         "tensorrt_version": tensorrt_version,
@@ -41,6 +45,8 @@ def write_sidecar(
         "precision": precision,
         "io": io,
         "profile": profile,
+        "build": build or {},
+        "layers": layers,
         "onnx_file": Path(onnx_path).name,
         "onnx_sha256": sha256_file(onnx_path),
         "engine_sha256": sha256_file(engine_path),
@@ -70,8 +76,11 @@ def read_sidecar(engine_path, parse_info: bool = True) -> dict:
     return doc
 
 
-def load_engine_sidecar(engine_path, *, tensorrt_version: str, compute_capability: str, onnx_path=None) -> dict:
-    """Read the sidecar and refuse a foreign or stale engine before TensorRT touches it.
+def load_engine_sidecar(
+    engine_path, *, tensorrt_version: str, compute_capability: str, onnx_path=None
+) -> tuple[dict, str | None]:
+    """Read the sidecar and refuse a foreign or stale engine before TensorRT touches it; returns (the sidecar,
+    a note when the engine was accepted although it was built by another TensorRT: a version-compatible one).
 
     The fit (TensorRT version, GPU, engine and source ONNX hashes) is checked before the ModelInfo
     is parsed, so an engine from another TensorRT is named as such, whatever its sidecar holds.
@@ -79,23 +88,44 @@ def load_engine_sidecar(engine_path, *, tensorrt_version: str, compute_capabilit
     """
     doc = read_sidecar(engine_path, parse_info=False)
     source = onnx_path or (Path(engine_path).parent / str(doc.get("onnx_file", "")))
-    check_engine_fits(
+    note = check_engine_fits(
         engine_path,
         doc,
         tensorrt_version=tensorrt_version,
         compute_capability=compute_capability,
         onnx_path=source if Path(source).is_file() else None,
     )
-    return read_sidecar(engine_path)
+    return read_sidecar(engine_path), note
+
+
+def version_compatible(doc: dict) -> bool:
+    """Whether the sidecar says its engine was built with --version-compatible (BuilderFlag.VERSION_COMPATIBLE)."""
+    build = doc.get("build")
+    return bool(isinstance(build, dict) and build.get("version_compatible"))
 
 
 def check_engine_fits(
     engine_path, doc: dict, *, tensorrt_version: str, compute_capability: str, onnx_path=None
-) -> None:
-    """Raise ModelFileError when the engine was built by another TensorRT, for another GPU, or from another ONNX."""
-    problems = []
-    if doc.get("tensorrt_version") != tensorrt_version:
-        problems.append(f"built with TensorRT {doc.get('tensorrt_version')}, this machine has {tensorrt_version}")
+) -> str | None:
+    """Raise ModelFileError when the engine was built by another TensorRT, for another GPU, or from another ONNX.
+    A version-compatible engine may run on a runtime of the same major version that is as new or newer than the
+    one that built it; the returned note says so (None when the versions are equal)."""
+    from lcsnet_seg.backends.tensorrt_compat import version_tuple
+
+    problems, note = [], None
+    built = str(doc.get("tensorrt_version"))
+    if built != tensorrt_version:
+        runtime_v, built_v = version_tuple(tensorrt_version), version_tuple(built)
+        same_major_newer = bool(built_v) and runtime_v[:1] == built_v[:1] and runtime_v >= built_v
+        if version_compatible(doc) and same_major_newer:
+            note = f"version-compatible engine built with TensorRT {built}, running on TensorRT {tensorrt_version}"
+        elif version_compatible(doc):
+            problems.append(
+                f"built version-compatible with TensorRT {built}, which runs on {built.split('.')[0]}.x runtimes "
+                f"as new or newer, not on {tensorrt_version}"
+            )
+        else:
+            problems.append(f"built with TensorRT {built}, this machine has {tensorrt_version}")
     if doc.get("compute_capability") != compute_capability:
         problems.append(
             f"built for compute capability {doc.get('compute_capability')} "
@@ -111,3 +141,4 @@ def check_engine_fits(
             f"engine {engine_path} does not fit: " + "; ".join(problems) + "; rebuild it on this machine with "
             "`ros2 run lcsnet_seg convert MODEL.onnx --stages engine`"
         )
+    return note

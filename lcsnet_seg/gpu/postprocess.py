@@ -1,6 +1,7 @@
-"""Fused GPU postprocessing: logits (fp32/fp16, 1 x C x h x w) -> argmax -> nearest resize to the
-output size -> uint8 labels, palette colour mask (RGB), alpha-blended overlay on the original
-image, optional confidence (max softmax). Four output pixels per thread; any output may be skipped.
+"""Fused GPU postprocessing: logits (fp32/fp16, C x h x w at the model's own output size, which may be
+below its input size: a SegFormer's is 1/4) -> argmax at logit resolution -> nearest resize to the output
+size -> uint8 labels, palette colour mask (RGB), alpha-blended overlay on the original image, optional
+confidence (max softmax). Four output pixels per thread; any output may be skipped; one launch per batch.
 
 Nearest resize is the CPU reference's exact integer rule: src = ((2 * dst + 1) * src_size) / (2 * dst_size).
 The blend is round-half-even of img * (1 - alpha) + colour * alpha without FMA contraction, as
@@ -11,6 +12,8 @@ cv2.addWeighted computes it. When the output size differs from the image size (o
 from __future__ import annotations
 
 import numpy as np
+
+from lcsnet_seg.gpu.kernel_args import POSTPROCESS_ARGS
 
 SOURCE = r"""
 __device__ __forceinline__ float load(const float* p) { return *p; }
@@ -81,20 +84,23 @@ __device__ __forceinline__ unsigned int pack4(const unsigned char* b) {
 // the nearest source pixel changes (upscaling reuses it), and with vector_ok (width % 4 == 0) the
 // labels, colours and overlay are written as 32-bit words instead of single bytes.
 template <typename InT>
-__device__ void postprocess(const InT* __restrict__ logits, int num_classes, int net_w, int net_h,
-                            const unsigned char* __restrict__ img, int img_w, int img_h, int img_step, int channels,
-                            int out_w, int out_h, const unsigned char* __restrict__ palette, float alpha,
-                            int overlay_bgr, unsigned char* __restrict__ labels_out,
-                            unsigned char* __restrict__ color_out, unsigned char* __restrict__ overlay_out,
-                            float* __restrict__ conf_out, int vector_ok, const float* __restrict__ alpha_ptr) {
-    if (alpha_ptr) alpha = *alpha_ptr;  // read from device memory: a captured graph need not bake it in
+__device__ void postprocess(const PostprocessArgs& a) {
     int x0 = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
     int y = blockIdx.y * blockDim.y + threadIdx.y;
-    if (x0 >= out_w || y >= out_h) return;
-    int n = min(4, out_w - x0);
-    int sy = nearest_source(y, net_h, out_h);
-    size_t plane = (size_t)net_w * net_h;
-    const InT* row = logits + (size_t)sy * net_w;
+    if (x0 >= a.out_w || y >= a.out_h) return;  // a batch's grid covers its largest image
+    const InT* __restrict__ logits = (const InT*)a.logits;
+    const unsigned char* __restrict__ img = (const unsigned char*)a.img;
+    const unsigned char* __restrict__ palette = (const unsigned char*)a.palette;
+    unsigned char* __restrict__ labels_out = (unsigned char*)a.labels_out;
+    unsigned char* __restrict__ color_out = (unsigned char*)a.color_out;
+    unsigned char* __restrict__ overlay_out = (unsigned char*)a.overlay_out;
+    float* __restrict__ conf_out = (float*)a.conf_out;
+    // read from device memory, staged with the frame: a captured graph need not bake it in
+    float alpha = *(const float*)a.alpha;
+    int n = min(4, a.out_w - x0);
+    int sy = nearest_source(y, a.net_h, a.out_h);
+    size_t plane = (size_t)a.net_w * a.net_h;
+    const InT* row = logits + (size_t)sy * a.net_w;
     bool want_conf = conf_out != 0;
     unsigned char lab[4] = {0, 0, 0, 0}, col[12], ovl[12];
     float cf[4] = {0.f, 0.f, 0.f, 0.f};
@@ -104,7 +110,7 @@ __device__ void postprocess(const InT* __restrict__ logits, int num_classes, int
     for (int i = 0; i < 4; ++i) {
         if (i < n) {
             int x = x0 + i;
-            int sx = nearest_source(x, net_w, out_w);
+            int sx = nearest_source(x, a.net_w, a.out_w);
             if (sx != prev_sx) {
                 classify(row + sx, plane, want_conf, arg, conf);
                 prev_sx = sx;
@@ -116,17 +122,17 @@ __device__ void postprocess(const InT* __restrict__ logits, int num_classes, int
             for (int k = 0; k < 3; ++k) {
                 col[3 * i + k] = rgb[k];
                 if (overlay_out) {
-                    int c = channels == 1 ? 0 : k;   // mono input: grey in all three channels
-                    float base = image_value(img, img_w, img_h, img_step, channels, c, x, y, out_w, out_h);
-                    float colour = (float)rgb[overlay_bgr ? 2 - k : k];
+                    int c = a.channels == 1 ? 0 : k;   // mono input: grey in all three channels
+                    float base = image_value(img, a.img_w, a.img_h, a.img_step, a.channels, c, x, y, a.out_w, a.out_h);
+                    float colour = (float)rgb[a.overlay_bgr ? 2 - k : k];
                     int v = __float2int_rn(__fadd_rn(__fmul_rn(base, keep), __fmul_rn(colour, alpha)));
                     ovl[3 * i + k] = (unsigned char)min(max(v, 0), 255);
                 }
             }
         }
     }
-    size_t o = (size_t)y * out_w + x0;
-    if (vector_ok && n == 4) {
+    size_t o = (size_t)y * a.out_w + x0;
+    if (a.vector_ok && n == 4) {
         if (labels_out) *(unsigned int*)(labels_out + o) = pack4(lab);
         if (color_out) {
             unsigned int* dst = (unsigned int*)(color_out + 3 * o);
@@ -156,84 +162,67 @@ __device__ void postprocess(const InT* __restrict__ logits, int num_classes, int
     }
 }
 
-#define POSTPROCESS_ARGS(T) const T* logits, int num_classes, int net_w, int net_h, const unsigned char* img, \
-    int img_w, int img_h, int img_step, int channels, int out_w, int out_h, const unsigned char* palette, \
-    float alpha, int overlay_bgr, unsigned char* labels_out, unsigned char* color_out, unsigned char* overlay_out, \
-    float* conf_out, int vector_ok, const float* alpha_ptr
-#define POSTPROCESS_CALL postprocess(logits, num_classes, net_w, net_h, img, img_w, img_h, img_step, channels, \
-    out_w, out_h, palette, alpha, overlay_bgr, labels_out, color_out, overlay_out, conf_out, vector_ok, alpha_ptr)
-
-extern "C" __global__ void postprocess_f32(POSTPROCESS_ARGS(float)) { POSTPROCESS_CALL; }
-extern "C" __global__ void postprocess_f16(POSTPROCESS_ARGS(unsigned short)) { POSTPROCESS_CALL; }
+// One launch serves a batch: blockIdx.z is the image, args[z] its geometry (gpu/kernel_args.py).
+extern "C" __global__ void postprocess_f32(const PostprocessArgs* args) { postprocess<float>(args[blockIdx.z]); }
+extern "C" __global__ void postprocess_f16(const PostprocessArgs* args) {
+    postprocess<unsigned short>(args[blockIdx.z]);
+}
 """
 
 BLOCK = (32, 8)
 
 
 class GpuPostprocess:
-    """Launcher of the fused postprocessing kernel. Pointers of 0 skip that output.
-
-    ``alpha_ptr``: where non-zero, the kernel reads the overlay alpha (one float32) from this device
-    address instead of ``alpha``, so a CUDA graph captured once serves any alpha.
-    """
+    """The fused postprocessing kernel, compiled for ``num_classes`` classes and ``logits_dtype`` logits."""
 
     def __init__(self, context, logits_dtype=np.float32, num_classes: int = 8) -> None:
         self.context = context
         self.num_classes = int(num_classes)
         name = "postprocess_f16" if np.dtype(logits_dtype) == np.float16 else "postprocess_f32"
-        self.kernel = context.kernel(f"#define NUM_CLASSES {self.num_classes}\n" + SOURCE, name)
+        source = f"#define NUM_CLASSES {self.num_classes}\n" + POSTPROCESS_ARGS.c_struct() + SOURCE
+        self.kernel = context.kernel(source, name)
 
-    def __call__(
-        self,
-        logits_ptr: int,
-        num_classes: int,
+    @staticmethod
+    def fill(
+        record,
+        *,
+        logits: int,
         net_w: int,
         net_h: int,
-        image_ptr: int,
+        img: int,
         img_w: int,
         img_h: int,
         img_step: int,
         channels: int,
         out_w: int,
         out_h: int,
-        palette_ptr: int,
-        alpha: float,
+        palette: int,
+        alpha: int,
         overlay_bgr: bool,
-        labels_ptr: int = 0,
-        color_ptr: int = 0,
-        overlay_ptr: int = 0,
-        confidence_ptr: int = 0,
-        alpha_ptr: int = 0,
+        labels: int = 0,
+        color: int = 0,
+        overlay: int = 0,
+        confidence: int = 0,
     ) -> None:
-        from cuda.core import LaunchConfig, launch
+        """Fill one POSTPROCESS_ARGS record. net_w x net_h: the logits' own size (the model's output, which
+        may be smaller than its input); out_w x out_h: the outputs'; output addresses of 0 are skipped."""
+        record["logits"], record["img"], record["palette"], record["alpha"] = logits, img, palette, alpha
+        record["labels_out"], record["color_out"] = labels, color
+        record["overlay_out"], record["conf_out"] = overlay, confidence
+        record["net_w"], record["net_h"], record["img_w"], record["img_h"] = net_w, net_h, img_w, img_h
+        record["img_step"], record["channels"], record["out_w"], record["out_h"] = img_step, channels, out_w, out_h
+        record["overlay_bgr"], record["vector_ok"] = int(bool(overlay_bgr)), int(out_w % 4 == 0)
 
-        if num_classes != self.num_classes:
-            raise ValueError(f"kernel compiled for {self.num_classes} classes, called with {num_classes}")
-        quads = (out_w + 3) // 4  # each thread writes 4 adjacent pixels
-        grid = ((quads + BLOCK[0] - 1) // BLOCK[0], (out_h + BLOCK[1] - 1) // BLOCK[1])
-        i32, u64 = np.int32, np.uint64
-        launch(
-            self.context.stream,
-            LaunchConfig(grid=grid, block=BLOCK),
-            self.kernel,
-            u64(logits_ptr),
-            i32(num_classes),
-            i32(net_w),
-            i32(net_h),
-            u64(image_ptr),
-            i32(img_w),
-            i32(img_h),
-            i32(img_step),
-            i32(channels),
-            i32(out_w),
-            i32(out_h),
-            u64(palette_ptr),
-            np.float32(alpha),
-            i32(int(overlay_bgr)),
-            u64(labels_ptr),
-            u64(color_ptr),
-            u64(overlay_ptr),
-            u64(confidence_ptr),
-            i32(out_w % 4 == 0),  # rows start 4-byte aligned: 32-bit stores
-            u64(alpha_ptr),
-        )
+    @staticmethod
+    def launch_config(out_w: int, out_h: int, batch: int = 1):
+        """The launch geometry for ``batch`` images, the largest out_w x out_h (made once per frame geometry)."""
+        from cuda.core import LaunchConfig
+
+        quads = -(-out_w // 4)  # each thread writes 4 adjacent pixels
+        return LaunchConfig(grid=(-(-quads // BLOCK[0]), -(-out_h // BLOCK[1]), batch), block=BLOCK)
+
+    def launch(self, config, args_ptr) -> None:
+        """Enqueue on the context's stream; ``args_ptr``: np.uint64 device address of the records."""
+        from cuda.core import launch
+
+        launch(self.context.stream, config, self.kernel, args_ptr)
