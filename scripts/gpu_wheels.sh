@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Wheels for a machine with Python 3.12 and no package index, such as the lent GPU machine, carried in a folder
 # (the device tool carries 64 MiB a call, so each set goes in a call of its own to a warm machine):
-#   ros       ROS 2 (rclpy and the message packages), rosbags and onnxsim: cp312 wheels of exactly what this
-#             project's venv runs (about 50 MB)
+#   ros       ROS 2 (rclpy and the message packages) and rosbags: cp312 wheels of exactly what this project's
+#             venv runs (about 48 MB)
 #   tensorrt  the TensorRT lean runtime, tensorrt-lean-cu13 11.4 (bindings + libs, about 45 MB): runs
 #             version-compatible engines, has no builder
-#   codec     nvImageCodec for CUDA 13 with nvJPEG (about 29 MB): JPEG decoding on the GPU
+#   extra     nvImageCodec for CUDA 13 with nvJPEG (JPEG decoding on the GPU) and onnxsim, the venv's version
+#             (convert's simplify stage), about 38 MB
 #
 #   scripts/gpu_wheels.sh download [DIR] [SET]           here, with the package index (default DIR .whl, SET ros)
 #   scripts/gpu_wheels.sh install  [DIR] [PREFIX]        there (default PREFIX: /tmp/ros); then
@@ -34,18 +35,19 @@ download)
     echo "gpu_wheels: $(ls "$dir"/*.whl | wc -l) wheels, $(du -sh "$dir" | cut -f1) in $dir"
     exit 0
   fi
-  if [ "$set_name" = codec ]; then
-    pip_download nvidia-nvimgcodec-cu13==0.9.0.20 nvidia-nvjpeg==13.3.2.43
+  if [ "$set_name" = extra ]; then
+    onnxsim=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('onnxsim'))")
+    pip_download nvidia-nvimgcodec-cu13==0.9.0.20 nvidia-nvjpeg==13.3.2.43 "onnxsim==$onnxsim"
     echo "gpu_wheels: $(ls "$dir"/*.whl | wc -l) wheels, $(du -sh "$dir" | cut -f1) in $dir"
     exit 0
   fi
-  [ "$set_name" = ros ] || { echo "gpu_wheels: unknown set $set_name (ros | tensorrt | codec)" >&2; exit 2; }
+  [ "$set_name" = ros ] || { echo "gpu_wheels: unknown set $set_name (ros | tensorrt | extra)" >&2; exit 2; }
   pins=$(.venv/bin/python - <<'PY'
 import importlib.metadata as md
 import re
 
 roots = ["ros-rclpy", "ros-sensor-msgs", "ros-std-msgs", "ros-lifecycle-msgs", "ros-diagnostic-msgs", "rosbags",
-         "onnxsim", "onnxconverter-common"]
+         "onnxconverter-common"]
 on_gpu_image = {"numpy", "pyyaml", "setuptools", "typing-extensions", "onnx", "rich", "protobuf", "packaging", "ml-dtypes",
                 "markdown-it-py", "mdurl", "pygments"}
 norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()

@@ -113,3 +113,30 @@ def test_a_users_pth_on_torch_cuda_agrees_with_its_onnx_on_the_cpu(tmp_path, str
     assert agree / total >= 0.995 and gpu.graph_problem is None
     gpu.close()
     cpu.close()
+
+
+def test_evaluate_on_torch_cuda_gives_the_labels_of_onnxruntime_for_a_users_model(tmp_path):
+    """The issue's proof, on the GPU machine: the same user model (logits at 1/4) scored by evaluate as its .pth on
+    torch_cuda and as its ONNX on onnxruntime; the output bags' label masks agree."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch has no CUDA device")
+    import json
+
+    import user_models
+    from test_user_models import output_labels
+
+    from lcsnet_seg.tools import convert, evaluate, make_demo_bag
+
+    pth = user_models.save_checkpoint(tmp_path / "user.pth", 4)
+    assert convert.main([str(pth), "--out-dir", str(tmp_path), "--stages", "onnx", "--parity-images", "1"]) == 0
+    bag = tmp_path / "bag"
+    assert make_demo_bag.main([str(bag), "--frames", "6", "--height", "480", "--width", "640"]) == 0
+    topics = [str(bag), "--image-topic", "/camera/image_raw", "--label-topic", "/camera/labels"]
+    for name, model, backend in (("cuda", pth, "torch_cuda"), ("ort", tmp_path / "user.onnx", "onnxruntime")):
+        args = [*topics, "--model", str(model), "--backend", backend, "--out-dir", str(tmp_path / name)]
+        assert evaluate.main(args) == 0
+    assert json.loads((tmp_path / "cuda" / "metrics.json").read_text())["backend"] == "torch_cuda"
+    a, b = np.concatenate(output_labels(tmp_path / "cuda")), np.concatenate(output_labels(tmp_path / "ort"))
+    print(f"AGREEMENT evaluate torch_cuda (.pth) vs onnxruntime (its ONNX), logits 1/4: {np.mean(a == b):.5f}")
+    assert a.shape == (6 * 480, 640) and np.mean(a == b) >= 0.995

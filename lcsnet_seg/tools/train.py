@@ -148,7 +148,12 @@ def main(argv=None) -> int:
             "state_dict": state,
             "arch": "lcsnet",
             "num_classes": len(classes),
+            # the model's own facts (docs/MODELS.md, "What a checkpoint may carry"): read back by the node and convert
             "input_size": [args.height, args.width],
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+            "color_order": "rgb",
+            "classes": classes.to_records(),
             "train": {
                 "steps": step,
                 "batch": args.batch,
