@@ -7,7 +7,7 @@ PACKAGE = "lcsnet_seg"
 EXECUTABLES = {
     "segmentation_node": "lcsnet_seg.ros.segmentation_node:main",
     "convert": "lcsnet_seg.tools.convert:main",
-    "demo": "lcsnet_seg.ros.demo:main",
+    "demo": "lcsnet_seg.tools.demo:main",
     "evaluate": "lcsnet_seg.tools.evaluate:main",
     "make_demo_bag": "lcsnet_seg.tools.make_demo_bag:main",
 }

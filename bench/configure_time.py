@@ -75,9 +75,11 @@ def child_factory(args) -> dict:
     t0 = time.perf_counter()
     _precompile(args.precompile)
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import build_segmenter
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
-    segmenter, why = build_segmenter(str(args.model), "torch_cuda", compile_dir=args.compile_dir)
+    segmenter, why = build_segmenter(
+        str(args.model), SegmenterConfig(backend="torch_cuda", compile_dir=args.compile_dir)
+    )
     configured = time.perf_counter() - t0
     image = generate_scene(1, 480, 640)[0]
     t1 = time.perf_counter()

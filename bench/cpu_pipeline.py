@@ -37,7 +37,7 @@ def main() -> int:
     from lcsnet_seg.backends.onnxruntime import OnnxRuntimeBackend
     from lcsnet_seg.backends.pytorch import TorchBackend
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.segmenter.cpu import Segmenter
 
     torch.set_num_threads(os.cpu_count() or 1)
     work = Path(tempfile.mkdtemp(prefix="lcsnet_bench_"))

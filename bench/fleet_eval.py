@@ -78,10 +78,11 @@ def make_bags(bag_dir: Path, count: int, frames: int, jobs: int) -> list[Path]:
 
 
 def single_process(bags, model: Path, backend: str, options) -> tuple[float, np.ndarray, float]:
-    from lcsnet_seg.eval.bag_eval import build_segmenter, score_bag, segmenter_replay
+    from lcsnet_seg.eval.bag_eval import score_bag, segmenter_replay
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
     t0 = time.perf_counter()
-    segmenter, why = build_segmenter(model, backend)
+    segmenter, why = build_segmenter(model, SegmenterConfig(backend=backend))
     replay = segmenter_replay(segmenter, options, why, progress=lambda it, **_: it)
     matrix, latencies = None, []
     for bag in bags:

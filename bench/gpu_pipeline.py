@@ -91,9 +91,9 @@ def configure_probe(compile_dir: str) -> None:
 
     t1 = time.perf_counter()
     from lcsnet_seg.model import DEMO_PTH
-    from lcsnet_seg.pipeline import build_segmenter
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
-    segmenter, why = build_segmenter(DEMO_PTH, "torch_cuda", compile_dir=compile_dir)
+    segmenter, why = build_segmenter(DEMO_PTH, SegmenterConfig(backend="torch_cuda", compile_dir=compile_dir))
     t2 = time.perf_counter()
     segmenter(np.full((480, 640, 3), 90, np.uint8), "rgb8", ("labels",))
     t3 = time.perf_counter()
@@ -114,9 +114,9 @@ def frame_modes(compile_dir: Path, iters: int) -> dict:
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.backends.torch_compile import MARKER, prepare_compiled_model
     from lcsnet_seg.gpu.frames import HostCopier
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
     from lcsnet_seg.model import DEMO_PTH
     from lcsnet_seg.model.scene import generate_scene
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     out: dict = {}
     compile_dir.mkdir(parents=True, exist_ok=True)
@@ -238,13 +238,13 @@ def main() -> int:
     from lcsnet_seg.gpu.kernel_args import POSTPROCESS_ARGS, PREPROCESS_ARGS
     from lcsnet_seg.gpu.postprocess import GpuPostprocess
     from lcsnet_seg.gpu.preprocess import GpuPreprocess
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
     from lcsnet_seg.image_formats import pixel_format
     from lcsnet_seg.model import DEMO_ONNX, DEMO_PTH
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import Segmenter
     from lcsnet_seg.postprocess import argmax_labels, as_three_channel, blend, colourise, resize_nearest
     from lcsnet_seg.preprocess import channel_sources, normalisation, preprocess
+    from lcsnet_seg.segmenter.cpu import Segmenter
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     backend, _ = create_backend("torch_cuda", DEMO_PTH, precision="fp32")
     gpu = GpuSegmenter(backend, cuda_graph=False)  # eager: per-stage times
@@ -332,9 +332,11 @@ def main() -> int:
                     palette=int(gpu._palette.handle),
                     alpha=int(alpha_dev.handle),
                     overlay_bgr=False,
-                    labels=labels.data_ptr(),
-                    color=color.data_ptr(),
-                    overlay=overlay.data_ptr(),
+                    outputs={
+                        "labels": labels.data_ptr(),
+                        "color_mask": color.data_ptr(),
+                        "overlay": overlay.data_ptr(),
+                    },
                 )
                 for k in range(ROTATE)
             ],

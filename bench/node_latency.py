@@ -87,11 +87,11 @@ def main() -> int:
 
     from lcsnet_seg.model import DEMO_ONNX
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import build_segmenter
     from lcsnet_seg.ros.image_codec import array_to_image
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
     model = args.model or str(DEMO_ONNX)
-    segmenter, why = build_segmenter(model, args.backend, compile_dir=args.compile_dir or None)
+    segmenter, why = build_segmenter(model, SegmenterConfig(backend=args.backend, compile_dir=args.compile_dir or None))
     backend = segmenter.backend
     print(f"bench: backend {backend.name} on {segmenter.device} ({why})", flush=True)
     logs = Path(tempfile.mkdtemp(prefix="lcsnet_bench_"))

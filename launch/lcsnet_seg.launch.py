@@ -31,7 +31,7 @@ SHARE = FindPackageShare("lcsnet_seg")
 # name, default, description; a default of None is given in DEFAULTS below (it needs a substitution)
 ARGUMENTS = (
     ("model_path", "", "ONNX model, TensorRT engine or LCSNet .pth; empty: params_file's (default: the demo model)"),
-    ("backend", "", "auto | onnxruntime | tensorrt | torch_cuda | torch_cpu; empty: params_file's (default: auto)"),
+    ("backend", "", "a backend name (config/lcsnet_seg.yaml lists them); empty: params_file's (default: auto)"),
     ("image_topic", "/camera/image_raw", "camera image topic (for compressed input, its /compressed sibling)"),
     (
         "input_transport",

@@ -185,3 +185,13 @@ def set_onnx_model_info(model, info: ModelInfo) -> None:
     model.metadata_props.extend(kept)
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, info.to_json()
+    model.producer_name = "lcsnet_seg"
+    model.doc_string = f"{info.model_name} {info.model_version}"
+
+
+def copy_model_info(src, dst) -> None:
+    """Carry a model's description from one loaded ONNX to the next (all metadata entries, producer, doc string):
+    the one way convert's stages (simplify, quantize) pass it on."""
+    del dst.metadata_props[:]
+    dst.metadata_props.extend(src.metadata_props)
+    dst.producer_name, dst.doc_string = src.producer_name, src.doc_string

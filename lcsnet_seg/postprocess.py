@@ -74,3 +74,40 @@ def as_three_channel(image: np.ndarray, fmt: PixelFormat) -> np.ndarray:
 def blend(image3: np.ndarray, colour_mask: np.ndarray, alpha: float) -> np.ndarray:
     """overlay = round((1 - alpha) * image + alpha * colour_mask), uint8, same colour order as both."""
     return cv2.addWeighted(image3, 1.0 - alpha, colour_mask, alpha, 0.0)
+
+
+def frame_outputs(
+    logits: np.ndarray,
+    image: np.ndarray,
+    fmt: PixelFormat,
+    outputs: tuple[str, ...],
+    out_hw: tuple[int, int],
+    palette_rgb: np.ndarray,
+    alpha: float,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One frame's outputs from its logits (C x h x w float32, at the model's own logit size) and image (H x W x C
+    uint8 in ``fmt``): (labels, {field: array} for the other outputs in ``outputs``), at ``out_hw``.
+
+    Labels and confidence are taken at logit resolution and resampled by the nearest rule above; the overlay
+    blends the image (resized bilinearly when ``out_hw`` is not its size) with the palette colours in the
+    image's colour order. Every output of the table (lcsnet_seg/outputs.py) is computed here on the CPU path.
+    """
+    height, width = out_hw
+    labels = resize_nearest(argmax_labels(logits), height, width)
+    arrays: dict[str, np.ndarray] = {}
+    if "confidence" in outputs:
+        arrays["confidence"] = resize_nearest(max_softmax(logits), height, width)
+    if "color_mask" in outputs:
+        arrays["color_mask"] = colourise(labels, palette_rgb, "rgb")
+    if "overlay" in outputs:
+        base = as_three_channel(image, fmt)
+        if base.shape[:2] != (height, width):
+            base = cv2.resize(base, (width, height), interpolation=cv2.INTER_LINEAR)
+        if "color_mask" not in arrays:
+            colours = colourise(labels, palette_rgb, fmt.output_order)
+        elif fmt.output_order == "bgr":
+            colours = cv2.cvtColor(arrays["color_mask"], cv2.COLOR_RGB2BGR)
+        else:
+            colours = arrays["color_mask"]
+        arrays["overlay"] = blend(base, colours, alpha)
+    return labels, arrays

@@ -8,6 +8,11 @@ from collections import deque
 
 import numpy as np
 
+# The stages a node's frame is timed in, named once (/diagnostics, the demo's summary): always timed, the node's own
+FRAME_STAGES = ("decode", "segment", "publish", "latency")
+# and inside the Segmenter's call, where it times them (eager GPU and CPU; "gpu": a whole CUDA-graph frame)
+SEGMENTER_STAGES = ("preprocess", "infer", "postprocess", "gpu")
+
 
 class RollingStats:
     """Mean and percentiles of the last ``window`` samples of each named quantity (thread-safe)."""

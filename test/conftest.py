@@ -36,7 +36,7 @@ def ort_backend(demo_onnx):
 
 @pytest.fixture(scope="session")
 def segmenter(ort_backend):
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.segmenter.cpu import Segmenter
 
     return Segmenter(ort_backend)
 

@@ -139,8 +139,10 @@ class NodeProcess:
         self.name = f"lcsnet_seg_test_{uuid.uuid4().hex[:8]}"
         self.process = start_node(log, parameters, remappings, self.name)
 
-    def topic(self, output: str) -> str:
-        return f"/{self.name}/{output}"
+    def topic(self, output: str, camera: str = "") -> str:
+        from lcsnet_seg.ros.names import output_topic
+
+        return output_topic(output, self.name, camera)
 
     def _ask(self, srv_type, service: str, request, deadline_s: float):
         """One call of the node's ``service``, retried with short time-outs until ``deadline_s``: a request

@@ -74,9 +74,19 @@ def test_specs_describe_an_image_segmenter(backend, scene_batch):
     assert isinstance(backend.device, str) and backend.device
 
 
-def test_model_info_is_the_demo_models(backend, ort_backend):
-    assert backend.info.classes == ort_backend.info.classes
-    assert backend.info.input_size == ort_backend.info.input_size
+def test_model_info_is_the_demo_models(backend):
+    """Each backend's facts against both of the demo model's files, read without any backend: the ONNX's metadata
+    and the checkpoint's own entries (so the ONNX Runtime case is not compared with itself)."""
+    from lcsnet_seg.backends import read_model_info
+
+    for source in (DEMO_ONNX, DEMO_PTH):
+        facts = read_model_info(source)
+        assert backend.info.classes == facts.classes and backend.info.input_size == facts.input_size, source
+        assert (backend.info.mean, backend.info.std, backend.info.color_order) == (
+            facts.mean,
+            facts.std,
+            facts.color_order,
+        )
 
 
 def logits_of(backend, batch):

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.ros_process
 
 
 def test_demo_runs_the_node_and_writes_its_results(tmp_path, demo_onnx, monkeypatch):
-    from lcsnet_seg.ros.demo import main
+    from lcsnet_seg.tools.demo import main
 
     # The demo sets the Fast DDS profile in its own process environment; keep it out of later tests.
     for variable in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):

@@ -77,8 +77,7 @@ def run(bag, out, segmenter=None, extra=()):
             *extra,
         ]
     )
-    args.segmenter = segmenter
-    code = evaluate.run(args)
+    code = evaluate.run(args, segmenter)
     return code, json.loads((out / "metrics.json").read_text())
 
 
@@ -384,17 +383,15 @@ def test_compare_shows_per_class_differences(demo_bag, tmp_path, segmenter, caps
 
 
 def test_segmenter_is_built_by_the_node_factory(demo_bag, tmp_path, monkeypatch):
-    import lcsnet_seg.pipeline as pipeline
+    import lcsnet_seg.segmenter as segmenter_package
 
     built = []
-    real = pipeline.build_segmenter
+    real = segmenter_package.build_segmenter
     monkeypatch.setattr(
-        pipeline,
-        "build_segmenter",
-        lambda model, backend, device, **kw: built.append((backend, device)) or real(model, backend, device, **kw),
+        segmenter_package, "build_segmenter", lambda model, config: built.append(config) or real(model, config)
     )
     code, _ = run(demo_bag, tmp_path / "out", extra=("--backend", "onnxruntime", "--device", "0", "--no-output-bag"))
-    assert code == 0 and built == [("onnxruntime", 0)]
+    assert code == 0 and [(c.backend, c.device) for c in built] == [("onnxruntime", 0)]
 
 
 def test_make_demo_bag_on_an_existing_path_names_its_own_argument(tmp_path, capsys):

@@ -113,9 +113,22 @@ def test_fleet_matrix_is_the_sum_of_single_bag_runs_and_bad_bags_are_reported(lo
         s for _, s in sorted((d["miou"], n) for d, n in zip(singles, GOOD))
     ]
 
-    diff = compare(fleet, fleet, "itself")
-    assert diff["miou_delta"] == 0 and set(diff["per_bag_miou_delta"]) == set(GOOD)
-    assert all(v in (0.0, None) for v in diff["per_class_iou_delta"].values())
+    # --compare against another run with known differences: an older run 0.1 lower, one class 0.25 higher there,
+    # one bag it did not score, and one it scored that this run did not
+    import copy
+
+    other = copy.deepcopy(fleet)
+    other["miou"] = fleet["miou"] - 0.1
+    wall = other["classes"][0]
+    other["per_class_iou"][wall] = fleet["per_class_iou"][wall] + 0.25
+    other["bags"] = [b for b in other["bags"] if b["name"] != GOOD[0]] + [
+        {"name": "old_only", "status": "scored", "miou": 0.5}
+    ]
+    diff = compare(fleet, other, "older")
+    assert diff["miou_delta"] == pytest.approx(0.1) and diff["per_class_iou_delta"][wall] == pytest.approx(-0.25)
+    assert all(v in (0.0, None) for k, v in diff["per_class_iou_delta"].items() if k != wall)
+    assert set(diff["per_bag_miou_delta"]) == set(GOOD[1:]) and diff["bags_only_here"] == [GOOD[0]]
+    assert diff["bags_only_there"] == ["old_only"]
 
 
 class DyingWorker:

@@ -93,7 +93,7 @@ def run(argv, capsys):
 def segment(path, image_hw=(120, 200)):
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.segmenter.cpu import Segmenter
 
     backend, _ = create_backend("auto", path)
     labels = Segmenter(backend)(generate_scene(3, *image_hw)[0], "rgb8").labels

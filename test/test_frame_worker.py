@@ -10,38 +10,73 @@ def test_newest_frame_wins_and_the_replaced_one_is_counted():
     started, release = threading.Event(), threading.Event()
     events, drops = [], []
 
-    def process(msg, received_at):
-        events.append(("frame", msg))
-        if msg == 1:
+    done = threading.Event()
+
+    def process(batch):
+        for _slot, msg, _received_at in batch:
+            events.append(("frame", msg))
+        if batch[0][1] == 1:
             started.set()
             assert release.wait(10)
+        else:
+            done.set()
 
-    worker = LatestFrameWorker(
-        process, on_drop=lambda: drops.append(1), before_frame=lambda: events.append(("before",))
-    )
+    worker = LatestFrameWorker(process, on_drop=drops.append, before_frame=lambda: events.append(("before",)))
     worker.start()
-    worker.offer(1)
+    worker.offer("cam", 1)
     assert started.wait(10)
-    worker.offer(2)
-    worker.offer(3)  # replaces 2, which never started
+    worker.offer("cam", 2)
+    worker.offer("cam", 3)  # replaces 2, which never started
     release.set()
-    done = threading.Event()
-    worker._process = lambda msg, t: (events.append(("frame", msg)), done.set())
     assert done.wait(10)
     assert worker.stop(timeout=10)
     assert [e for e in events if e[0] == "frame"] == [("frame", 1), ("frame", 3)]
     assert events == [("before",), ("frame", 1), ("before",), ("frame", 3)]  # settings only between frames
-    assert drops == [1]
+    assert drops == ["cam"]
 
 
-def test_stop_is_prompt_when_idle_and_restart_works():
+def test_a_tick_takes_the_newest_frame_of_every_camera_and_a_silent_one_holds_back_none():
+    started, release, done = threading.Event(), threading.Event(), threading.Event()
+    ticks = []
+
+    def process(batch):
+        ticks.append([(slot, msg) for slot, msg, _ in batch])
+        if len(ticks) == 1:
+            started.set()
+            assert release.wait(10)
+        elif len(ticks) == 3:
+            done.set()
+
+    worker = LatestFrameWorker(process, on_drop=lambda slot: None)
+    worker.start()
+    worker.offer("front", "f1")
+    assert started.wait(10)
+    worker.offer("front", "f2")
+    worker.offer("rear", "r1")
+    worker.offer("front", "f3")  # replaces f2
+    release.set()
+    while len(ticks) < 2:
+        threading.Event().wait(0.01)
+    worker.offer("rear", "r2")  # front is silent now: rear alone makes the next tick
+    assert done.wait(10)
+    assert worker.stop(timeout=10)
+    assert ticks == [[("front", "f1")], [("front", "f3"), ("rear", "r1")], [("rear", "r2")]]
+
+
+def test_an_idle_worker_stops_without_waiting_for_a_frame_and_restarts():
+    import time
+
     seen = []
-    worker = LatestFrameWorker(lambda m, t: seen.append(m), on_drop=lambda: None)
+    worker = LatestFrameWorker(lambda batch: seen.extend(batch), on_drop=lambda slot: None)
     for _ in range(3):
         worker.start()
-        assert worker.stop(timeout=5)
+        began = time.monotonic()
+        assert worker.stop(timeout=30)
+        # no frame ever came: stop woke the waiting thread itself (a worker that waited for a frame, or polled
+        # with a long period, would take the whole timeout)
+        assert time.monotonic() - began < 15
     worker.start()
-    worker.offer("x")
+    worker.offer("cam", "x")
     assert worker.stop(timeout=5)
 
 

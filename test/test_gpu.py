@@ -6,12 +6,12 @@ import threading
 
 import numpy as np
 import pytest
+from images import ENCODINGS, as_encoding
 
 from lcsnet_seg.gpu import unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"GPU path: {unavailable_reason()}")
 
-ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"]
 SIZES = [(480, 640), (720, 1280), (1080, 1920), (333, 517)]
 
 
@@ -153,10 +153,12 @@ def run_postprocess(ctx, logits, image, fmt, out_hw, alpha, palette, conf=True):
         palette=int(pal.handle),
         alpha=int(alpha_dev.handle),
         overlay_bgr=fmt.output_order == "bgr",
-        labels=int(outs["labels"][0].handle),
-        color=int(outs["color"][0].handle),
-        overlay=int(outs["overlay"][0].handle),
-        confidence=int(outs["conf"][0].handle) if conf else 0,
+        outputs={
+            "labels": int(outs["labels"][0].handle),
+            "color_mask": int(outs["color"][0].handle),
+            "overlay": int(outs["overlay"][0].handle),
+            "confidence": int(outs["conf"][0].handle) if conf else 0,
+        },
     )
     kernel.launch(kernel.launch_config(ow, oh), args)
     for buf, host, view in outs.values():
@@ -224,22 +226,15 @@ def torch_cuda_backend():
 @pytest.mark.parametrize("cuda_graph", [False, True])
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_gpu_segmenter_end_to_end_matches_cpu_segmenter(torch_cuda_backend, segmenter, encoding, cuda_graph):
-    import cv2
 
-    from lcsnet_seg.gpu.segmenter import EAGER_TIMINGS, GRAPH_TIMINGS, GpuSegmenter
     from lcsnet_seg.model.scene import generate_scene
+    from lcsnet_seg.segmenter.gpu import EAGER_TIMINGS, GRAPH_TIMINGS, GpuSegmenter
 
     gpu = GpuSegmenter(torch_cuda_backend, cuda_graph=cuda_graph)
     agree = total = 0
     for seed in range(3):
         rgb, _ = generate_scene(9_000 + seed, 480, 640)
-        image = {
-            "rgb8": rgb,
-            "bgr8": rgb[..., ::-1],
-            "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
-            "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
-            "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
-        }[encoding]
+        image = as_encoding(rgb, encoding)
         image = np.ascontiguousarray(image)
         result = gpu(image, encoding, outputs=("labels", "color_mask", "overlay", "confidence"))
         reference = segmenter(image, encoding)
@@ -253,7 +248,7 @@ def test_gpu_segmenter_end_to_end_matches_cpu_segmenter(torch_cuda_backend, segm
 
 
 def test_gpu_buffers_are_reused_until_the_size_changes(torch_cuda_backend):
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     gpu = GpuSegmenter(torch_cuda_backend, cuda_graph=False)
     a = np.zeros((240, 320, 3), np.uint8)
@@ -275,7 +270,7 @@ def test_gpu_configure_cleanup_cycles_leak_no_gpu_memory(torch_cuda_backend):
 
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model import DEMO_PTH
-    from lcsnet_seg.pipeline import make_segmenter
+    from lcsnet_seg.segmenter import make_segmenter
 
     frame = np.full((480, 640, 3), 100, np.uint8)
 
@@ -310,7 +305,7 @@ def test_gpu_segmenter_built_on_one_thread_runs_and_closes_on_others(segmenter, 
 
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import make_segmenter
+    from lcsnet_seg.segmenter import SegmenterConfig, make_segmenter
 
     built = {}
 
@@ -328,7 +323,10 @@ def test_gpu_segmenter_built_on_one_thread_runs_and_closes_on_others(segmenter, 
         assert not isinstance(built[name], str), f"{name} thread: {built[name]}"
         return built[name]
 
-    gpu = run("configure", lambda: make_segmenter(create_backend("torch_cuda", DEMO_PTH)[0], cuda_graph=cuda_graph))
+    gpu = run(
+        "configure",
+        lambda: make_segmenter(create_backend("torch_cuda", DEMO_PTH)[0], SegmenterConfig(cuda_graph=cuda_graph)),
+    )
     rgb = generate_scene(4_242, 480, 640)[0]
     frames = run("worker", lambda: [np.array(gpu(rgb, "rgb8", outputs=("labels", "overlay")).labels) for _ in range(3)])
     for labels in frames[1:]:

@@ -4,27 +4,13 @@ Run on a machine with a CUDA GPU, PyTorch and cuda-python; elsewhere skipped wit
 import numpy as np
 import pytest
 from conftest import DEMO_PTH
+from images import ENCODINGS, as_encoding
 
 from lcsnet_seg.gpu import unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"GPU path: {unavailable_reason()}")
 
-ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"]
 ALL_OUTPUTS = ("labels", "color_mask", "overlay", "confidence")
-
-
-def encode(rgb, encoding):
-    import cv2
-
-    return np.ascontiguousarray(
-        {
-            "rgb8": rgb,
-            "bgr8": rgb[..., ::-1],
-            "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
-            "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
-            "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
-        }[encoding]
-    )
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +38,12 @@ def compile_dir(tmp_path_factory, backend):
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_graph_replays_give_what_eager_gives(backend, encoding):
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
     from lcsnet_seg.model.scene import generate_scene
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     graph, eager = GpuSegmenter(backend, overlay_alpha=0.3), GpuSegmenter(backend, overlay_alpha=0.3, cuda_graph=False)
     for seed in range(3):  # one capture, then replays on new images
-        image = encode(generate_scene(300 + seed, 480, 640)[0], encoding)
+        image = as_encoding(generate_scene(300 + seed, 480, 640)[0], encoding)
         got, want = graph(image, encoding, ALL_OUTPUTS), eager(image, encoding, ALL_OUTPUTS)
         np.testing.assert_array_equal(got.labels, want.labels)
         np.testing.assert_array_equal(got.color_mask, want.color_mask)
@@ -68,8 +54,8 @@ def test_graph_replays_give_what_eager_gives(backend, encoding):
 
 
 def test_overlay_alpha_changes_without_a_new_capture(backend):
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
     from lcsnet_seg.model.scene import generate_scene
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     image = generate_scene(17, 480, 640)[0]
     graph, eager = GpuSegmenter(backend), GpuSegmenter(backend, cuda_graph=False)
@@ -81,8 +67,8 @@ def test_overlay_alpha_changes_without_a_new_capture(backend):
 
 @pytest.mark.parametrize("size", [(480, 640), (1080, 1920)])
 def test_graph_labels_agree_with_the_fp32_cpu_reference(backend, segmenter, size):
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
     from lcsnet_seg.model.scene import generate_scene
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     gpu = GpuSegmenter(backend)
     agree = total = 0
@@ -99,7 +85,7 @@ def test_compiled_graph_agrees_with_the_fp32_cpu_reference(compile_dir, segmente
 
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import make_segmenter
+    from lcsnet_seg.segmenter import make_segmenter
 
     start = time.perf_counter()
     compiled, why = create_backend("torch_cuda", DEMO_PTH, compile_dir=compile_dir)
@@ -142,7 +128,7 @@ def test_graph_cache_is_bounded_and_1000_frames_with_size_changes_leak_no_gpu_me
     import torch
     from conftest import gpu_bytes_in_use
 
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     sizes = [(480, 640), (720, 1280), (1080, 1920), (333, 517), (240, 320), (600, 800)]
     rng = np.random.default_rng(0)

@@ -37,7 +37,7 @@ def images(size, count=3, seed=0):
 
 @pytest.mark.parametrize("stride", STRIDES, ids=[f"logits_1_{s}" for s in STRIDES])
 def test_a_non_torch_backend_runs_as_a_cuda_graph_that_replays_bit_exactly(info, stride):
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     graph = GpuSegmenter(cupy_backend(info, stride), overlay_alpha=0.3)
     eager = GpuSegmenter(cupy_backend(info, stride), overlay_alpha=0.3, cuda_graph=False)
@@ -68,8 +68,8 @@ def test_low_resolution_logits_give_the_cpu_references_labels(info, stride, size
     network: the labels agree but for argmax ties that the GPU's and CPU's preprocessing roundings can split."""
     from cupy_backend import HostPoolBackend
 
-    from lcsnet_seg.gpu.segmenter import GpuSegmenter
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.segmenter.cpu import Segmenter
+    from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
     gpu = GpuSegmenter(cupy_backend(info, stride))
     assert gpu.network.logit_h == 384 // stride and gpu.network.logit_w == 512 // stride
@@ -94,13 +94,13 @@ def test_a_users_pth_on_torch_cuda_agrees_with_its_onnx_on_the_cpu(tmp_path, str
         pytest.skip("PyTorch has no CUDA device")
     import user_models
 
-    from lcsnet_seg.pipeline import build_segmenter
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
     from lcsnet_seg.tools import convert
 
     pth = user_models.save_checkpoint(tmp_path / "user.pth", stride)
     assert convert.main([str(pth), "--out-dir", str(tmp_path), "--stages", "onnx", "--parity-images", "1"]) == 0
-    gpu, why = build_segmenter(pth, "torch_cuda")
-    cpu, _ = build_segmenter(tmp_path / "user.onnx", "onnxruntime")
+    gpu, why = build_segmenter(pth, SegmenterConfig(backend="torch_cuda"))
+    cpu, _ = build_segmenter(tmp_path / "user.onnx", SegmenterConfig(backend="onnxruntime"))
     assert gpu.backend.output_spec.shape[2:] == (96 // stride, 128 // stride), why
     agree = total = 0
     for image in images((480, 640), 3, seed=70):

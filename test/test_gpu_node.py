@@ -9,6 +9,7 @@ its worker thread. Skipped, with the reason, where no CUDA GPU is present."""
 import cv2
 import numpy as np
 import pytest
+from images import ENCODINGS, as_encoding
 
 pytest.importorskip("rclpy")
 from lcsnet_seg.gpu import unavailable_reason  # noqa: E402
@@ -38,19 +39,8 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from lcsnet_seg.model.scene import generate_scene  # noqa: E402
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
 
-ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 SIZES = ((480, 640), (1080, 1920))
 MIN_AGREEMENT = 0.995
-
-
-def as_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
-    return {
-        "rgb8": rgb,
-        "bgr8": np.ascontiguousarray(rgb[..., ::-1]),
-        "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
-        "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
-        "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
-    }[encoding]
 
 
 @pytest.fixture(scope="module")
@@ -126,14 +116,14 @@ def test_gpu_node_process_runs_a_users_model_with_logits_at_a_quarter_of_its_inp
 
     import user_models
 
-    from lcsnet_seg.pipeline import build_segmenter
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
     from lcsnet_seg.tools import convert
 
     test_dir = os.path.dirname(user_models.__file__)  # the node process imports the user's factory from here
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [test_dir, os.environ.get("PYTHONPATH")])))
     pth = user_models.save_checkpoint(tmp_path / "user.pth", 4)
     assert convert.main([str(pth), "--out-dir", str(tmp_path), "--stages", "onnx", "--parity-images", "1"]) == 0
-    reference, _ = build_segmenter(tmp_path / "user.onnx", "onnxruntime")
+    reference, _ = build_segmenter(tmp_path / "user.onnx", SegmenterConfig(backend="onnxruntime"))
     raw = ros.helper.create_publisher(Image, "/gpu_user/image", RELIABLE)
     params = {"model_path": str(pth), "backend": "torch_cuda", "autostart": True, "force_outputs": True}
     with NodeProcess(ros, tmp_path / "user_node.log", params, {"image": "/gpu_user/image"}) as node:

@@ -16,7 +16,7 @@ LAYERS = (
     ("ros/", ("lcsnet_seg.ros.",)),
     ("convert/", ("lcsnet_seg.convert.",)),
     ("eval/", ("lcsnet_seg.eval.",)),
-    ("segmenter", ("lcsnet_seg.pipeline", "lcsnet_seg.segmentation", "lcsnet_seg.gpu.segmenter")),
+    ("segmenter/", ("lcsnet_seg.segmenter.", "lcsnet_seg.segmenter")),
     ("backends/", ("lcsnet_seg.backends.",)),
     ("gpu/", ("lcsnet_seg.gpu.",)),
     ("preprocess/postprocess", ("lcsnet_seg.preprocess", "lcsnet_seg.postprocess")),
@@ -32,6 +32,7 @@ LAYERS = (
             "lcsnet_seg.errors",
             "lcsnet_seg.image_messages",
             "lcsnet_seg.stats",
+            "lcsnet_seg.resources",
         ),
     ),
 )
@@ -61,7 +62,7 @@ def test_cpu_path_needs_no_torch_tensorrt_or_cuda():
     code = (
         "import sys, numpy as np\n"
         "from lcsnet_seg.backends import create_backend\n"
-        "from lcsnet_seg.pipeline import Segmenter\n"
+        "from lcsnet_seg.segmenter.cpu import Segmenter\n"
         "import lcsnet_seg.eval.bag_io, lcsnet_seg.tools.evaluate, lcsnet_seg.tools.convert\n"
         "b, _ = create_backend('auto', sys.argv[1])\n"
         "Segmenter(b)(np.zeros((48, 64, 3), np.uint8), 'rgb8')\n"
@@ -190,7 +191,9 @@ def test_no_import_cycles_not_even_through_lazy_imports():
 def test_the_cycle_finder_finds_a_cycle_and_the_row_lookup_places_modules():
     graph = {"a": [("b", 1)], "b": [("c", 2)], "c": [("a", 3)], "d": [("a", 4)]}
     assert import_cycles(graph) == [["a", "b", "c"]]
-    assert layer_of("lcsnet_seg.gpu.segmenter")[1] == "segmenter"
+    assert (
+        layer_of("lcsnet_seg.segmenter.gpu")[1] == "segmenter/" and layer_of("lcsnet_seg.segmenter")[1] == "segmenter/"
+    )
     assert layer_of("lcsnet_seg.gpu.runtime")[1] == "gpu/"
     assert layer_of("lcsnet_seg.gpu")[1] == "gpu/"
     assert layer_of("lcsnet_seg.model_info")[1] == "facts"

@@ -85,17 +85,34 @@ def test_launch_file_arguments_and_parameters_match_the_node():
     assert "fastdds_large_images.xml" in LAUNCH.read_text() and (REPO / "config" / "fastdds_large_images.xml").exists()
 
 
-def test_setup_installs_launch_and_config_and_registers_the_executables():
-    setup = (REPO / "setup.py").read_text()
-    for needle in (
-        '"share/" + PACKAGE + "/launch"',
-        '"share/" + PACKAGE + "/config"',
-        "share/ament_index/resource_index/packages",
-        '"segmentation_node": "lcsnet_seg.ros.segmentation_node:main"',
-    ):
-        assert needle in setup
-    cfg = (REPO / "setup.cfg").read_text()
-    assert "install_scripts=$base/lib/lcsnet_seg" in cfg and "script_dir=$base/lib/lcsnet_seg" in cfg
+def test_an_install_lays_out_share_and_the_executables_as_ros_expects(tmp_path):
+    """What pip (and colcon, through setup.py) installs: package.xml, the launch and config files under
+    share/lcsnet_seg, the ament index marker, and every executable as a console script; setup.cfg sends the
+    scripts to lib/lcsnet_seg, where `ros2 run` looks."""
+    import configparser
+    import shutil
+    import subprocess
+    import sys
+
+    source, prefix = tmp_path / "source", tmp_path / "prefix"  # a copy: the build leaves no files in the checkout
+    source.mkdir()
+    for name in ("setup.py", "setup.cfg", "package.xml"):
+        shutil.copy(REPO / name, source / name)
+    for folder in ("lcsnet_seg", "launch", "config", "resource"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--prefix", str(prefix)]
+    subprocess.run([*pip, "."], cwd=source, check=True, capture_output=True, timeout=300)
+    share = prefix / "share" / "lcsnet_seg"
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "lcsnet_seg").is_file()
+    assert (share / "package.xml").read_text() == (REPO / "package.xml").read_text()
+    for folder, pattern in (("launch", "*.launch.py"), ("config", "*.yaml"), ("config", "*.rviz"), ("config", "*.xml")):
+        shipped = {p.name for p in (REPO / folder).glob(pattern)}
+        assert shipped and shipped <= {p.name for p in (share / folder).iterdir()}, folder
+    scripts = {p.name for p in (prefix / "bin").iterdir()}
+    assert {"segmentation_node", "convert", "evaluate", "make_demo_bag", "demo"} <= scripts
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    assert cfg["install"]["install_scripts"] == "$base/lib/lcsnet_seg" == cfg["develop"]["script_dir"]
 
 
 def test_rviz_config_shows_the_node_topics():

@@ -8,6 +8,7 @@ rclpy = pytest.importorskip("rclpy")
 
 pytestmark = pytest.mark.ros_process
 
+from images import as_encoding  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
@@ -88,16 +89,6 @@ def active_node(ros, **params):
 
 def outputs(ros, names=("label_mask", "color_mask", "overlay", "confidence")):
     return {name: ros.collect(Image, f"/lcsnet_seg/{name}") for name in names}
-
-
-def as_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
-    return {
-        "rgb8": rgb,
-        "bgr8": rgb[..., ::-1],
-        "rgba8": cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
-        "bgra8": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA),
-        "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
-    }[encoding]
 
 
 def test_every_encoding_gives_every_output_with_the_input_header(ros, frame, segmenter):
@@ -269,6 +260,10 @@ def test_outputs_without_subscribers_are_not_computed(ros, frame):
     pub.publish(array_to_image(Image, frame, "rgb8", header(5)))
     assert wait_for(lambda: node.counters["frames_received"] == 1)
     assert not wait_for(lambda: node.counters["frames_processed"] > 0, timeout=1.0)
+    # the same worker segments as soon as somebody listens: it was idle by choice, not dead
+    got = outputs(ros, ("label_mask",))
+    assert send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(6)), got["label_mask"], 6)
+    assert node.counters["frames_processed"] >= 1
 
 
 def test_misspelt_parameter_is_reported(ros, capfd):
@@ -350,7 +345,7 @@ def test_incompatible_qos_is_logged_loudly(ros, capfd):
 
 
 def test_camera_info_is_passed_through_rescaled(ros, frame):
-    active_node(ros, use_camera_info=True, output_size="network")
+    node = active_node(ros, use_camera_info=True, output_size="network")
     infos = ros.collect(CameraInfo, "/lcsnet_seg/camera_info")
     got = outputs(ros, ("label_mask",))
     info_pub = ros.helper.create_publisher(CameraInfo, "/camera_info", RELIABLE)
@@ -360,7 +355,7 @@ def test_camera_info_is_passed_through_rescaled(ros, frame):
     info.k = [300.0, 0.0, 159.5, 0.0, 300.0, 119.5, 0.0, 0.0, 1.0]
     info.p = [300.0, 0.0, 159.5, 0.0, 0.0, 300.0, 119.5, 0.0, 0.0, 0.0, 1.0, 0.0]
     info_pub.publish(info)
-    wait_for(lambda: False, timeout=0.3)
+    wait_until(lambda: node._cameras[0].camera_info is not None, "the node to receive the camera_info")
     assert send_until_answered(image_pub, array_to_image(Image, frame, "rgb8", header(61)), got["label_mask"], 61)
     assert wait_for(lambda: any(m.header.stamp.sec == 61 for m in infos))
     out = next(m for m in infos if m.header.stamp.sec == 61)
@@ -404,3 +399,72 @@ def test_array_parameters_as_ros2_param_set_sends_them_reach_configure(ros):
     assert node.trigger_configure().name == "FAILURE"
     refused = set_remote(ros, array_parameter("input_size", [256]))[0]
     assert not refused.successful and "input_size needs 2 values, got 1" in refused.reason
+
+
+def test_a_classes_file_reaches_the_colour_mask(ros, frame, tmp_path):
+    import yaml
+
+    from lcsnet_seg.classes import load_class_set
+
+    records = load_class_set().to_records()
+    for record in records:
+        record["color"] = [255 - c for c in record["color"]]  # another palette, same class count
+    path = tmp_path / "classes.yaml"
+    path.write_text(yaml.safe_dump({"classes": records}))
+    active_node(ros, classes_file=str(path), force_outputs=True)
+    got = outputs(ros, ("label_mask", "color_mask"))
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    label = send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(70)), got["label_mask"], 70)
+    assert wait_for(lambda: any(m.header.stamp.sec == 70 for m in got["color_mask"]))
+    color = next(m for m in got["color_mask"] if m.header.stamp.sec == 70)
+    labels = np.frombuffer(label.data, np.uint8).reshape(H, W)
+    palette = np.array([r["color"] for r in records], np.uint8)
+    np.testing.assert_array_equal(np.frombuffer(color.data, np.uint8).reshape(H, W, 3), palette[labels])
+
+
+def test_configure_failing_after_the_backend_is_built_releases_it_and_can_be_retried(ros, monkeypatch, capfd):
+    import lcsnet_seg.ros.node as node_module
+
+    node = ros.make_node()
+    real_camera = node_module.Camera
+
+    def no_camera(*args, **kwargs):
+        raise RuntimeError("publisher creation failed")
+
+    monkeypatch.setattr(node_module, "Camera", no_camera)
+    assert node.trigger_configure().name == "FAILURE"
+    assert node._segmenter is None and node._cameras == []
+    assert "configure failed: RuntimeError: publisher creation failed" in capfd.readouterr().err
+    monkeypatch.setattr(node_module, "Camera", real_camera)
+    assert node.trigger_configure().name == "SUCCESS" and node.trigger_activate().name == "SUCCESS"
+
+
+def test_cleanup_after_the_worker_failed_to_stop_in_time(ros, frame, capfd):
+    """A frame that hangs (a stuck GPU call, say) keeps the worker past deactivate's wait: cleanup still releases,
+    the node says so, the late frame finds no Segmenter, and the node configures and serves again."""
+    import threading
+
+    node = active_node(ros, force_outputs=True)
+    node.STOP_TIMEOUT_S = 0.5
+    segmenter, entered, release = node._segmenter, threading.Event(), threading.Event()
+    real_call = type(segmenter).__call__
+
+    def stuck(self, *args, **kwargs):
+        entered.set()
+        release.wait(30)
+        return real_call(self, *args, **kwargs)
+
+    segmenter.__class__ = type("Stuck", (type(segmenter),), {"__call__": stuck})
+    pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    pub.publish(array_to_image(Image, frame, "rgb8", header(80)))
+    wait_until(entered.is_set, "the frame to be inside the Segmenter")
+    assert node.trigger_deactivate().name == "SUCCESS" and node.trigger_cleanup().name == "SUCCESS"
+    assert "the frame worker did not stop within 0.5 s" in capfd.readouterr().err
+    assert node._segmenter is None
+    release.set()  # the late frame ends on a Segmenter the node no longer has: counted, never a crash
+    node.STOP_TIMEOUT_S = 10.0
+    got = outputs(ros, ("label_mask",))
+    assert node.trigger_configure().name == "SUCCESS" and node.trigger_activate().name == "SUCCESS"
+    assert send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(81)), got["label_mask"], 81)

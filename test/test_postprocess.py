@@ -69,6 +69,8 @@ def test_three_channel_base(fmt):
     f = pixel_format(fmt)
     image = np.arange(2 * 2 * f.channels, dtype=np.uint8).reshape(2, 2, f.channels)
     base = as_three_channel(image if f.channels > 1 else image[..., 0], f)
-    assert base.shape == (2, 2, 3)
-    if f.channels == 4:
+    assert base.shape == (2, 2, 3) and base.dtype == np.uint8
+    if f.channels == 1:  # grey in all three channels
+        np.testing.assert_array_equal(base, np.repeat(image, 3, axis=2))
+    else:  # the colour channels as they are (the overlay keeps the input's colour order), alpha dropped
         np.testing.assert_array_equal(base, image[..., :3])

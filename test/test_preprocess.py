@@ -65,12 +65,17 @@ def test_mono_feeds_all_three_channels():
 
 
 def test_padded_rows_are_accepted_without_copy_of_the_caller_data():
+    from lcsnet_seg.image_formats import check_image
+
     buffer = np.zeros((2, 8), np.uint8)  # 2 rows of 2 rgb pixels + 2 bytes of padding
     buffer[:, :6] = np.arange(12).reshape(2, 6)
     view = buffer[:, :6].reshape(2, 2, 3)
     assert not view.flags.c_contiguous
+    checked = check_image(view, pixel_format("rgb8"))  # what preprocess (and the GPU staging) reads
+    assert np.shares_memory(checked, buffer) and checked.strides[0] == 8  # a view of the caller's rows, padding kept
     ref = preprocess(np.ascontiguousarray(view), pixel_format("rgb8"), info())
     np.testing.assert_array_equal(preprocess(view, pixel_format("rgb8"), info()), ref)
+    assert (buffer[:, 6:] == 0).all()  # the padding is neither read into the result nor written
 
 
 def test_writes_into_given_buffer():

@@ -23,7 +23,7 @@ def segment(path):
     """Run the file through the CPU Segmenter as the node would; returns the labels of one 480x640 frame."""
     from lcsnet_seg.backends import create_backend
     from lcsnet_seg.model.scene import generate_scene
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.segmenter.cpu import Segmenter
 
     backend, _ = create_backend("auto", path)
     image, _ = generate_scene(7, 480, 640)

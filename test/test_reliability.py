@@ -103,6 +103,7 @@ def compressed_messages(draw):
 
 def test_fuzzed_messages_never_escape_and_are_all_counted(ros):
     node = active(ros, force_outputs=True)
+    camera = node._cameras[0]
     expected = {"bad": 0, "good": 0}
     examples = scale(10_000, 200)
 
@@ -112,14 +113,14 @@ def test_fuzzed_messages_never_escape_and_are_all_counted(ros):
     @given(st.one_of(raw_messages(), compressed_messages()))
     def feed(item):
         msg, valid = item
-        node.process(msg, time.perf_counter())  # the node's frame callback; it must never raise
+        node.process([(camera, msg, time.perf_counter())])  # the worker's tick; it must never raise
         expected["good" if valid else "bad"] += 1
 
     started = time.perf_counter()
     feed()
     counters = node.counters
     good = array_to_image(Image, np.zeros((24, 32, 3), np.uint8), "rgb8", header(3))
-    node.process(good, time.perf_counter())
+    node.process([(camera, good, time.perf_counter())])
     assert node.counters["frames_processed"] == counters["frames_processed"] + 1
     assert counters["frames_bad"] == expected["bad"]
     assert counters["frames_processed"] == expected["good"]
@@ -262,8 +263,7 @@ def tiny_onnx(path, input_shape, with_metadata=True):
     from onnx import TensorProto, helper
 
     from lcsnet_seg.classes import load_class_set
-    from lcsnet_seg.convert.export import set_model_info
-    from lcsnet_seg.model_info import ModelInfo
+    from lcsnet_seg.model_info import ModelInfo, set_onnx_model_info
 
     inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, list(input_shape))
     out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, list(input_shape))
@@ -273,7 +273,7 @@ def tiny_onnx(path, input_shape, with_metadata=True):
     )
     model.ir_version = 8  # readable by every ONNX Runtime in use here, whatever IR the local onnx writes
     if with_metadata:
-        set_model_info(model, ModelInfo(classes=load_class_set(), input_size=(384, 512)))
+        set_onnx_model_info(model, ModelInfo(classes=load_class_set(), input_size=(384, 512)))
     onnx.save(model, str(path))
     return path
 

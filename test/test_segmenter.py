@@ -2,10 +2,7 @@ import numpy as np
 import pytest
 
 from lcsnet_seg.errors import ConfigError, ImageError, ModelFileError
-from lcsnet_seg.image_formats import pixel_format
 from lcsnet_seg.model.scene import generate_scene
-from lcsnet_seg.postprocess import argmax_labels, resize_nearest
-from lcsnet_seg.preprocess import preprocess
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +22,23 @@ def test_outputs_shapes_and_timings(segmenter, scene):
     np.testing.assert_array_equal(result.color_mask, palette[result.labels])
 
 
-def test_labels_are_the_stages_composed(segmenter, scene):
-    image, _ = scene
-    batch = preprocess(image, pixel_format("rgb8"), segmenter.info)
-    logits = segmenter.backend.infer(batch)[0]
-    expected = resize_nearest(argmax_labels(logits), 240, 320)
-    np.testing.assert_array_equal(segmenter(image, "rgb8").labels, expected)
+def test_labels_of_a_network_known_by_hand(ort_backend):
+    """An oracle that is not the code under test: a per-pixel linear classifier (test/cupy_backend.py's host twin)
+    on single-colour images, where each pixel's class is the argmax of W x normalised colour + b, worked out here."""
+    from cupy_backend import HostPoolBackend
+
+    from lcsnet_seg.segmenter.cpu import Segmenter
+
+    backend = HostPoolBackend(ort_backend.info, stride=4)
+    segmenter = Segmenter(backend)
+    mean, std = np.asarray(ort_backend.info.mean), np.asarray(ort_backend.info.std)
+    for colour in ([200, 30, 30], [20, 180, 40], [10, 10, 220], [128, 128, 128], [250, 250, 250]):
+        image = np.empty((90, 120, 3), np.uint8)
+        image[:] = colour
+        expected = int(np.argmax(backend.weight @ ((np.asarray(colour) / 255.0 - mean) / std) + backend.bias))
+        result = segmenter(image, "rgb8", ("labels", "color_mask"))
+        assert result.labels.shape == (90, 120) and set(np.unique(result.labels)) == {expected}, colour
+        assert (result.color_mask == ort_backend.info.classes.palette_rgb()[expected]).all()
 
 
 def test_bgr_input_gives_the_same_labels_and_a_bgr_overlay(segmenter, scene):
@@ -53,7 +61,7 @@ def test_overlay_alpha_zero_returns_the_image(segmenter, scene):
 
 
 def test_network_output_size(ort_backend, scene):
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.segmenter.cpu import Segmenter
 
     result = Segmenter(ort_backend, output_size="network")(scene[0], "rgb8")
     assert result.labels.shape == ort_backend.info.input_size
@@ -80,7 +88,7 @@ def test_bad_images_give_clear_errors(segmenter, image, fmt, message):
 
 
 def test_unknown_output_and_bad_alpha(ort_backend, segmenter):
-    from lcsnet_seg.pipeline import Segmenter
+    from lcsnet_seg.segmenter.cpu import Segmenter
 
     with pytest.raises(ConfigError, match="unknown outputs"):
         segmenter(np.zeros((4, 4, 3), np.uint8), "rgb8", outputs=("labels", "heatmap"))
@@ -106,10 +114,10 @@ def test_missing_and_corrupt_model_files(tmp_path):
 
 def test_one_factory_builds_a_segmenter_that_keeps_the_contract(demo_onnx):
     """build_segmenter is what the node, evaluate and the benches use; its result keeps FrameSegmenter."""
-    from lcsnet_seg.pipeline import build_segmenter
-    from lcsnet_seg.segmentation import FrameSegmenter
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
+    from lcsnet_seg.segmenter.contract import FrameSegmenter
 
-    segmenter, why = build_segmenter(demo_onnx, "auto")
+    segmenter, why = build_segmenter(demo_onnx, SegmenterConfig(backend="auto"))
     try:
         assert isinstance(segmenter, FrameSegmenter) and "ONNX" in why
         assert segmenter.device == "cpu" and segmenter.results_reused is False
@@ -123,9 +131,31 @@ def test_one_factory_builds_a_segmenter_that_keeps_the_contract(demo_onnx):
         segmenter.close()
 
 
-def test_factory_releases_the_backend_when_the_segmenter_cannot_be_built(demo_onnx):
-    from lcsnet_seg.errors import ConfigError
-    from lcsnet_seg.pipeline import build_segmenter
+def test_factory_releases_the_backend_when_the_segmenter_cannot_be_built(demo_onnx, monkeypatch):
+    import lcsnet_seg.backends as backends
+    import lcsnet_seg.segmenter.cpu as cpu
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
-    with pytest.raises(ConfigError, match="output_size"):
-        build_segmenter(demo_onnx, "onnxruntime", output_size="sideways")
+    made = []
+    real = backends.create_backend
+    monkeypatch.setattr(backends, "create_backend", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+
+    def refuse(self, *args, **kwargs):
+        raise ConfigError("no Segmenter today")
+
+    monkeypatch.setattr(cpu.Segmenter, "__init__", refuse)
+    with pytest.raises(ConfigError, match="no Segmenter today"):
+        build_segmenter(demo_onnx, SegmenterConfig(backend="onnxruntime"))
+    backend, _ = made[0]
+    assert backend._session is None  # closed: the ONNX Runtime session is gone
+
+
+def test_closing_a_segmenter_releases_its_backend(demo_onnx):
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
+
+    segmenter, _ = build_segmenter(demo_onnx, SegmenterConfig(backend="onnxruntime"))
+    segmenter(np.zeros((32, 32, 3), np.uint8), "rgb8")
+    segmenter.close()
+    assert segmenter.backend._session is None
+    with pytest.raises(ConfigError, match="output_size"):  # a bad setting is refused before any model is loaded
+        SegmenterConfig(output_size="sideways")

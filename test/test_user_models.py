@@ -13,7 +13,8 @@ from lcsnet_seg.backends import create_backend, read_model_info  # noqa: E402
 from lcsnet_seg.errors import ModelFileError  # noqa: E402
 from lcsnet_seg.model.scene import generate_scene  # noqa: E402
 from lcsnet_seg.model_info import IMAGENET_MEAN, ModelOverrides  # noqa: E402
-from lcsnet_seg.pipeline import Segmenter, build_segmenter  # noqa: E402
+from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter  # noqa: E402
+from lcsnet_seg.segmenter.cpu import Segmenter  # noqa: E402
 from lcsnet_seg.tools import convert, evaluate, make_demo_bag  # noqa: E402
 
 STRIDES = (1, 4, 8)
@@ -51,7 +52,7 @@ def test_output_spec_is_what_the_backend_returns_at_the_models_logit_size(user_m
 
 
 def labels_of(model_path, images, backend="auto"):
-    segmenter, _ = build_segmenter(model_path, backend)
+    segmenter, _ = build_segmenter(model_path, SegmenterConfig(backend=backend))
     try:
         return [np.array(segmenter(image, "rgb8", ("labels",)).labels) for image in images]
     finally:
@@ -93,7 +94,7 @@ def test_an_onnx_from_elsewhere_without_metadata_runs_when_the_parameters_descri
     with pytest.raises(ModelFileError, match="no 'lcsnet_seg' metadata.*give mean and std"):
         create_backend("onnxruntime", path)
     overrides = ModelOverrides(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-    segmenter, _ = build_segmenter(path, "onnxruntime", overrides=overrides)
+    segmenter, _ = build_segmenter(path, SegmenterConfig(backend="onnxruntime", overrides=overrides))
     assert segmenter.info.input_size == (96, 128)  # from the graph
     assert segmenter.backend.output_spec.shape == (1, 8, 24, 32)
     result = segmenter(generate_scene(3, 120, 160)[0], "rgb8", ("labels", "overlay"))

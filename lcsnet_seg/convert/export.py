@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from lcsnet_seg.model_info import METADATA_KEY, ModelInfo
+from lcsnet_seg.model_info import ModelInfo, load_onnx, set_onnx_model_info
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -50,19 +50,8 @@ def export_onnx(
             do_constant_folding=True,
             dynamo=False,
         )
-    proto = onnx.load(str(out_path))
-    set_model_info(proto, info)
+    proto = load_onnx(out_path, weights=True)
+    set_onnx_model_info(proto, info)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out_path))
     return out_path
-
-
-def set_model_info(proto, info: ModelInfo) -> None:
-    """Write ``info`` as the ``lcsnet_seg`` metadata entry of an ONNX ModelProto (replacing any)."""
-    kept = [p for p in proto.metadata_props if p.key != METADATA_KEY]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, info.to_json()
-    proto.producer_name = "lcsnet_seg"
-    proto.doc_string = f"{info.model_name} {info.model_version}"

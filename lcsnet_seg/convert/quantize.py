@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lcsnet_seg.errors import ConfigError, ModelFileError
+from lcsnet_seg.model_info import copy_model_info, load_onnx
 
 QUANTIZED_PRECISIONS = ("fp16", "int8")
 
@@ -30,23 +31,17 @@ def quantized_path(out_dir, name: str, precision: str) -> Path:
     return Path(out_dir) / f"{name}.{precision}.onnx"
 
 
-def _copy_metadata(src_proto, dst_proto) -> None:
-    del dst_proto.metadata_props[:]
-    dst_proto.metadata_props.extend(src_proto.metadata_props)
-    dst_proto.producer_name, dst_proto.doc_string = src_proto.producer_name, src_proto.doc_string
-
-
 def to_fp16(src, dst) -> Path:
     """fp16 weights and activations, float32 input and output; ``src``'s metadata carried over."""
     import onnx
     from onnxconverter_common.float16 import convert_float_to_float16
 
-    model = onnx.load(str(src))
+    model = load_onnx(src, weights=True)
     with warnings.catch_warnings():  # one "will be truncated" line per tiny weight: the parity check judges
         warnings.simplefilter("ignore", UserWarning)
         converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     _float32_outputs(converted)
-    _copy_metadata(model, converted)
+    copy_model_info(model, converted)
     onnx.checker.check_model(converted)
     onnx.save(converted, str(dst))
     return Path(dst)
@@ -103,7 +98,7 @@ def to_int8(src, dst, calibration_batches: Iterable[np.ndarray], method: str = "
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise ConfigError(f"calibration method {method!r} must be one of {sorted(methods)}")
-    model = onnx.load(str(src))
+    model = load_onnx(src, weights=True)
     batches = iter(calibration_batches)
     first = next(batches, None)
     if first is None:
@@ -128,8 +123,8 @@ def to_int8(src, dst, calibration_batches: Iterable[np.ndarray], method: str = "
         )
     finally:
         root.setLevel(level)
-    quantized = onnx.load(str(dst))
-    _copy_metadata(model, quantized)
+    quantized = load_onnx(dst, weights=True)
+    copy_model_info(model, quantized)
     onnx.save(quantized, str(dst))
     return Path(dst), reader.count
 
@@ -138,7 +133,7 @@ def count_qdq(path) -> dict[str, int]:
     """Node counts that show what the file holds: QuantizeLinear, DequantizeLinear, Cast, fp16 initialisers."""
     import onnx
 
-    model = onnx.load(str(path))
+    model = load_onnx(path, weights=True)
     kinds = [n.op_type for n in model.graph.node]
     fp16 = sum(1 for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16)
     return {

@@ -15,14 +15,14 @@ def simplify_onnx(src, dst) -> tuple[int, int]:
     import onnx
     import onnxsim
 
-    model = onnx.load(str(src))
+    from lcsnet_seg.model_info import copy_model_info, load_onnx
+
+    model = load_onnx(src, weights=True)
     before = len(model.graph.node)
     simplified, ok = onnxsim.simplify(model)
     if not ok:
         raise ModelFileError(f"onnxsim could not validate the simplified graph of {src}; use the unsimplified model")
-    del simplified.metadata_props[:]
-    simplified.metadata_props.extend(model.metadata_props)
-    simplified.producer_name, simplified.doc_string = model.producer_name, model.doc_string
+    copy_model_info(model, simplified)
     onnx.checker.check_model(simplified)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(simplified, str(dst))

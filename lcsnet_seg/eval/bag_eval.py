@@ -91,14 +91,6 @@ def score_bag(bag: Path, options: BagOptions, out_dir: Path | None, replay: Repl
     return BagScore(scorer, meta)
 
 
-def build_segmenter(model: Path, backend_name: str = "auto", device_id: int = 0):
-    """The Segmenter the node builds for ``model`` (pipeline.build_segmenter, the one factory).
-    Returns (segmenter, why)."""
-    from lcsnet_seg.pipeline import build_segmenter as factory
-
-    return factory(model, backend_name, device_id)
-
-
 def segmenter_replay(
     segmenter, options: BagOptions, why: str = "given by the caller", progress: Callable | None = None
 ) -> Replay:

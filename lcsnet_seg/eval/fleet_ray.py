@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lcsnet_seg.errors import ConfigError, LcsnetError
-from lcsnet_seg.eval.bag_eval import BagOptions, BagScore, build_segmenter, score_bag, segmenter_replay
+from lcsnet_seg.eval.bag_eval import BagOptions, BagScore, score_bag, segmenter_replay
+from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
 if TYPE_CHECKING:
     from ray import ObjectRef
@@ -87,7 +88,9 @@ class BagWorker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.model = local_model(config)
-        self.segmenter, self.why = build_segmenter(self.model, config.backend, config.device_id)
+        self.segmenter, self.why = build_segmenter(
+            self.model, SegmenterConfig(backend=config.backend, device=config.device_id)
+        )
 
     def describe(self) -> dict:
         import ray
@@ -185,111 +188,127 @@ def run_fleet(
     start (bad model, backend unavailable, no GPU for a GPU backend).
     """
     import ray
-    from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
     remote = ray.remote(worker_class).options(num_cpus=1, num_gpus=gpu_share, max_restarts=0, max_task_retries=0)
-    workers = max(1, min(workers, len(jobs)))
     # Any: ray types an actor as ActorHandle[T] | type[T] (its ActorProxy), whose methods have no .remote
     # for mypy unless they are declared with @ray.method (this module imports ray only when it runs)
-    actors: list[Any] = [remote.remote(config) for _ in range(workers)]
+    actors: list[Any] = [remote.remote(config) for _ in range(max(1, min(workers, len(jobs))))]
     descriptions = start_actors(ray, actors, gpu_share, deadline_s)
-    results: list[tuple[Outcome, int] | None] = [None] * len(jobs)
-    attempts = [0] * len(jobs)
-    queue = deque(range(len(jobs)))
-    idle = list(range(workers))
-    running: dict = {}  # ObjectRef -> (actor slot, job index, start time)
-    run_start = time.monotonic()
+    schedule = _Schedule(ray, jobs, actors, lambda: remote.remote(config), on_done)
+    try:
+        while schedule.queue or schedule.running:
+            schedule.dispatch()
+            if schedule.past_deadline(deadline_s) or schedule.stranded():
+                break
+            schedule.collect()
+            schedule.time_out(bag_timeout_s)
+        schedule.report()
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    return [r for r in schedule.results if r is not None], descriptions
 
-    finished: list[int] = []  # reported to on_done after the idle workers have their next bag
 
-    def finish(index: int, outcome: Outcome) -> None:
-        results[index] = (outcome, attempts[index])
-        finished.append(index)
+class _Schedule:
+    """The bags of one fleet run and the actors scoring them: which bag waits, runs where, or has finished."""
 
-    def report_finished() -> None:
-        while finished:
-            index = finished.pop(0)
-            result = results[index]
+    def __init__(self, ray, jobs, actors: list, new_actor: Callable[[], Any], on_done) -> None:
+        self.ray, self.jobs, self.actors, self.new_actor, self.on_done = ray, jobs, actors, new_actor, on_done
+        self.results: list[tuple[Outcome, int] | None] = [None] * len(jobs)
+        self.attempts = [0] * len(jobs)
+        self.queue = deque(range(len(jobs)))
+        self.idle = list(range(len(actors)))
+        self.running: dict = {}  # ObjectRef -> (actor slot, job index, start time)
+        self.starting: dict = {}  # ObjectRef of a replacement actor's describe() -> its slot
+        self.broken: list[str] = []  # why replacement actors could not start
+        self.finished: list[int] = []  # reported to on_done after the idle workers have their next bag
+        self.started = time.monotonic()
+
+    def fail(self, index: int, reason: str) -> None:
+        self.finish(index, Outcome(self.jobs[index][0], "failed", reason=reason))
+
+    def finish(self, index: int, outcome: Outcome) -> None:
+        self.results[index] = (outcome, self.attempts[index])
+        self.finished.append(index)
+
+    def report(self) -> None:
+        while self.finished:
+            result = self.results[self.finished.pop(0)]
             assert result is not None  # finish() set it
-            if on_done:
-                on_done(*result)
+            if self.on_done:
+                self.on_done(*result)
 
-    starting: dict = {}  # ObjectRef of a replacement actor's describe() -> its slot
-    broken: list[str] = []  # why replacement actors could not start
+    def dispatch(self) -> None:
+        """Hand the waiting bags to the idle actors, then report what finished meanwhile."""
+        while self.queue and self.idle:
+            slot, index = self.idle.pop(), self.queue.popleft()
+            self.attempts[index] += 1
+            self.running[self.actors[slot].score.remote(*self.jobs[index])] = (slot, index, time.monotonic())
+        self.report()
 
-    def worker_lost(slot: int, index: int, why: str) -> None:
-        # A fresh actor in the dead one's place; it takes bags once it has loaded the model, so
-        # its start-up is not counted against the next bag's --bag-timeout.
-        actors[slot] = remote.remote(config)
-        starting[actors[slot].describe.remote()] = slot
-        if attempts[index] < ATTEMPTS:
-            queue.appendleft(index)
-        else:
-            finish(index, Outcome(jobs[index][0], "failed", reason=f"{why}, on each of {ATTEMPTS} attempts"))
+    def past_deadline(self, deadline_s: float | None) -> bool:
+        if deadline_s is None or time.monotonic() - self.started <= deadline_s:
+            return False
+        for slot, index, _ in self.running.values():
+            self.ray.kill(self.actors[slot])
+            self.fail(index, f"not finished within the run's deadline of {deadline_s:.0f} s")
+        for index in self.queue:
+            self.fail(index, "not started before the run's deadline")
+        return True
 
-    while queue or running:
-        while queue and idle:
-            slot, index = idle.pop(), queue.popleft()
-            attempts[index] += 1
-            ref = actors[slot].score.remote(*jobs[index])
-            running[ref] = (slot, index, time.monotonic())
-        report_finished()
-        now = time.monotonic()
-        if deadline_s is not None and now - run_start > deadline_s:
-            for slot, index, _ in running.values():
-                ray.kill(actors[slot])
-                finish(
-                    index,
-                    Outcome(
-                        jobs[index][0], "failed", reason=f"not finished within the run's deadline of {deadline_s:.0f} s"
-                    ),
-                )
-            for index in queue:
-                finish(index, Outcome(jobs[index][0], "failed", reason="not started before the run's deadline"))
-            break
-        if queue and not (idle or running or starting):
-            for index in queue:
-                finish(
-                    index,
-                    Outcome(
-                        jobs[index][0],
-                        "failed",
-                        reason="no worker left to score it: replacement "
-                        f"workers could not start ({broken[-1] if broken else 'unknown'})",
-                    ),
-                )
-            queue.clear()
-            break
-        done, _ = ray.wait(list(running) + list(starting), num_returns=1, timeout=1.0)
+    def stranded(self) -> bool:
+        """Bags wait but no actor runs, waits or starts: they fail, naming why the replacements could not start."""
+        if not self.queue or self.idle or self.running or self.starting:
+            return False
+        why = self.broken[-1] if self.broken else "unknown"
+        for index in self.queue:
+            self.fail(index, f"no worker left to score it: replacement workers could not start ({why})")
+        self.queue.clear()
+        return True
+
+    def collect(self) -> None:
+        """Wait (up to 1 s) for a finished bag or a replacement actor that has loaded the model."""
+        from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+
+        done, _ = self.ray.wait(list(self.running) + list(self.starting), num_returns=1, timeout=1.0)
         for ref in done:
-            if ref in starting:
-                slot = starting.pop(ref)
+            if ref in self.starting:
+                slot = self.starting.pop(ref)
                 try:
-                    ray.get(ref)
-                    idle.append(slot)
+                    self.ray.get(ref)
+                    self.idle.append(slot)
                 except (RayActorError, RayTaskError, WorkerCrashedError) as exc:
-                    broken.append(one_line(getattr(exc, "cause", None) or exc))
+                    self.broken.append(one_line(getattr(exc, "cause", None) or exc))
                 continue
-            slot, index, _ = running.pop(ref)
+            slot, index, _ = self.running.pop(ref)
             try:
-                outcome = ray.get(ref)
+                outcome = self.ray.get(ref)
             except (RayActorError, WorkerCrashedError) as exc:
-                worker_lost(slot, index, f"the worker scoring it died ({type(exc).__name__})")
+                self.worker_lost(slot, index, f"the worker scoring it died ({type(exc).__name__})")
                 continue
             except RayTaskError as exc:  # raised past score()'s own handling, e.g. its result would not pickle
-                outcome = Outcome(jobs[index][0], "failed", reason=one_line(getattr(exc, "cause", None) or exc))
-            idle.append(slot)
-            finish(index, outcome)
-        if bag_timeout_s is not None:
-            for ref, (slot, index, started) in list(running.items()):
-                if time.monotonic() - started > bag_timeout_s:
-                    running.pop(ref)
-                    ray.kill(actors[slot])
-                    worker_lost(slot, index, f"not finished within --bag-timeout {bag_timeout_s:g} s")
-    report_finished()
-    for actor in actors:
-        ray.kill(actor)
-    return [r for r in results if r is not None], descriptions
+                outcome = Outcome(self.jobs[index][0], "failed", reason=one_line(getattr(exc, "cause", None) or exc))
+            self.idle.append(slot)
+            self.finish(index, outcome)
+
+    def time_out(self, bag_timeout_s: float | None) -> None:
+        if bag_timeout_s is None:
+            return
+        for ref, (slot, index, started) in list(self.running.items()):
+            if time.monotonic() - started > bag_timeout_s:
+                self.running.pop(ref)
+                self.ray.kill(self.actors[slot])
+                self.worker_lost(slot, index, f"not finished within --bag-timeout {bag_timeout_s:g} s")
+
+    def worker_lost(self, slot: int, index: int, why: str) -> None:
+        """A fresh actor in the dead one's place; it takes bags once it has loaded the model, so its start-up
+        is not counted against the next bag's --bag-timeout. The bag is tried again, or fails after ATTEMPTS."""
+        self.actors[slot] = self.new_actor()
+        self.starting[self.actors[slot].describe.remote()] = slot
+        if self.attempts[index] < ATTEMPTS:
+            self.queue.appendleft(index)
+        else:
+            self.fail(index, f"{why}, on each of {ATTEMPTS} attempts")
 
 
 def start_actors(ray, actors, gpu_share: float, deadline_s: float | None) -> list[dict]:

@@ -179,10 +179,7 @@ class FrameBuffers:
                 palette=palette_ptr,
                 alpha=self.image_ptr + self.alpha_offset,
                 overlay_bgr=pixel_format(image.encoding).output_order == "bgr",
-                labels=dev[i].get("labels", 0),
-                color=dev[i].get("color_mask", 0),
-                overlay=dev[i].get("overlay", 0),
-                confidence=dev[i].get("confidence", 0),
+                outputs=dev[i],
             )
         post_offset = _align(pre_args.nbytes, 16)
         args_bytes = post_offset + post_args.nbytes

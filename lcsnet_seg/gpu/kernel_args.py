@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lcsnet_seg.outputs import OUTPUTS
+
 _C_TYPES = {"u8": "unsigned long long", "f8": "double", "i4": "int", "f4": "float"}
 
 
@@ -70,10 +72,8 @@ POSTPROCESS_ARGS = ArgStruct(
         ("img", "u8"),  # the uint8 input image (for the overlay), rows ``img_step`` bytes apart
         ("palette", "u8"),  # 256 x 3 uint8 RGB
         ("alpha", "u8"),  # device address of the overlay alpha (one float32, staged with the frame)
-        ("labels_out", "u8"),  # output addresses; 0 skips that output
-        ("color_out", "u8"),
-        ("overlay_out", "u8"),
-        ("conf_out", "u8"),
+        # one output address per output of the table (labels_out, color_mask_out, ...); 0 skips that output
+        *((f"{o.field}_out", "u8") for o in OUTPUTS),
         ("net_w", "i4"),
         ("net_h", "i4"),
         ("img_w", "i4"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from lcsnet_seg.gpu.kernel_args import POSTPROCESS_ARGS
+from lcsnet_seg.outputs import OUTPUTS
 
 SOURCE = r"""
 __device__ __forceinline__ float load(const float* p) { return *p; }
@@ -92,9 +93,9 @@ __device__ void postprocess(const PostprocessArgs& a) {
     const unsigned char* __restrict__ img = (const unsigned char*)a.img;
     const unsigned char* __restrict__ palette = (const unsigned char*)a.palette;
     unsigned char* __restrict__ labels_out = (unsigned char*)a.labels_out;
-    unsigned char* __restrict__ color_out = (unsigned char*)a.color_out;
+    unsigned char* __restrict__ color_out = (unsigned char*)a.color_mask_out;
     unsigned char* __restrict__ overlay_out = (unsigned char*)a.overlay_out;
-    float* __restrict__ conf_out = (float*)a.conf_out;
+    float* __restrict__ conf_out = (float*)a.confidence_out;
     // read from device memory, staged with the frame: a captured graph need not bake it in
     float alpha = *(const float*)a.alpha;
     int n = min(4, a.out_w - x0);
@@ -199,16 +200,14 @@ class GpuPostprocess:
         palette: int,
         alpha: int,
         overlay_bgr: bool,
-        labels: int = 0,
-        color: int = 0,
-        overlay: int = 0,
-        confidence: int = 0,
+        outputs: dict[str, int],
     ) -> None:
         """Fill one POSTPROCESS_ARGS record. net_w x net_h: the logits' own size (the model's output, which
-        may be smaller than its input); out_w x out_h: the outputs'; output addresses of 0 are skipped."""
+        may be smaller than its input); out_w x out_h: the outputs'; ``outputs``: the device address of each
+        requested output by its field name (labels, color_mask, ...); the others are skipped (address 0)."""
         record["logits"], record["img"], record["palette"], record["alpha"] = logits, img, palette, alpha
-        record["labels_out"], record["color_out"] = labels, color
-        record["overlay_out"], record["conf_out"] = overlay, confidence
+        for output in OUTPUTS:
+            record[f"{output.field}_out"] = outputs.get(output.field, 0)
         record["net_w"], record["net_h"], record["img_w"], record["img_h"] = net_w, net_h, img_w, img_h
         record["img_step"], record["channels"], record["out_w"], record["out_h"] = img_step, channels, out_w, out_h
         record["overlay_bgr"], record["vector_ok"] = int(bool(overlay_bgr)), int(out_w % 4 == 0)

@@ -6,12 +6,7 @@ from __future__ import annotations
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from lcsnet_seg.ros.names import status_name
-from lcsnet_seg.stats import Counters, RateMeter, RollingStats
-
-# Always timed: decode, the whole Segmenter call, publish, receive-to-published latency. Reported when the
-# Segmenter times them: its inner stages (eager GPU and CPU: preprocess, infer, postprocess; a CUDA graph: gpu).
-STAGES = ("decode", "segment", "publish", "latency")
-INNER_STAGES = ("preprocess", "infer", "postprocess", "gpu")
+from lcsnet_seg.stats import FRAME_STAGES, SEGMENTER_STAGES, Counters, RateMeter, RollingStats
 
 
 def build_status(
@@ -59,12 +54,12 @@ def build_status(
         "idle": str(idle).lower(),
     }
     values.update({k: str(v) for k, v in counters.items()})
-    for stage in STAGES + INNER_STAGES:
+    for stage in FRAME_STAGES + SEGMENTER_STAGES:
         if stage in latency:
             mean, p95 = latency[stage]
             values[f"{stage}_ms_mean"] = f"{mean:.3f}"
             values[f"{stage}_ms_p95"] = f"{p95:.3f}"
-    missing = [s for s in STAGES if s not in latency]
+    missing = [s for s in FRAME_STAGES if s not in latency]
     if missing:
         values["stages_not_yet_timed"] = ", ".join(missing)
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
@@ -102,6 +97,34 @@ class NodeHealth:
             problem=problem,
             idle=idle,
         )
+
+    def frame_lost_to(self, exc: BaseException, topic: str, logger) -> None:
+        """Count a frame that raised ``exc`` and say so, throttled: a bad image (ImageError, the sender's fault)
+        as frames_bad with a warning, anything else as frames_failed with an error naming where it happened."""
+        import traceback
+
+        from lcsnet_seg.errors import ImageError
+
+        if isinstance(exc, ImageError):
+            bad = self.counters.add("frames_bad")
+            logger.warning(f"dropped a bad image on {topic}: {exc} ({bad} so far)", throttle_duration_sec=5.0)
+            return
+        failed = self.counters.add("frames_failed")
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        logger.error(
+            f"frame failed: {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno}; {failed} so far)",
+            throttle_duration_sec=5.0,
+        )
+
+    def report(self, node, cameras, backend_desc: tuple[str, str], model: str, active: bool) -> DiagnosticStatus:
+        """The status of ``node`` now: its cameras' input problems (each also logged, throttled), idleness (active
+        and no camera has an output anybody wants), and everything ``status`` holds."""
+        problems = [p for p in (camera.problem() for camera in cameras) if p]
+        for problem in problems:
+            node.get_logger().warning(problem, throttle_duration_sec=30.0)
+        idle = active and not any(camera.wanted for camera in cameras)
+        topics = ", ".join(camera.topic for camera in cameras)
+        return self.status(node.get_name(), topics, backend_desc, model, "; ".join(problems) or None, idle=idle)
 
 
 def diagnostic_array(stamp, status: DiagnosticStatus) -> DiagnosticArray:

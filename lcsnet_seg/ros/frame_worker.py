@@ -1,27 +1,30 @@
-"""The latest-frame worker: one thread, fed through a one-slot mailbox.
+"""The latest-frame worker: one thread, fed through a mailbox of one slot per camera.
 
-The subscription callback (executor thread) drops each message into the mailbox; the worker thread
-takes the newest one and processes it. A message that arrives while an older one still waits
-replaces it: the node always works on the newest frame, and the replaced one is counted as dropped.
+The subscription callbacks (executor thread) drop each message into its camera's slot; the worker thread
+takes every slot that holds a message at once, the newest frame of each camera, and processes them as one
+batch (a tick). A message that arrives while an older one of the same camera still waits replaces it: the
+node always works on the newest frames, and the replaced one is counted as dropped. A camera that stops
+sending simply has no frame in the next tick: it never holds back the others.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 
 class LatestFrameWorker:
-    """``process(message, received_at)`` runs on the worker thread for the newest message offered;
-    ``before_frame()`` runs there first, before each frame (run-time settings are applied there, so a
-    change never lands halfway through a frame); ``on_drop()`` runs on the offering thread."""
+    """``process(batch)`` runs on the worker thread with ``[(slot, message, received_at), ...]``, one entry per
+    slot that held a message, in the order the slots were first offered; ``before_frame()`` runs there first,
+    before each tick (run-time settings are applied there, so a change never lands halfway through one);
+    ``on_drop(slot)`` runs on the offering thread for a message replaced before the worker took it."""
 
     def __init__(
         self,
-        process: Callable[[object, float], None],
-        on_drop: Callable[[], object],
+        process: Callable[[list[tuple[Hashable, Any, float]]], None],
+        on_drop: Callable[[Hashable], object],
         before_frame: Callable[[], None] | None = None,
         name: str = "lcsnet_seg_worker",
     ) -> None:
@@ -29,7 +32,7 @@ class LatestFrameWorker:
         self._on_drop = on_drop
         self._before_frame = before_frame
         self._name = name
-        self._mailbox: tuple[object, float] | None = None
+        self._mailbox: dict[Hashable, tuple[Any, float]] = {}
         self._cv = threading.Condition()
         self._running = False
         self._thread: threading.Thread | None = None
@@ -41,24 +44,24 @@ class LatestFrameWorker:
     def start(self) -> None:
         with self._cv:
             self._running = True
-            self._mailbox = None
+            self._mailbox = {}
         self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
-    def offer(self, message: object) -> None:
-        """Hand a message to the worker (called by the subscription callback)."""
+    def offer(self, slot: Hashable, message: Any) -> None:
+        """Hand ``slot``'s (a camera's) newest message to the worker (called by the subscription callback)."""
         with self._cv:
-            replaced = self._mailbox is not None
-            self._mailbox = (message, time.perf_counter())
+            replaced = slot in self._mailbox
+            self._mailbox[slot] = (message, time.perf_counter())
             self._cv.notify()
         if replaced:
-            self._on_drop()
+            self._on_drop(slot)
 
     def stop(self, timeout: float = 10.0) -> bool:
-        """Stop after the frame in progress; False if the worker did not end within ``timeout`` s."""
+        """Stop after the tick in progress; False if the worker did not end within ``timeout`` s."""
         with self._cv:
             self._running = False
-            self._mailbox = None
+            self._mailbox = {}
             self._cv.notify_all()
         thread, self._thread = self._thread, None
         if thread is None or thread is threading.current_thread():
@@ -69,14 +72,13 @@ class LatestFrameWorker:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: not self._running or self._mailbox is not None)
+                self._cv.wait_for(lambda: not self._running or bool(self._mailbox))
                 if not self._running:
                     return
-                item, self._mailbox = self._mailbox, None
-            assert item is not None  # wait_for returned while running: the mailbox holds a message
+                batch, self._mailbox = self._mailbox, {}
             if self._before_frame is not None:
                 self._before_frame()
-            self._process(*item)
+            self._process([(slot, message, received_at) for slot, (message, received_at) in batch.items()])
 
 
 class PendingSettings:

@@ -14,6 +14,7 @@ def status_name(node_name: str = NODE_NAME) -> str:
     return f"{node_name}: semantic segmentation"
 
 
-def output_topic(topic: str, node_name: str = NODE_NAME) -> str:
-    """The absolute topic of output ``topic`` (an OutputSpec.topic: published as ~/<topic>)."""
-    return f"/{node_name}/{topic}"
+def output_topic(topic: str, node_name: str = NODE_NAME, camera: str = "") -> str:
+    """The absolute topic of output ``topic`` (an OutputSpec.topic: published as ~/<topic>, or ~/<camera>/<topic>
+    for a named camera of the ``cameras`` parameter)."""
+    return f"/{node_name}/{camera}/{topic}" if camera else f"/{node_name}/{topic}"

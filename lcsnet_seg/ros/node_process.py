@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lcsnet_seg.classes import share_file
+from lcsnet_seg.resources import share_file
 
 
 def ros_environment() -> None:

@@ -12,7 +12,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from lcsnet_seg.backends import BACKEND_NAMES
 from lcsnet_seg.outputs import OUTPUTS as OUTPUT_TABLE
-from lcsnet_seg.segmentation import OUTPUT_SIZES
+from lcsnet_seg.segmenter.contract import OUTPUT_SIZES
 
 RELIABILITIES = ("best_effort", "reliable")
 TRANSPORTS = ("raw", "compressed")
@@ -120,6 +120,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 BY_NAME = {p.name: p for p in PARAMETERS}
+# the run-time parameters that decide which outputs are computed (ros/config.py OutputSettings)
+OUTPUT_PARAMETERS = tuple(o.parameter for o in OUTPUT_TABLE) + ("force_outputs",)
 # Read once at start-up, never changed by a running node (an external lifecycle manager sets it).
 READ_ONLY = ("autostart",)
 
@@ -167,13 +169,32 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
-def unknown_overrides(overrides: dict, node_name: str) -> list[str]:
+# declared by rclpy itself for every node
+RCLPY_PARAMETERS = ("use_sim_time", "start_type_description_service")
+
+
+def declare_all(node) -> list[str]:
+    """Declare every parameter of the table on ``node`` (built with automatically_declare_parameters_from_overrides,
+    so that every name it was given exists as a parameter first: rclpy's public API has no other way to tell a
+    misspelt one), each with its descriptor, the given value applied; undeclare the names that are not ours and
+    return one error line for each."""
+    given = set(node.get_parameters_by_prefix(""))
+    for spec in PARAMETERS:
+        if node.has_parameter(spec.name):  # declared from an override, without our descriptor: again, with it
+            node.undeclare_parameter(spec.name)
+        node.declare_parameter(spec.name, declared_value(spec), descriptor(spec))
+    for name in given - set(BY_NAME) - set(RCLPY_PARAMETERS):
+        node.undeclare_parameter(name)
+    return unknown_overrides(given, node.get_name())
+
+
+def unknown_overrides(given, node_name: str) -> list[str]:
     """One error line for each name given to the node (parameter file, -p) that is not one of its parameters."""
     import difflib
 
-    known = set(BY_NAME) | {"use_sim_time", "start_type_description_service"}
+    known = set(BY_NAME) | set(RCLPY_PARAMETERS)
     errors = []
-    for name in sorted(set(overrides) - known):
+    for name in sorted(set(given) - known):
         close = difflib.get_close_matches(name, list(BY_NAME), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; known parameters: {', '.join(BY_NAME)}"
         errors.append(f"parameter '{name}' given to {node_name} is not one of its parameters and is ignored{hint}")
@@ -214,29 +235,12 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
     return None
 
 
-def segmenter_arguments(param: Callable[[str], Any]) -> tuple[str, dict[str, Any]]:
-    """build_segmenter's arguments from the node's parameter values (``param(name)``, None when unset):
-    the model path (default: the packaged demo model) and the keywords. Reads the classes file, so
-    it raises what load_class_set raises for a bad one."""
-    from lcsnet_seg.model import DEMO_ONNX
-    from lcsnet_seg.model_info import ModelOverrides
-
-    classes = None
-    if param("classes_file"):
-        from lcsnet_seg.classes import load_class_set
-
-        classes = load_class_set(param("classes_file"))
-    overrides = ModelOverrides.of(input_size=param("input_size"), mean=param("mean"), std=param("std"), classes=classes)
-    keywords = {
-        "backend": param("backend"),
-        "device": param("device"),
-        "overrides": overrides,
-        "overlay_alpha": param("overlay_alpha"),
-        "output_size": param("output_size"),
-        "compile_dir": param("compile_dir") or None,
-        "cuda_graph": param("cuda_graph"),
-    }
-    return param("model_path") or str(DEMO_ONNX), keywords
+def configure_values(param: Callable[[str], Any]) -> tuple[dict[str, Any], str | None]:
+    """Every parameter's value (``param(name)``: None for an unset array) and the first reason one is not
+    acceptable (None when all are): what configure reads, once."""
+    values = {spec.name: param(spec.name) for spec in PARAMETERS}
+    why = next(filter(None, (check_value(BY_NAME[name], value) for name, value in values.items())), None)
+    return values, why
 
 
 def check_changes(changes: list[tuple[str, Any]], state: str) -> str | None:

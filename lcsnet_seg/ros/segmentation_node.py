@@ -11,14 +11,30 @@ stopping it: `kill -USR1 <pid>` shows where a node that does not answer is waiti
 import faulthandler
 import signal
 import sys
-import threading
+
+
+class StopRequest:
+    """Set by a signal handler, read by the spin loop: a plain flag. (A threading.Event takes a lock in set(); a
+    second signal arriving inside that set() re-enters the handler on the same thread: seen as a RecursionError
+    under a storm of signals on Python 3.10.)"""
+
+    def __init__(self) -> None:
+        self._requested = False
+
+    def set(self) -> None:
+        self._requested = True
+
+    def is_set(self) -> bool:
+        return self._requested
 
 
 def main(args=None) -> int:
-    stop = threading.Event()
+    stop = StopRequest()
 
     def request_stop(signum, frame) -> None:
         stop.set()
+        for other in (signal.SIGINT, signal.SIGTERM):  # asked once is enough: later signals cannot cut the release
+            signal.signal(other, signal.SIG_IGN)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
@@ -36,7 +52,7 @@ def main(args=None) -> int:
             signal.signal(signum, signal.SIG_IGN)
 
 
-def run(args, stop: threading.Event) -> int:
+def run(args, stop: StopRequest) -> int:
     """Run the node until ``stop`` is set; release the backend and return 0. rclpy's own signal handlers
     are not installed: a signal only sets ``stop``, so it cannot cut a transition or the release short."""
     import rclpy
@@ -52,7 +68,8 @@ def run(args, stop: threading.Event) -> int:
         node = SegmentationNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        if node.autostart and not stop.is_set() and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        autostart = bool(node.param("autostart"))
+        if autostart and not stop.is_set() and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             if not stop.is_set():
                 node.trigger_activate()
         while not stop.is_set() and rclpy.ok():

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from lcsnet_seg.errors import BackendUnavailable, LcsnetError
+from lcsnet_seg.tools.convert_options import ConvertOptions
 
 # all five re-exported: tests and scripts import them from lcsnet_seg.tools.convert
 from lcsnet_seg.tools.exit_codes import EXIT_ERROR, EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY, EXIT_USAGE  # noqa: F401
@@ -183,13 +184,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     # Named engine stage: no TensorRT is a failure (exit 4). Default chain: the engine is built where TensorRT is.
-    args.engine_required = args.stages is not None
-    args.stages = ",".join(STAGES) if args.stages is None else args.stages
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    named = args.stages is not None
+    stages = tuple(s.strip() for s in (args.stages or ",".join(STAGES)).split(",") if s.strip())
     bad = [s for s in stages if s not in STAGES + GPU_STAGES]
     if bad or not stages:
         print(f"convert: --stages {args.stages!r}: choose from {','.join(STAGES + GPU_STAGES)}", file=sys.stderr)
         return EXIT_USAGE
+    options = ConvertOptions.from_arguments(args, stages, engine_required=named)
     if "compile" in stages and Path(args.model).suffix != ".pth":
         print(
             f"convert: --stages compile prepares LCSNet weights (.pth) for backend torch_cuda, got {args.model}",
@@ -206,8 +207,8 @@ def main(argv=None) -> int:
         from lcsnet_seg.tools.convert_stages import run_stages
 
         chain = [s for s in stages if s in STAGES]
-        code = run_stages(args, chain) if chain else EXIT_OK
-        return prepare_compiled(args) if "compile" in stages and code == EXIT_OK else code
+        code = run_stages(options, chain) if chain else EXIT_OK
+        return prepare_compiled(options) if "compile" in stages and code == EXIT_OK else code
     except BackendUnavailable as exc:
         print(f"convert: {exc}", file=sys.stderr)
         return EXIT_NO_TENSORRT
@@ -216,22 +217,22 @@ def main(argv=None) -> int:
         return EXIT_ERROR
 
 
-def prepare_compiled(args) -> int:
+def prepare_compiled(options: ConvertOptions) -> int:
     """The compile stage: torch.compile's on-disk cache and its marker, for this GPU, torch and weights."""
     from lcsnet_seg.backends.torch_compile import prepare_compiled_model
 
-    name = args.name or Path(args.model).stem
-    cache_dir = args.compile_dir or args.out_dir / f"{name}.compiled"
+    name = options.name or Path(options.model).stem
+    cache_dir = options.compile_dir or options.out_dir / f"{name}.compiled"
     cache_dir.mkdir(parents=True, exist_ok=True)
     print(
-        f"[convert] compile: torch.compile (inductor) for cuda:{args.device}, cache in {cache_dir} "
+        f"[convert] compile: torch.compile (inductor) for cuda:{options.device}, cache in {cache_dir} "
         "(about 25 s the first time)",
         flush=True,
     )
-    marker = prepare_compiled_model(args.model, cache_dir, device=args.device)
+    marker = prepare_compiled_model(options.model, cache_dir, device=options.device)
     print(
         f"[convert] compile: done in {marker['compile_seconds']} s for {marker.get('gpu', 'this GPU')}; start the "
-        f"node with -p backend:=torch_cuda -p model_path:={args.model} -p compile_dir:={cache_dir}",
+        f"node with -p backend:=torch_cuda -p model_path:={options.model} -p compile_dir:={cache_dir}",
         flush=True,
     )
     return EXIT_OK

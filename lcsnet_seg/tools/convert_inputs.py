@@ -7,9 +7,10 @@ from pathlib import Path
 
 from lcsnet_seg.errors import ConfigError, ModelFileError
 from lcsnet_seg.model_info import METADATA_KEY, ModelInfo
+from lcsnet_seg.tools.convert_options import ConvertOptions
 
 
-def model_info_from_args(args, checkpoint_meta: dict | None, num_classes: int | None) -> ModelInfo:
+def model_info_from_args(options: ConvertOptions, checkpoint_meta: dict | None, num_classes: int | None) -> ModelInfo:
     """The ModelInfo convert writes: a checkpoint's own facts (``checkpoint_meta``; None for an ONNX from
     elsewhere, which says nothing), with what the command line gives laid over them (--classes, --input-size,
     --mean, --std, --color-order; --name and --model-version name it)."""
@@ -20,25 +21,25 @@ def model_info_from_args(args, checkpoint_meta: dict | None, num_classes: int | 
     from lcsnet_seg.model_info import DEFAULT_INPUT_SIZE, ModelOverrides
 
     overrides = ModelOverrides.of(
-        input_size=args.input_size,
-        mean=args.mean,
-        std=args.std,
-        color_order=args.color_order,
-        classes=load_class_set(args.classes, expected_count=num_classes) if args.classes else None,
+        input_size=options.input_size,
+        mean=options.mean,
+        std=options.std,
+        color_order=options.color_order,
+        classes=load_class_set(options.classes, expected_count=num_classes) if options.classes else None,
     )
     if checkpoint_meta is None:  # an ONNX exported elsewhere: the command line describes it (model_from_onnx checks)
         info = ModelInfo(classes=overrides.classes or load_class_set(), input_size=DEFAULT_INPUT_SIZE)
     else:
-        info = checkpoint_model_info(checkpoint_meta, num_classes or len(load_class_set()), args.model)
+        info = checkpoint_model_info(checkpoint_meta, num_classes or len(load_class_set()), options.model)
     info = info.with_overrides(overrides)
     return replace(
         info,
-        model_name=args.name or info.model_name,
-        model_version=args.model_version or info.model_version,
+        model_name=options.name or info.model_name,
+        model_version=options.model_version or info.model_version,
     )
 
 
-def model_from_weights(args, name: str):
+def model_from_weights(options: ConvertOptions, name: str):
     """(model returning one logits tensor, ModelInfo, batch -> logits numpy function) for a .pth."""
     import numpy as np
     import torch
@@ -46,9 +47,9 @@ def model_from_weights(args, name: str):
     from lcsnet_seg.model.checkpoint import load_model
     from lcsnet_seg.model.logits import logits_only
 
-    model, meta, num_classes = load_model(args.model, args.arch, args.num_classes, args.classes)
-    info = model_info_from_args(args, meta, num_classes)
-    model = logits_only(model, info, args.output_key)
+    model, meta, num_classes = load_model(options.model, options.arch, options.num_classes, options.classes)
+    info = model_info_from_args(options, meta, num_classes)
+    model = logits_only(model, info, options.output_key)
 
     def run_pytorch(batch):
         with torch.no_grad():
@@ -57,7 +58,7 @@ def model_from_weights(args, name: str):
     return model, info, run_pytorch
 
 
-def model_from_onnx(args, src: Path, onnx_path: Path, say) -> tuple[ModelInfo, Path]:
+def model_from_onnx(options: ConvertOptions, src: Path, onnx_path: Path, say) -> tuple[ModelInfo, Path]:
     """ModelInfo of an ONNX input, and the file to go on from.
 
     An ONNX with lcsnet_seg metadata goes on as it is. One exported elsewhere is accepted when
@@ -66,21 +67,18 @@ def model_from_onnx(args, src: Path, onnx_path: Path, say) -> tuple[ModelInfo, P
     """
     import onnx
 
-    from lcsnet_seg.model_info import read_onnx_model_info
+    from lcsnet_seg.model_info import has_model_info, load_onnx, onnx_model_info, set_onnx_model_info
 
-    try:
-        proto = onnx.load(str(src))
-    except Exception as exc:  # onnx raises DecodeError, OSError, ...
-        raise ModelFileError(f"model file {src} is not a readable ONNX model ({type(exc).__name__})") from None
-    if any(p.key == METADATA_KEY for p in proto.metadata_props):
-        return read_onnx_model_info(src), src
+    proto = load_onnx(src, weights=True)
+    if has_model_info(proto):
+        return onnx_model_info(proto, src), src
     missing = [
         flag
         for flag, value in (
-            ("--classes", args.classes),
-            ("--input-size", args.input_size),
-            ("--mean", args.mean),
-            ("--std", args.std),
+            ("--classes", options.classes),
+            ("--input-size", options.input_size),
+            ("--mean", options.mean),
+            ("--std", options.std),
         )
         if not value
     ]
@@ -90,11 +88,9 @@ def model_from_onnx(args, src: Path, onnx_path: Path, say) -> tuple[ModelInfo, P
             f"elsewhere describe it with --classes, --input-size, --mean and --std "
             f"(missing: {', '.join(missing)})"
         )
-    info = model_info_from_args(args, None, None)
-    _keep_one_output(proto, src, args.output_key)
-    from lcsnet_seg.convert.export import set_model_info
-
-    set_model_info(proto, info)
+    info = model_info_from_args(options, None, None)
+    _keep_one_output(proto, src, options.output_key)
+    set_onnx_model_info(proto, info)
     partial = onnx_path.with_name(onnx_path.name + ".partial")
     onnx.save(proto, str(partial))
     _check_fits(partial, src, info)
@@ -129,14 +125,14 @@ def _check_fits(path: Path, src: Path, info: ModelInfo) -> None:
         raise ModelFileError(str(exc).replace(str(path), str(src))) from None
 
 
-def calibration_batches(args, info: ModelInfo):
+def calibration_batches(options: ConvertOptions, info: ModelInfo):
     """int8 calibration images from --calib-folder or --calib-bag, preprocessed as the node does."""
     from lcsnet_seg.convert.parity import folder_batches
 
-    if args.calib_folder:
-        return folder_batches(args.calib_folder, info, args.calib_images)
-    if args.calib_bag:
+    if options.calib_folder:
+        return folder_batches(options.calib_folder, info, options.calib_images)
+    if options.calib_bag:
         from lcsnet_seg.eval.bag_io import bag_image_batches
 
-        return bag_image_batches(args.calib_bag, args.calib_topic, info, args.calib_images)
+        return bag_image_batches(options.calib_bag, options.calib_topic, info, options.calib_images)
     raise ConfigError("--precision int8 needs calibration images: give --calib-folder DIR or --calib-bag BAG")

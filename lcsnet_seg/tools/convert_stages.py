@@ -14,6 +14,7 @@ from pathlib import Path
 from lcsnet_seg.errors import ModelFileError
 from lcsnet_seg.model_info import ModelInfo, ModelOverrides
 from lcsnet_seg.tools.convert_inputs import calibration_batches, model_from_onnx, model_from_weights
+from lcsnet_seg.tools.convert_options import ConvertOptions
 from lcsnet_seg.tools.exit_codes import EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY
 
 
@@ -32,17 +33,17 @@ def _onnx_runner(path):
 
 
 def _is_dynamic(path) -> bool:
-    import onnx
+    from lcsnet_seg.model_info import load_onnx
 
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    dims = load_onnx(path).graph.input[0].type.tensor_type.shape.dim
     return len(dims) == 4 and any(not d.HasField("dim_value") for d in list(dims)[2:])
 
 
-def _parity_sets(args, info: ModelInfo, dynamic: bool) -> list[tuple[str, list]]:
+def _parity_sets(options: ConvertOptions, info: ModelInfo, dynamic: bool) -> list[tuple[str, list]]:
     """(label, batches) per size compared: the input size, and for a dynamic-H/W model a second one."""
     from lcsnet_seg.convert.parity import folder_batches, scene_batches
 
-    if args.parity_images <= 0:
+    if options.parity_images <= 0:
         return []
     h, w = info.input_size
     sizes = [(h, w)]
@@ -52,9 +53,9 @@ def _parity_sets(args, info: ModelInfo, dynamic: bool) -> list[tuple[str, list]]
     for size in sizes:
         sized = info.with_overrides(ModelOverrides(input_size=size))
         batches = (
-            list(folder_batches(args.parity_folder, sized, args.parity_images))
-            if args.parity_folder
-            else list(scene_batches(args.parity_images, *size, sized))
+            list(folder_batches(options.parity_folder, sized, options.parity_images))
+            if options.parity_folder
+            else list(scene_batches(options.parity_images, *size, sized))
         )
         sets.append((f" at {size[0]}x{size[1]}" if dynamic else "", batches))
     return sets
@@ -112,26 +113,26 @@ def _rejected(path: Path, why: str) -> None:
     _say(f"{why}: {path.name} not written; conversion failed")
 
 
-def run_stages(args, stages: list[str]) -> int:
-    src = Path(args.model)
+def run_stages(options: ConvertOptions, stages: list[str]) -> int:
+    src = Path(options.model)
     if not src.is_file():
         raise ModelFileError(f"input model {src} not found")
     if src.suffix not in (".pth", ".onnx"):
         raise ModelFileError(f"input model {src} must be a .pth or an .onnx file")
-    name = args.name or src.name.split(".")[0]
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = Outputs(args.out_dir, name, args.precision or "fp16", src)
+    name = options.name or src.name.split(".")[0]
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = Outputs(options.out_dir, name, options.precision or "fp16", src)
     # an ONNX input skips the onnx stage: NAME.onnx beside it may be the user's own export, kept
     outputs.clear([s for s in stages if not (s == "onnx" and src.suffix == ".onnx")])
     try:
-        return _run(args, stages, src, name, outputs)
+        return _run(options, stages, src, name, outputs)
     finally:
         for path in outputs.paths.values():
             if path is not None:
                 partial(path).unlink(missing_ok=True)
 
 
-def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
+def _run(options: ConvertOptions, stages, src: Path, name: str, outputs: Outputs) -> int:
 
     reference = None  # the PyTorch model as a batch -> logits function, when the input is a .pth
     onnx_path = outputs.path("onnx")
@@ -140,7 +141,7 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
             from lcsnet_seg.errors import ConfigError
 
             raise ConfigError("a .pth input needs the onnx stage; pass --stages onnx[,simplify[,quantize[,engine]]]")
-        model, info, reference = model_from_weights(args, name)
+        model, info, reference = model_from_weights(options, name)
         from lcsnet_seg.convert.export import export_onnx
 
         t = time.perf_counter()
@@ -148,24 +149,24 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
             model,
             info,
             partial(onnx_path),
-            opset=args.opset,
-            dynamic_hw=args.dynamic_hw,
-            dynamic_batch=args.dynamic_batch,
+            opset=options.opset,
+            dynamic_hw=options.dynamic_hw,
+            dynamic_batch=options.dynamic_batch,
         )
         _say(
-            f"exported {onnx_path.name} (opset {args.opset}, {'dynamic' if args.dynamic_hw else 'static'} H x W, "
+            f"exported {onnx_path.name} (opset {options.opset}, {'dynamic' if options.dynamic_hw else 'static'} H x W, "
             f"{time.perf_counter() - t:.1f} s)"
         )
         current = partial(onnx_path)
     else:
-        info, current = model_from_onnx(args, src, onnx_path, say=_say)
+        info, current = model_from_onnx(options, src, onnx_path, say=_say)
         if "onnx" in stages:
             _say(f"input is ONNX: starting from {current}")
     stages = [s for s in stages if s != "onnx"]
-    sets = _parity_sets(args, info, args.dynamic_hw or _is_dynamic(current))
+    sets = _parity_sets(options, info, options.dynamic_hw or _is_dynamic(current))
 
     if reference is not None:
-        if sets and not _check_agreement("pytorch vs onnx", reference, current, sets, args.min_agreement):
+        if sets and not _check_agreement("pytorch vs onnx", reference, current, sets, options.min_agreement):
             _rejected(onnx_path, "parity below --min-agreement")
             return EXIT_PARITY
         os.replace(current, onnx_path)
@@ -179,16 +180,16 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
         before, after = simplify_onnx(current, partial(sim_path))
         ref = reference or _onnx_runner(current)
         label = f"{'pytorch' if reference else 'onnx'} vs simplified onnx"
-        if sets and not _check_agreement(label, ref, partial(sim_path), sets, args.min_agreement):
+        if sets and not _check_agreement(label, ref, partial(sim_path), sets, options.min_agreement):
             _rejected(sim_path, "parity below --min-agreement")
             return EXIT_PARITY
         os.replace(partial(sim_path), sim_path)
         _say(f"wrote {sim_path} ({before} -> {after} nodes)")
         current = sim_path
 
-    precision = args.precision or "fp16"
+    precision = options.precision or "fp16"
     if "quantize" in stages and precision != "fp32":
-        quantized = _quantize(args, precision, info, current, outputs.path("quantize"), sets)
+        quantized = _quantize(options, precision, info, current, outputs.path("quantize"), sets)
         if quantized is None:
             return EXIT_PARITY
         current = quantized
@@ -200,25 +201,25 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
         from lcsnet_seg.errors import BackendUnavailable, PrecisionError
 
         engine_path = outputs.path("engine")
-        options = EngineOptions(
-            precision=_onnx_precision(current, args.precision),
-            workspace_mb=args.workspace_mb,
-            timing_cache=args.timing_cache,
-            min_hw=args.min_shape,
-            opt_hw=args.opt_shape,
-            max_hw=args.max_shape,
-            device=args.device,
-            allow_tf32=args.allow_tf32,
-            version_compatible=args.version_compatible,
-            min_precision_share=args.min_precision_share / 100.0,
+        engine = EngineOptions(
+            precision=_onnx_precision(current, options.precision),
+            workspace_mb=options.workspace_mb,
+            timing_cache=options.timing_cache,
+            min_hw=options.min_shape,
+            opt_hw=options.opt_shape,
+            max_hw=options.max_shape,
+            device=options.device,
+            allow_tf32=options.allow_tf32,
+            version_compatible=options.version_compatible,
+            min_precision_share=options.min_precision_share / 100.0,
         )
         try:
-            build_engine(current, engine_path, info, options, log=_say)
+            build_engine(current, engine_path, info, engine, log=_say)
         except PrecisionError as exc:
             _rejected(engine_path, str(exc))
             return EXIT_PARITY
         except BackendUnavailable as exc:
-            if getattr(args, "engine_required", True):
+            if options.engine_required:
                 _say(str(exc))
                 return EXIT_NO_TENSORRT
             _say(
@@ -230,7 +231,7 @@ def _run(args, stages, src: Path, name: str, outputs: Outputs) -> int:
     return EXIT_OK
 
 
-def _quantize(args, precision: str, info: ModelInfo, current: Path, dst: Path, sets) -> Path | None:
+def _quantize(options: ConvertOptions, precision: str, info: ModelInfo, current: Path, dst: Path, sets) -> Path | None:
     """The quantize stage: NAME.fp16.onnx or NAME.int8.onnx, kept only if it holds its accuracy bar."""
     from lcsnet_seg.convert import quantize
 
@@ -240,19 +241,19 @@ def _quantize(args, precision: str, info: ModelInfo, current: Path, dst: Path, s
         quantize.to_fp16(current, partial(dst))
         quantize.check_quantized(partial(dst), "fp16")
         _say(f"converted to fp16 ({time.perf_counter() - t:.1f} s)")
-        if sets and not _check_agreement("fp32 vs fp16 onnx", fp32, partial(dst), sets, args.min_agreement_fp16):
+        if sets and not _check_agreement("fp32 vs fp16 onnx", fp32, partial(dst), sets, options.min_agreement_fp16):
             _rejected(dst, "fp16 parity below --min-agreement-fp16")
             return None
     else:
-        _, used = quantize.to_int8(current, partial(dst), calibration_batches(args, info), args.calib_method)
+        _, used = quantize.to_int8(current, partial(dst), calibration_batches(options, info), options.calib_method)
         quantize.check_quantized(partial(dst), "int8")
         _say(f"quantised to int8 (Q/DQ, symmetric) on {used} calibration images ({time.perf_counter() - t:.1f} s)")
-        if args.parity_images > 0:
+        if options.parity_images > 0:
             from lcsnet_seg.convert.parity import miou_drop
 
-            result = miou_drop("fp32 vs int8 onnx", fp32, _onnx_runner(partial(dst)), args.parity_images, info)
-            ok = result.drop <= args.max_miou_drop
-            _say(result.line() + ("" if ok else f"  ABOVE {args.max_miou_drop:.4f}"))
+            result = miou_drop("fp32 vs int8 onnx", fp32, _onnx_runner(partial(dst)), options.parity_images, info)
+            ok = result.drop <= options.max_miou_drop
+            _say(result.line() + ("" if ok else f"  ABOVE {options.max_miou_drop:.4f}"))
             if not ok:
                 _rejected(dst, "int8 mIoU drop above --max-miou-drop")
                 return None

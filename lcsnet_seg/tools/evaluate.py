@@ -30,8 +30,7 @@ import sys
 from pathlib import Path
 
 from lcsnet_seg.errors import LcsnetError
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_BAGS_FAILED = 0, 1, 2, 3, 4
+from lcsnet_seg.tools.exit_codes import EXIT_BAGS_FAILED, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 
 
 def parser() -> argparse.ArgumentParser:
@@ -148,7 +147,9 @@ def bag_options(args, fleet: bool):
     )
 
 
-def run(args) -> int:
+def run(args, segmenter=None) -> int:
+    """Evaluate what ``args`` asks for. ``segmenter``: run this one (any FrameSegmenter) instead of building one
+    from --model/--backend (a single bag, in this process; tests and scripts pass their own)."""
     from lcsnet_seg.errors import ConfigError
     from lcsnet_seg.eval.fleet import resolve_bags
     from lcsnet_seg.model import DEMO_ONNX
@@ -156,7 +157,7 @@ def run(args) -> int:
     model = args.model or DEMO_ONNX
     selection = resolve_bags([str(b) for b in args.bags])
     if not selection.fleet:
-        return run_one(args, selection.bags[0], model)
+        return run_one(args, selection.bags[0], model, segmenter)
     if args.node:
         raise ConfigError(
             "--node evaluates one bag at a time (it replays at real time); score several bags without --node"
@@ -197,13 +198,14 @@ def run(args) -> int:
     return EXIT_OK if doc["complete"] else EXIT_INCOMPLETE
 
 
-def run_one(args, bag: Path, model: Path) -> int:
-    """One bag in this process (no Ray: nothing to spread, and --node and an injected segmenter work here)."""
+def run_one(args, bag: Path, model: Path, segmenter=None) -> int:
+    """One bag in this process (no Ray: nothing to spread, and --node and a given segmenter work here)."""
     from functools import partial
 
-    from lcsnet_seg.eval.bag_eval import Replay, bag_document, build_segmenter, score_bag, segmenter_replay
+    from lcsnet_seg.eval.bag_eval import Replay, bag_document, score_bag, segmenter_replay
     from lcsnet_seg.eval.fleet import compare, load_results
     from lcsnet_seg.eval.report import write_report
+    from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
     options = bag_options(args, fleet=False)
     other = load_results(args.compare) if args.compare else None
@@ -223,9 +225,9 @@ def run_one(args, bag: Path, model: Path) -> int:
             output_prefix=args.output_prefix,
         )
     else:
-        segmenter, why = getattr(args, "segmenter", None), "given by the caller"
+        why = "given by the caller"
         if segmenter is None:
-            segmenter, why = build_segmenter(model, args.backend, args.device)
+            segmenter, why = build_segmenter(model, SegmenterConfig(backend=args.backend, device=args.device))
         replay = segmenter_replay(segmenter, options, why)
     score = score_bag(bag, options, args.out_dir, replay)
     doc, classes = bag_document(score, bag, options, model, "node" if args.node else "segmenter")

@@ -43,15 +43,16 @@ def main(argv=None) -> int:
     from lcsnet_seg.errors import LcsnetError
     from lcsnet_seg.eval.bag_io import COMPRESSED, BagWriter, typestore
     from lcsnet_seg.model.scene import generate_scene
+    from lcsnet_seg.tools.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
     if args.frames < 1 or args.rate <= 0:
         print("make_demo_bag: --frames must be at least 1 and --rate positive", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         writer = BagWriter(args.out, args.storage, choose_another="give another OUT path")
     except LcsnetError as exc:
         print(f"make_demo_bag: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     store = typestore()
     Header, Time = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
     Compressed = store.types[COMPRESSED]
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
         f"make_demo_bag: wrote {args.frames} frames ({args.width}x{args.height}, {args.storage}) to {args.out}: "
         f"{IMAGE_TOPIC}, {LABEL_TOPIC}" + (f", {COMPRESSED_TOPIC}" if args.compressed else "")
     )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

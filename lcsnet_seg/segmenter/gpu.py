@@ -1,4 +1,4 @@
-"""GpuSegmenter: the Segmenter's GPU path. Same call and result as lcsnet_seg.pipeline.Segmenter.
+"""GpuSegmenter: the Segmenter's GPU path. Same call and result as the CPU Segmenter (segmenter/cpu.py).
 
 Per frame, all on one CUDA stream, with one synchronisation at the end:
   images -> pinned staging (one copy each, split over threads for large frames; the overlay alpha after
@@ -47,7 +47,7 @@ from lcsnet_seg.gpu.runtime import EventPair, GpuContext
 from lcsnet_seg.image_formats import pixel_format
 from lcsnet_seg.model_info import ModelInfo
 from lcsnet_seg.preprocess import channel_sources, normalisation
-from lcsnet_seg.segmentation import (
+from lcsnet_seg.segmenter.contract import (
     DEFAULT_OUTPUTS,
     OUTPUT_SIZES,
     OUTPUTS,
@@ -138,10 +138,6 @@ class GpuSegmenter:
     def device(self) -> str:
         return self.ctx.name
 
-    @property
-    def cuda_graph(self) -> bool:  # the name the node's diagnostics and older callers read
-        return self.graphs
-
     def _bind_thread(self) -> None:
         """Make the device current for this thread (context and backend), once per thread."""
         if getattr(self._local, "bound", False):
@@ -201,9 +197,9 @@ class GpuSegmenter:
                 frame, timings = self._eager_frame(geometry, [image])
         else:
             frame, timings = self._eager_frame(geometry, [image])
-        result = SegmentationResult(labels=frame.host[0]["labels"], overlay_order=fmt.output_order)
-        for name in wanted[1:]:
-            setattr(result, name, frame.host[0][name])
+        host = frame.host[0]
+        arrays = {name: host[name] for name in wanted[1:]}
+        result = SegmentationResult(labels=host["labels"], arrays=arrays, overlay_order=fmt.output_order)
         timings["total"] = (time.perf_counter() - start) * 1e3
         result.timings_ms = timings
         return result

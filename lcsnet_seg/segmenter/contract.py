@@ -1,24 +1,22 @@
 """The Segmenter contract, and what both Segmenters share: the result of one frame and the checks of
 a request.
 
-Its own module so that the CPU Segmenter (pipeline.py), the GPU Segmenter (gpu/segmenter.py) and the
-factory (pipeline.build_segmenter) all import it and none of them imports another back.
+Its own module so that the CPU Segmenter (cpu.py), the GPU Segmenter (gpu.py) and the factory
+(factory.py) all import it and none of them imports another back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from lcsnet_seg.backends.base import Backend
 from lcsnet_seg.errors import ConfigError
 from lcsnet_seg.image_formats import PixelFormat, check_image, pixel_format
 from lcsnet_seg.model_info import ModelInfo
 from lcsnet_seg.outputs import OUTPUTS as OUTPUT_TABLE
-
-if TYPE_CHECKING:
-    from lcsnet_seg.backends.base import Backend
 
 # The result fields a Segmenter can be asked for: the output table's (lcsnet_seg/outputs.py), in its order.
 OUTPUTS = tuple(o.field for o in OUTPUT_TABLE)
@@ -28,36 +26,42 @@ OUTPUT_SIZES = ("input", "network")
 
 @dataclass
 class SegmentationResult:
-    """Outputs of one frame. Arrays not requested are None.
+    """Outputs of one frame: ``labels`` always, every other output of the output table (lcsnet_seg/outputs.py)
+    that was asked for in ``arrays`` by its field name, and read as an attribute too (``result.overlay``; None
+    when not requested), so a new output needs no change here.
 
     labels: H x W uint8 class ids. color_mask: H x W x 3 uint8 RGB. overlay: H x W x 3 uint8 in
     ``overlay_order`` (the input's colour order; rgb for mono). confidence: H x W float32 in [0, 1].
     H x W is the input size, or the network input size when output_size == "network".
     timings_ms: preprocess, infer, postprocess, total; a GPU Segmenter replaying CUDA graphs reports
-    total and gpu only (lcsnet_seg/gpu/segmenter.py).
+    total and gpu only (segmenter/gpu.py).
     """
 
     labels: np.ndarray
-    color_mask: np.ndarray | None = None
-    overlay: np.ndarray | None = None
-    confidence: np.ndarray | None = None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
     overlay_order: str = "rgb"
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> np.ndarray | None:
+        if name in OUTPUTS:  # an output of the table that was not requested
+            return self.__dict__.get("arrays", {}).get(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def copy(self) -> SegmentationResult:
         """A result that owns its arrays: keep this, not the original, past the Segmenter's next call when
         the Segmenter's ``results_reused`` is true."""
-        # one value per output field: labels an array, the others an array or None
-        arrays: dict[str, Any] = {
-            name: None if getattr(self, name) is None else np.array(getattr(self, name)) for name in OUTPUTS
-        }
-        return replace(self, **arrays, timings_ms=dict(self.timings_ms))
+        return replace(
+            self,
+            labels=np.array(self.labels),
+            arrays={name: np.array(a) for name, a in self.arrays.items()},
+            timings_ms=dict(self.timings_ms),
+        )
 
 
 @runtime_checkable
 class FrameSegmenter(Protocol):
     """What every caller (the node, evaluate, the demo, the benches) uses, CPU or GPU alike; build one
-    with pipeline.build_segmenter.
+    with segmenter.build_segmenter.
 
     ``segmenter(image, pixel_format_name, outputs)`` segments one H x W x C uint8 image and returns the
     requested outputs (``outputs``: fields of OUTPUTS; labels always); ``timings_ms`` of the result
