@@ -23,6 +23,7 @@ COLOR_ORDERS = ("rgb", "bgr")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = (384, 512)  # (height, width): LCSNet's, for a model that does not say its own
+MAX_BATCH_LIMIT = 1024  # the largest max_batch a model may declare (a sanity bound, not a tuning value)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class ModelInfo:
     input_size: (height, width) in pixels of the network input.
     mean, std: per-channel, in the model's colour order, applied to pixel/255.
     color_order: channel order the network was trained on ("rgb" or "bgr").
+    max_batch: the most images one inference takes (``convert --max-batch``): its ONNX has a dynamic batch
+    dimension and its engine an optimisation profile of batch 1..max_batch; 1 (every model written before the
+    key existed, and any ONNX with a fixed batch of 1) means one image per inference.
     """
 
     classes: ClassSet
@@ -71,6 +75,7 @@ class ModelInfo:
     color_order: str = "rgb"
     model_name: str = "lcsnet"
     model_version: str = "unversioned"
+    max_batch: int = 1
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +88,8 @@ class ModelInfo:
             raise ConfigError(f"std {self.std} must be positive")
         if self.color_order not in COLOR_ORDERS:
             raise ConfigError(f"colour order {self.color_order!r} must be one of {COLOR_ORDERS}")
+        if not (isinstance(self.max_batch, int) and 1 <= self.max_batch <= MAX_BATCH_LIMIT):
+            raise ConfigError(f"max batch {self.max_batch!r} must be an integer in 1..{MAX_BATCH_LIMIT}")
 
     @property
     def num_classes(self) -> int:
@@ -98,6 +105,7 @@ class ModelInfo:
                 COLOR_ORDER_KEY: self.color_order,
                 "model_name": self.model_name,
                 "model_version": self.model_version,
+                "max_batch": self.max_batch,
                 **({"extra": self.extra} if self.extra else {}),
             },
             sort_keys=True,
@@ -117,6 +125,7 @@ class ModelInfo:
                 color_order=str(doc[OLD_COLOR_ORDER_KEY] if OLD_COLOR_ORDER_KEY in doc else doc[COLOR_ORDER_KEY]),
                 model_name=str(doc.get("model_name", "lcsnet")),
                 model_version=str(doc.get("model_version", "unversioned")),
+                max_batch=int(doc.get("max_batch", 1)),  # absent before batches existed: one image at a time
                 extra=dict(doc.get("extra", {})),
             )
         except ConfigError as exc:
