@@ -98,6 +98,21 @@ def load_engine_sidecar(
     return read_sidecar(engine_path), note
 
 
+def profile_batch_range(doc: dict) -> tuple[int, int]:
+    """(fewest, most) images one inference of the sidecar's engine takes: its optimisation profile's batch range
+    (``convert --max-batch N``: 1..N); (1, 1) for an engine without a profile (static) or one written before the
+    range was recorded, whose profile is then read from its min/max shapes."""
+    profile = doc.get("profile")
+    if not isinstance(profile, dict):
+        return 1, 1
+    try:
+        low = int(profile["min_batch"] if "min_batch" in profile else profile["min"][0])
+        high = int(profile["max_batch"] if "max_batch" in profile else profile["max"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 1, 1
+    return low, high
+
+
 def version_compatible(doc: dict) -> bool:
     """Whether the sidecar says its engine was built with --version-compatible (BuilderFlag.VERSION_COMPATIBLE)."""
     build = doc.get("build")

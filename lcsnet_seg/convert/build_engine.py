@@ -36,7 +36,9 @@ PRECISIONS = ("fp32", "fp16", "int8")
 @dataclass(frozen=True)
 class EngineOptions:
     """precision: what the ONNX holds (the builder keeps it; recorded in the sidecar and verified after the
-    build). min/opt/max_hw: (height, width) of a dynamic-shape optimisation profile; None for a static model."""
+    build). min/opt/max_hw: (height, width) of a dynamic-shape optimisation profile; None for a static model.
+    max_batch: the model's max batch (ModelInfo.max_batch): an ONNX with a dynamic batch gets a profile of batch
+    1 (min) to max_batch (opt and max: the node fills a batch with one frame per camera)."""
 
     precision: str = "fp32"
     workspace_mb: int = 1024
@@ -44,6 +46,7 @@ class EngineOptions:
     min_hw: tuple[int, int] | None = None
     opt_hw: tuple[int, int] | None = None
     max_hw: tuple[int, int] | None = None
+    max_batch: int = 1
     device: int = 0
     allow_tf32: bool = False
     version_compatible: bool = False
@@ -56,6 +59,8 @@ class EngineOptions:
             raise ConfigError(f"workspace {self.workspace_mb} MB must be positive")
         if not 0.0 <= self.min_precision_share <= 1.0:
             raise ConfigError(f"min_precision_share {self.min_precision_share} must be within 0..1")
+        if self.max_batch < 1:
+            raise ConfigError(f"max batch {self.max_batch} must be at least 1")
 
 
 def build_engine(onnx_path, engine_path, info: ModelInfo, options: EngineOptions, log=print) -> Path:
@@ -169,19 +174,49 @@ def _inspect(trt, logger, plan: bytes, version_compatible: bool, onnx_path) -> s
     return str(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
 
 
+def profile_shapes(
+    input_shape: tuple[int, ...], options: EngineOptions
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
+    """(min, opt, max) N x C x H x W of the input's optimisation profile; None for a fully static input.
+
+    A dynamic batch (-1) spans 1 .. ``max_batch`` (opt at ``max_batch``); a dynamic height/width takes
+    min/opt/max_hw (all three needed); a static dimension stays what it is. A fixed batch cannot take
+    ``max_batch`` > 1 (ConfigError).
+    """
+    if len(input_shape) != 4:
+        raise ConfigError(f"the ONNX model's input has shape {input_shape}; an image model takes N x 3 x H x W")
+    n, c, h, w = (int(d) for d in input_shape)
+    if n >= 0 and options.max_batch > 1:
+        raise ConfigError(
+            f"the ONNX model has a fixed batch of {n} but max batch {options.max_batch} was asked for: export it with "
+            f"a dynamic batch (`convert WEIGHTS.pth --max-batch {options.max_batch}`)"
+        )
+    if min(n, c, h, w) >= 0:
+        return None
+    if h < 0 or w < 0:
+        if not (options.min_hw and options.opt_hw and options.max_hw):
+            raise ConfigError("the ONNX model has dynamic height/width: give --min-shape, --opt-shape and --max-shape")
+        sizes = (options.min_hw, options.opt_hw, options.max_hw)
+    else:
+        sizes = ((h, w),) * 3
+    channels = c if c >= 0 else 3
+    batches = (1, options.max_batch, options.max_batch) if n < 0 else (n, n, n)
+    low, opt, high = ((b, channels, *hw) for b, hw in zip(batches, sizes))
+    return low, opt, high
+
+
 def _add_profile(
     trt, builder: trtt.Builder, network: trtt.INetworkDefinition, config: trtt.IBuilderConfig, options: EngineOptions
 ) -> dict | None:
-    """An optimisation profile for a model with dynamic height/width; None for a static model."""
+    """The optimisation profile of a model with a dynamic batch or height/width (profile_shapes); None for a static
+    model. The sidecar's ``profile`` holds its shapes and batch range, for the runtime to learn from."""
     from lcsnet_seg.backends.tensorrt_compat import dims
 
     input_tensor = network.get_input(0)
-    if not any(d < 0 for d in dims(input_tensor.shape)):
+    shapes = profile_shapes(tuple(dims(input_tensor.shape)), options)
+    if shapes is None:
         return None
-    if not (options.min_hw and options.opt_hw and options.max_hw):
-        raise ConfigError("the ONNX model has dynamic height/width: give --min-shape, --opt-shape and --max-shape")
     profile = builder.create_optimization_profile()
-    shapes = [(1, 3, *hw) for hw in (options.min_hw, options.opt_hw, options.max_hw)]
     profile.set_shape(
         input_tensor.name, trt.Dims(list(shapes[0])), trt.Dims(list(shapes[1])), trt.Dims(list(shapes[2]))
     )
@@ -190,7 +225,13 @@ def _add_profile(
             f"TensorRT refused the optimisation profile of input '{input_tensor.name}' (min {shapes[0]}, opt "
             f"{shapes[1]}, max {shapes[2]}): min <= opt <= max must hold in every dimension and fit the model"
         )
-    return {"input": input_tensor.name, "min": shapes[0], "opt": shapes[1], "max": shapes[2]}
+    return profile_doc(input_tensor.name, shapes)
+
+
+def profile_doc(input_name: str, shapes) -> dict:
+    """The sidecar's ``profile`` entry: the input, its min/opt/max shapes, and the batch range they span."""
+    low, opt, high = (list(shape) for shape in shapes)
+    return {"input": input_name, "min": low, "opt": opt, "max": high, "min_batch": low[0], "max_batch": high[0]}
 
 
 def _progress_monitor(trt) -> trtt.IProgressMonitor:
