@@ -31,15 +31,121 @@ def compare(
     batches: Iterable[np.ndarray],
 ) -> Parity:
     """Run both on each 1 x 3 x H x W float32 batch and collect the differences."""
+    return _parity(name, ((reference(batch), candidate(batch)) for batch in batches))
+
+
+def _parity(name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Parity:
+    """Parity over (reference logits, candidate logits) pairs."""
     worst, agree, total, count = 0.0, 0, 0, 0
-    for batch in batches:
-        ref = np.asarray(reference(batch), np.float32)
-        out = np.asarray(candidate(batch), np.float32)
+    for ref, out in pairs:
+        ref, out = np.asarray(ref, np.float32), np.asarray(out, np.float32)
         worst = max(worst, float(np.abs(ref - out).max()))
         agree += int(np.count_nonzero(ref.argmax(1) == out.argmax(1)))
         total += ref.shape[0] * ref.shape[2] * ref.shape[3]
         count += 1
     return Parity(name, count, worst, agree / total if total else float("nan"))
+
+
+@dataclass
+class BatchParity:
+    """The candidate run on stacks of ``batch`` images (the same images as the batch-1 comparison), each result
+    compared with the reference on that image alone (``max_abs_logit_diff``, ``argmax_agreement``) and with the
+    candidate itself on that image alone (``alone_*``: an image's result must not depend on its batch).
+    ``error``: the candidate could not run a batch (first line of its error)."""
+
+    name: str
+    batch: int
+    images: int
+    max_abs_logit_diff: float = float("nan")
+    argmax_agreement: float = float("nan")
+    alone_max_abs_logit_diff: float = float("nan")
+    alone_argmax_agreement: float = float("nan")
+    error: str | None = None
+
+    def line(self) -> str:
+        if self.error is not None:
+            return f"{self.name}, parity at batch {self.batch}: does not run ({self.error})"
+        return (
+            f"{self.name}, parity at batch {self.batch}: images {self.images}  max |dlogit| "
+            f"{self.max_abs_logit_diff:.2e}  argmax agreement {100 * self.argmax_agreement:.4f} %; each image "
+            f"as alone: max |dlogit| {self.alone_max_abs_logit_diff:.2e}  argmax agreement "
+            f"{100 * self.alone_argmax_agreement:.4f} %"
+        )
+
+    def problem(self, minimum_percent: float, judge_reference: bool = True) -> str | None:
+        """One line saying why the batch fails (None when it holds): it does not run, an image's labels change with
+        the other images of its batch, or (``judge_reference``) the batch disagrees with the reference."""
+        fix = "fix the model, or convert with --max-batch 1 (one image per inference)"
+        if self.error is not None:
+            return (
+                f"{self.name} does not run at batch {self.batch} ({self.error}): the ONNX claims a dynamic batch but "
+                f"fixes it inside (a reshape to batch 1?); {fix}"
+            )
+        if not 100 * self.alone_argmax_agreement >= minimum_percent:
+            return (
+                f"{self.name} at batch {self.batch}: an image's labels depend on the other images of its batch "
+                f"(argmax agreement with the image alone {100 * self.alone_argmax_agreement:.2f} %, below "
+                f"{minimum_percent:.2f} %): the ONNX claims a dynamic batch but mixes its images (BatchNorm in "
+                f"training mode, an op across the batch, a reshape that bakes the batch); {fix}"
+            )
+        if judge_reference and not 100 * self.argmax_agreement >= minimum_percent:
+            return (
+                f"{self.name} at batch {self.batch}: argmax agreement with the reference "
+                f"{100 * self.argmax_agreement:.2f} %, below {minimum_percent:.2f} %; {fix}"
+            )
+        return None
+
+
+def compare_batched(
+    name: str,
+    reference: Callable[[np.ndarray], np.ndarray],
+    candidate: Callable[[np.ndarray], np.ndarray],
+    batches: Iterable[np.ndarray],
+    batch: int,
+) -> tuple[Parity, BatchParity]:
+    """``compare`` on each 1 x 3 x H x W batch, and the candidate on those images stacked ``batch`` at a time
+    (consecutive images; a last, short group is filled up with the images before it). Needs at least ``batch``
+    images: a batch of copies of one image could not show images mixing."""
+    images = [np.asarray(b, np.float32) for b in batches]
+    if len(images) < batch:
+        raise ValueError(f"parity at batch {batch} needs at least {batch} images, got {len(images)}")
+    references = [np.asarray(reference(x), np.float32) for x in images]
+    alone = [np.asarray(candidate(x), np.float32) for x in images]
+    single = _parity(name, zip(references, alone))
+    result = BatchParity(name, batch, len(images))
+    starts = list(range(0, len(images) - batch + 1, batch))
+    if starts[-1] + batch < len(images):
+        starts.append(len(images) - batch)
+    worst = [0.0, 0.0]
+    agree, total = [0, 0], 0
+    for start in starts:
+        try:
+            stacked = np.asarray(candidate(np.concatenate(images[start : start + batch])), np.float32)
+        except Exception as exc:  # noqa: BLE001 - the runtime's own error types (ONNX Runtime: Fail, InvalidArgument)
+            result.error = error_line(exc)
+            return single, result
+        if stacked.shape[0] != batch:
+            result.error = f"{stacked.shape[0]} results for a batch of {batch}"
+            return single, result
+        for i in range(batch):
+            out = stacked[i : i + 1]
+            for k, truth in enumerate((references[start + i], alone[start + i])):
+                if out.shape != truth.shape:
+                    result.error = f"logits {out.shape[1:]} in a batch, {truth.shape[1:]} alone"
+                    return single, result
+                worst[k] = max(worst[k], float(np.abs(truth - out).max()))
+                agree[k] += int(np.count_nonzero(truth.argmax(1) == out.argmax(1)))
+            total += out.shape[2] * out.shape[3]
+    result.max_abs_logit_diff, result.alone_max_abs_logit_diff = worst
+    result.argmax_agreement, result.alone_argmax_agreement = (a / total for a in agree)
+    return single, result
+
+
+def error_line(exc: BaseException, limit: int = 240) -> str:
+    """A runtime error in one line of at most ``limit`` characters: its start and its end (where ONNX Runtime says
+    which shapes did not fit)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else f"{text[: limit // 2 - 3]} ... {text[-(limit // 2 - 2) :]}"
 
 
 def scene_batches(count: int, height: int, width: int, info, first_seed: int = 2_000_000_000):

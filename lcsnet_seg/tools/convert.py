@@ -23,6 +23,8 @@ from lcsnet_seg.tools.convert_options import ConvertOptions
 from lcsnet_seg.tools.exit_codes import EXIT_ERROR, EXIT_NO_TENSORRT, EXIT_OK, EXIT_PARITY, EXIT_USAGE  # noqa: F401
 
 STAGES = ("onnx", "simplify", "quantize", "engine")
+# What --dynamic-batch alone (its meaning before --max-batch existed: a dynamic batch, no bound) now records.
+DYNAMIC_BATCH_DEFAULT = 8
 # Not in the default chain: prepares the torch_cuda backend's compiled model for the GPU this runs on.
 GPU_STAGES = ("compile",)
 
@@ -43,6 +45,18 @@ def _percent(text: str) -> float:
     if not 1.0 < value <= 100.0:
         hint = f"; did you mean {100 * value:g}?" if 0.0 < value <= 1.0 else ""
         raise argparse.ArgumentTypeError(f"{text} is not a percentage in (1, 100]{hint}")
+    return value
+
+
+def _max_batch(text: str) -> int:
+    from lcsnet_seg.model_info import MAX_BATCH_LIMIT
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of images, e.g. 4") from None
+    if not 1 <= value <= MAX_BATCH_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is not a batch size in 1..{MAX_BATCH_LIMIT}")
     return value
 
 
@@ -105,7 +119,21 @@ def parser() -> argparse.ArgumentParser:
     g = ap.add_argument_group("ONNX export")
     g.add_argument("--opset", type=int, default=17)
     g.add_argument("--dynamic-hw", action="store_true", help="export with dynamic height and width")
-    g.add_argument("--dynamic-batch", action="store_true", help="export with a dynamic batch dimension")
+    g.add_argument(
+        "--max-batch",
+        type=_max_batch,
+        default=None,
+        metavar="N",
+        help="most images one inference takes, e.g. one per camera (default 1; an ONNX input: what its metadata "
+        "records). N > 1: the ONNX gets a dynamic batch dimension, parity is also checked on batches of N, the "
+        "metadata records max_batch N and the engine's optimisation profile covers batch 1..N",
+    )
+    g.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="the former way to ask for a dynamic batch dimension, still accepted: the same as "
+        f"--max-batch {DYNAMIC_BATCH_DEFAULT} unless --max-batch is given",
+    )
     g = ap.add_argument_group("parity")
     g.add_argument("--parity-images", type=int, default=8, help="images compared after each stage (0: skip)")
     g.add_argument("--parity-folder", type=Path, help="compare on these images instead of generated scenes")
@@ -190,6 +218,11 @@ def main(argv=None) -> int:
     if bad or not stages:
         print(f"convert: --stages {args.stages!r}: choose from {','.join(STAGES + GPU_STAGES)}", file=sys.stderr)
         return EXIT_USAGE
+    if args.dynamic_batch and args.max_batch == 1:
+        print("convert: --dynamic-batch asks for batches, --max-batch 1 for one image: give one", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dynamic_batch and args.max_batch is None:
+        args.max_batch = DYNAMIC_BATCH_DEFAULT
     options = ConvertOptions.from_arguments(args, stages, engine_required=named)
     if "compile" in stages and Path(args.model).suffix != ".pth":
         print(

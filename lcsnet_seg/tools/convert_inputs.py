@@ -13,7 +13,7 @@ from lcsnet_seg.tools.convert_options import ConvertOptions
 def model_info_from_args(options: ConvertOptions, checkpoint_meta: dict | None, num_classes: int | None) -> ModelInfo:
     """The ModelInfo convert writes: a checkpoint's own facts (``checkpoint_meta``; None for an ONNX from
     elsewhere, which says nothing), with what the command line gives laid over them (--classes, --input-size,
-    --mean, --std, --color-order; --name and --model-version name it)."""
+    --mean, --std, --color-order; --name and --model-version name it; --max-batch bounds its batch)."""
     from dataclasses import replace
 
     from lcsnet_seg.classes import load_class_set
@@ -36,6 +36,7 @@ def model_info_from_args(options: ConvertOptions, checkpoint_meta: dict | None, 
         info,
         model_name=options.name or info.model_name,
         model_version=options.model_version or info.model_version,
+        max_batch=options.max_batch or info.max_batch,
     )
 
 
@@ -65,13 +66,16 @@ def model_from_onnx(options: ConvertOptions, src: Path, onnx_path: Path, say) ->
     --classes, --input-size, --mean and --std describe it: the metadata is written into
     ``onnx_path`` (the input is never modified in place) and that file goes on.
     """
+    from dataclasses import replace
+
     import onnx
 
     from lcsnet_seg.model_info import has_model_info, load_onnx, onnx_model_info, set_onnx_model_info
 
     proto = load_onnx(src, weights=True)
-    if has_model_info(proto):
-        return onnx_model_info(proto, src), src
+    if has_model_info(proto):  # its own facts; --max-batch may bound its batch anew (the stages then record it)
+        info = onnx_model_info(proto, src)
+        return (replace(info, max_batch=options.max_batch) if options.max_batch else info), src
     missing = [
         flag
         for flag, value in (

@@ -28,7 +28,8 @@ class ConvertOptions:
     output_key: str | None = None
     opset: int = 17
     dynamic_hw: bool = False
-    dynamic_batch: bool = False
+    dynamic_batch: bool = False  # --dynamic-batch, as given; max_batch holds what it means
+    max_batch: int | None = None  # None: the model's own (1 for weights; an ONNX input's metadata)
     parity_images: int = 8
     parity_folder: Path | None = None
     min_agreement: float = 99.9
