@@ -1,5 +1,6 @@
 # Two entry points do all set-up on a fresh machine (see README.md):
 #   make demo   -- build the venv, export the demo model, segment generated scenes into out/demo
+#   (make demo-model re-exports the committed lcsnet_seg/model/weights/lcsnet_demo.onnx from the demo weights)
 #   make test   -- build the venv, run the whole test suite
 # CI (.ci/run) also runs `make test-under-load`, `make colcon-test`, `make mypy-package` and `make lint`.
 PYTHON ?= python3
@@ -21,10 +22,13 @@ PYTHON_JAZZY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3
 	$(shell python3.10 -c '' 2>/dev/null && command -v python3.10) $(PYTHON))
 
 COLCON_WS := out/colcon_ws
+# How the demo weights become the demo's ONNX (make demo, make demo-model).
+DEMO_CONVERT := lcsnet_seg/model/weights/lcsnet_demo.pth --name lcsnet_demo --model-version demo-1 \
+	--stages onnx,simplify --max-batch 8
 # Tests that start ROS processes or talk DDS between threads: run again with every core busy.
 ROS_PROCESS_TESTS := -m ros_process
 
-.PHONY: demo test test-under-load test-jazzy colcon-test typecheck lint mypy-package reliability bench setup clean
+.PHONY: demo demo-model test test-under-load test-jazzy colcon-test typecheck lint mypy-package reliability bench setup clean
 setup: $(VENV)/.deps $(VENV)/.package
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt
@@ -40,13 +44,19 @@ $(VENV)/.package: $(VENV)/.deps $(SOURCES)
 	touch $@
 
 demo: setup
-	$(VENV)/bin/convert lcsnet_seg/model/weights/lcsnet_demo.pth --out-dir out/demo/model --name lcsnet_demo \
-		--model-version demo-1 --stages onnx,simplify
+	$(VENV)/bin/convert $(DEMO_CONVERT) --out-dir out/demo/model
 	$(VENV)/bin/demo --model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo --frames 48
 	rm -rf out/demo/bag out/demo/eval
 	$(VENV)/bin/make_demo_bag out/demo/bag --frames 60 --storage mcap
 	$(VENV)/bin/evaluate out/demo/bag --image-topic /camera/image_raw --label-topic /camera/labels \
 		--model out/demo/model/lcsnet_demo.sim.onnx --out-dir out/demo/eval --node --rate 0
+
+# The committed demo model (lcsnet_seg/model/weights/lcsnet_demo.onnx): the demo weights exported and simplified,
+# batches of 1..8 images (one per camera); the same command as `make demo`'s, so the two files are the same bytes.
+demo-model: setup
+	rm -rf out/demo-model
+	$(VENV)/bin/convert $(DEMO_CONVERT) --out-dir out/demo-model
+	cp out/demo-model/lcsnet_demo.sim.onnx lcsnet_seg/model/weights/lcsnet_demo.onnx
 
 # Fuzz/soak/cycling sizes: a tenth in the everyday test run; `make reliability` runs them in full.
 test: setup
