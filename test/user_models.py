@@ -57,3 +57,52 @@ def save_checkpoint(path: Path, stride: int, *, with_facts: bool = True) -> Path
         )
     torch.save(checkpoint, path)
     return path
+
+
+def _batch_dependent(num_classes: int, kind: str):
+    import torch
+
+    class BatchDependent(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(11)
+            self.head = torch.nn.Conv2d(3, num_classes, 3, padding=1)
+            with torch.no_grad():
+                self.head.weight.mul_(3.0)
+
+        def forward(self, x):
+            if kind == "mixing":  # every image minus the batch's mean image
+                x = x - x.mean(0, keepdim=True) + 0.1 * x
+            y = self.head(x)
+            if kind == "baked":  # a Python int: the trace records the batch it saw (2) as a constant
+                n = int(y.shape[0])
+                y = y.reshape(n, -1).reshape(n, num_classes, y.shape[2], y.shape[3])
+            return y
+
+    return BatchDependent()
+
+
+def batch_mixing(num_classes: int):
+    return _batch_dependent(num_classes, "mixing")
+
+
+def batch_baked(num_classes: int):
+    return _batch_dependent(num_classes, "baked")
+
+
+def save_batch_dependent(path: Path, kind: str) -> Path:
+    """A checkpoint of a model whose ONNX claims a dynamic batch but whose images are not independent in a batch:
+    ``mixing`` (each image minus the batch mean) or ``baked`` (a reshape to the batch of 2 the export traces)."""
+    import torch
+
+    model = {"mixing": batch_mixing, "baked": batch_baked}[kind](len(CLASS_RECORDS))
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "arch": f"user_models:batch_{kind}",
+            "num_classes": 8,
+            "input_size": [64, 96],
+        },
+        path,
+    )
+    return path
