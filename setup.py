@@ -26,7 +26,12 @@ setup(
     # ROS convention: runtime dependencies come from package.xml (rosdep) or requirements.txt (pip).
     install_requires=["setuptools"],
     # colcon test runs pytest only when the package declares it (else it falls back to unittest and finds nothing).
-    extras_require={"test": ["pytest", "hypothesis", "psutil"]},
+    # gpu: JPEG frames decoded on the GPU (nvImageCodec, CUDA 13 on x86; on a Jetson install
+    # nvidia-nvimgcodec-tegra-cu12 or -tegra-cu13 instead), imported lazily: nothing changes without it.
+    extras_require={
+        "test": ["pytest", "hypothesis", "psutil"],
+        "gpu": ["cuda-python", "nvidia-nvimgcodec-cu13", "nvidia-nvjpeg"],
+    },
     zip_safe=False,
     maintainer="lcsnet_seg maintainers",
     maintainer_email="maintainers@lcsnet-seg.invalid",

@@ -64,7 +64,7 @@ def child_steps(args) -> dict:
     shape = (1, 3, int(h), int(w))
     module = tc.prepare_module(model, device)
     mark("prepare module")
-    forward, status = tc.load_compiled(module, args.model, args.compile_dir, device, shape, "fp16", True)
+    forward, status, _ = tc.load_compiled(module, args.model, args.compile_dir, device, shape, "fp16", True)
     tc.warm_up(forward, shape, device, tc.PRECISIONS["fp16"])
     mark("compile from the prepared cache")
     return {"steps_s": times, "status": status}

@@ -4,10 +4,13 @@
     ros2 launch lcsnet_seg lcsnet_seg.launch.py model_path:=$HOME/models/lcsnet.engine autostart:=false
     ros2 launch lcsnet_seg lcsnet_seg.launch.py input_transport:=compressed    # image_topic/compressed (JPEG/PNG)
     ros2 launch lcsnet_seg lcsnet_seg.launch.py params_file:=$HOME/robot/lcsnet.yaml
+    ros2 launch lcsnet_seg lcsnet_seg.launch.py cameras:=front,rear   # front/image, rear/image in one batch
 
 The node's parameters come from params_file (default: the package's config/lcsnet_seg.yaml); a node
-parameter given as a launch argument (model_path, backend, input_transport, autostart) overrides that
-file, and one left empty keeps the file's value.
+parameter given as a launch argument (model_path, backend, input_transport, cameras, autostart) overrides
+that file, and one left empty keeps the file's value. With cameras, each camera reads <name>/image (and
+<name>/camera_info) in the node's namespace: set namespace, or remap them in a launch file of your own;
+image_topic and camera_info_topic then apply to none.
 
 Camera frames are larger than Fast DDS's default 512 KiB shared-memory segment. The node is started
 with the packaged large-image profile (fastdds_profile), so its own outputs reach RViz and rosbag2
@@ -40,6 +43,12 @@ ARGUMENTS = (
         "image_topic/compressed; empty: params_file's (default: raw)",
     ),
     ("camera_info_topic", "/camera/camera_info", "camera info topic (used when use_camera_info is true)"),
+    (
+        "cameras",
+        "",
+        "camera names, comma-separated (front,rear): each reads <name>/image and publishes ~/<name>/label_mask "
+        "etc., all in one batch per tick; empty: params_file's (default: none, the single image_topic)",
+    ),
     ("namespace", "", "namespace of the node"),
     ("params_file", None, "parameter YAML (default: the package's config/lcsnet_seg.yaml)"),
     (
@@ -64,7 +73,7 @@ DEFAULTS = {
     ),
 }
 # Launch arguments that set a node parameter of the same name when not empty: name -> type of the value.
-NODE_PARAMETERS = {"model_path": str, "backend": str, "input_transport": str, "autostart": bool}
+NODE_PARAMETERS = {"model_path": str, "backend": str, "input_transport": str, "cameras": list, "autostart": bool}
 
 
 def _typed(kind, text: str):
@@ -72,6 +81,8 @@ def _typed(kind, text: str):
         if text.lower() not in ("true", "false"):
             raise ValueError(f"launch argument value {text!r} must be true or false")
         return text.lower() == "true"
+    if kind is list:  # front,rear or [front, rear]
+        return [name.strip() for name in text.strip().strip("[]").split(",") if name.strip()]
     return text
 
 

@@ -56,7 +56,8 @@ def check_image(image: np.ndarray, fmt: PixelFormat) -> np.ndarray:
         raise ImageError(f"image shape {image.shape} does not fit {fmt.name}; expected H x W x {fmt.channels}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ImageError(f"image is empty ({image.shape[0]} x {image.shape[1]} pixels)")
-    if (fmt.channels > 1 and image.strides[2] != 1) or image.strides[1] != fmt.channels:
+    row = image.shape[1] * fmt.channels
+    if (fmt.channels > 1 and image.strides[2] != 1) or image.strides[1] != fmt.channels or image.strides[0] < row:
         raise ImageError(
             f"image pixels are not contiguous (strides {image.strides}); row padding is fine, but "
             "pass np.ascontiguousarray(image) for flipped or sub-sampled views"

@@ -21,6 +21,8 @@ extern "C" __global__ void pool_classify(const float* __restrict__ x, float* __r
     int ox = blockIdx.x * blockDim.x + threadIdx.x, oy = blockIdx.y * blockDim.y + threadIdx.y;
     int oh = h / stride, ow = w / stride;
     if (ox >= ow || oy >= oh) return;
+    x += (size_t)blockIdx.z * 3 * h * w;  // one image of the batch per grid z
+    out += (size_t)blockIdx.z * classes * oh * ow;
     float mean[3];
     for (int c = 0; c < 3; ++c) {
         float sum = 0.f;
@@ -44,7 +46,9 @@ def weights_for(classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def host_logits(batch: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
-    """The reference: 1 x 3 x h x w float32 -> 1 x classes x h/stride x w/stride, summed in the kernel's order."""
+    """The reference: N x 3 x h x w float32 -> N x classes x h/stride x w/stride, summed in the kernel's order."""
+    if len(batch) != 1:
+        return np.concatenate([host_logits(one[None], weight, bias, stride) for one in batch])
     _, _, h, w = batch.shape
     oh, ow = h // stride, w // stride
     cells = batch[0, :, : oh * stride, : ow * stride].reshape(3, oh, stride, ow, stride)
@@ -64,6 +68,7 @@ class HostPoolBackend(Backend):
 
     name = "pool_classify_host"
     supports_host = True
+    max_batch = 8
 
     def __init__(self, info: ModelInfo, stride: int, seed: int = 0) -> None:
         super().__init__(info)
@@ -83,6 +88,7 @@ class CupyBackend(Backend):
     name = "pool_classify_cupy"
     supports_device = True
     graph_capture = "stream"
+    max_batch = 8
 
     def __init__(self, info: ModelInfo, stride: int, seed: int = 0) -> None:
         import cupy as cp
@@ -102,7 +108,7 @@ class CupyBackend(Backend):
     def device(self) -> str:
         return "cuda:0 (CuPy test backend)"
 
-    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int, batch: int = 1) -> None:
         cp = self._cp
         stream = self._streams.get(stream_handle)
         if stream is None:
@@ -111,7 +117,7 @@ class CupyBackend(Backend):
         oh, ow = h // self.stride, w // self.stride
         with stream:
             self._kernel(
-                ((ow + 15) // 16, (oh + 15) // 16),
+                ((ow + 15) // 16, (oh + 15) // 16, batch),
                 (16, 16),
                 (
                     np.uint64(input_ptr),

@@ -56,6 +56,7 @@ def test_launch_file_arguments_and_parameters_match_the_node():
         "image_topic",
         "input_transport",
         "camera_info_topic",
+        "cameras",
         "namespace",
         "params_file",
         "autostart",
@@ -73,7 +74,7 @@ def test_launch_file_arguments_and_parameters_match_the_node():
         n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "NODE_PARAMETERS"
     )
     keys = {ast.literal_eval(k) for k in node_parameters.value.keys}
-    assert keys == {"model_path", "backend", "input_transport", "autostart"} and keys <= set(BY_NAME)
+    assert keys == {"model_path", "backend", "input_transport", "cameras", "autostart"} and keys <= set(BY_NAME)
     # a node parameter left empty on the command line keeps params_file's value: every such default is ""
     defaults = {elt.elts[0].value: elt.elts[1] for elt in arguments.value.elts}
     assert all(ast.literal_eval(defaults[k]) == "" for k in keys)

@@ -442,20 +442,21 @@ def test_configure_failing_after_the_backend_is_built_releases_it_and_can_be_ret
 
 def test_cleanup_after_the_worker_failed_to_stop_in_time(ros, frame, capfd):
     """A frame that hangs (a stuck GPU call, say) keeps the worker past deactivate's wait: cleanup still releases,
-    the node says so, the late frame finds no Segmenter, and the node configures and serves again."""
+    the node says so, and it configures and serves again while the late frame is still stuck; once that frame
+    ends, it takes no further tick: one worker, never two on one Segmenter."""
     import threading
 
     node = active_node(ros, force_outputs=True)
     node.STOP_TIMEOUT_S = 0.5
     segmenter, entered, release = node._segmenter, threading.Event(), threading.Event()
-    real_call = type(segmenter).__call__
+    real_call = type(segmenter).segment_batch
 
     def stuck(self, *args, **kwargs):
         entered.set()
         release.wait(30)
         return real_call(self, *args, **kwargs)
 
-    segmenter.__class__ = type("Stuck", (type(segmenter),), {"__call__": stuck})
+    segmenter.__class__ = type("Stuck", (type(segmenter),), {"segment_batch": stuck})
     pub = ros.helper.create_publisher(Image, "/image", RELIABLE)
     assert wait_for(lambda: pub.get_subscription_count() > 0)
     pub.publish(array_to_image(Image, frame, "rgb8", header(80)))
@@ -463,8 +464,13 @@ def test_cleanup_after_the_worker_failed_to_stop_in_time(ros, frame, capfd):
     assert node.trigger_deactivate().name == "SUCCESS" and node.trigger_cleanup().name == "SUCCESS"
     assert "the frame worker did not stop within 0.5 s" in capfd.readouterr().err
     assert node._segmenter is None
-    release.set()  # the late frame ends on a Segmenter the node no longer has: counted, never a crash
     node.STOP_TIMEOUT_S = 10.0
     got = outputs(ros, ("label_mask",))
     assert node.trigger_configure().name == "SUCCESS" and node.trigger_activate().name == "SUCCESS"
+    assert node._worker.late  # the stuck frame is still inside the old Segmenter
     assert send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(81)), got["label_mask"], 81)
+    release.set()  # the late frame ends on a Segmenter the node no longer has: counted, never a crash
+    wait_until(lambda: not node._worker.late, "the late frame to end")
+    workers = [t for t in threading.enumerate() if t.name == "lcsnet_seg_worker"]
+    assert len(workers) == 1, workers
+    assert send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(82)), got["label_mask"], 82)

@@ -39,6 +39,7 @@ PIP_ONLY = {
     "ray",
     "pynvml",
     "cupy",
+    "nvidia",
 }
 # this package, the test folder's own helper modules, and the user's models.py the foreign-model tests write
 LOCAL = {"lcsnet_seg", "models"} | {p.stem for p in (REPO / "test").glob("*.py")}

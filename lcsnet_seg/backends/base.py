@@ -45,6 +45,9 @@ class Backend(ABC):
     # "backend": the backend's framework must take part (its own make_stream() and capture(); torch_cuda);
     # "none": frames run eagerly.
     graph_capture: str = "none"
+    # The most images one inference takes (a model with a fixed batch of 1 takes 1). input_spec/output_spec describe
+    # one image (batch 1); a batch of n is n of them back to back.
+    max_batch: int = 1
     _input: TensorSpec
     _output: TensorSpec
 
@@ -64,17 +67,28 @@ class Backend(ABC):
         """Where inference runs, in words ("cpu", "cuda:0 (NVIDIA H100 ...)")."""
         return "cpu"
 
+    def batch_size_for(self, images: int) -> int:
+        """The batch the backend runs ``images`` images at (1 <= images <= max_batch): the count itself, or the
+        next batch size it was prepared for (a compiled model; the extra inputs are computed and ignored)."""
+        return images
+
+    def plan_batch(self, images: int) -> None:  # noqa: B027 (a hook: most backends take any batch as it comes)
+        """The most images the caller will pass at once from now on (the GPU Segmenter says so when it is built,
+        before any capture). A backend that must run every frame at one batch (TensorRT) pads to it."""
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """batch: 1 x 3 x h x w float32 (contiguous) -> 1 x C x h x w logits (float32 or float16)."""
+        """batch: N x 3 x h x w float32 (contiguous, N <= max_batch) -> N x C x h' x w' logits (float32 or float16;
+        h' x w' the model's own output size, output_spec's)."""
         raise NotImplementedError(f"backend {self.name} has no host-array path")
 
-    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
-        """Enqueue inference from a device input buffer into a device output buffer on a CUDA stream.
+    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int, batch: int = 1) -> None:
+        """Enqueue inference of ``batch`` images from a device input buffer into a device output buffer on a CUDA
+        stream.
 
-        Buffers are contiguous, shaped and typed as input_spec/output_spec: the output is the size the model
-        really produces (output_spec), which may be smaller than its input. Returns without synchronising.
-        With graph_capture "stream" it must be capturable: no allocation, synchronisation or host read-back
-        once it has run once with these buffers.
+        Buffers are contiguous: ``batch`` inputs of input_spec's shape and type back to back, and as many outputs
+        of output_spec's (the size the model really produces, which may be smaller than its input). Returns
+        without synchronising. With graph_capture "stream" it must be capturable: no allocation,
+        synchronisation or host read-back once it has run once with these buffers and this batch.
         """
         raise NotImplementedError(f"backend {self.name} has no device-pointer path")
 

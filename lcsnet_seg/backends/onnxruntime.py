@@ -43,9 +43,15 @@ def _spec(name: str, shape, kind: str) -> TensorSpec:
     return TensorSpec(name, tuple(d if isinstance(d, int) and d > 0 else None for d in shape), _ORT_DTYPES[kind])
 
 
+# The most images one call takes from a model with a dynamic batch dimension (several cameras of one node)
+DYNAMIC_MAX_BATCH = 16
+
+
 class OnnxRuntimeBackend(Backend):
     """``input_spec``/``output_spec`` are the shapes at the model's input size: a dynamic output (e.g. logits of a
-    dynamic-size model, at 1/4 of its input) is resolved by one inference at load."""
+    dynamic-size model, at 1/4 of its input) is resolved by one inference at load. ``max_batch``: the model's fixed
+    batch, or for a dynamic batch dimension the max_batch its metadata records (convert --max-batch), else
+    DYNAMIC_MAX_BATCH."""
 
     name = "onnxruntime"
     supports_host = True
@@ -79,16 +85,24 @@ class OnnxRuntimeBackend(Backend):
         super().__init__(info)
         self.providers = self._session.get_providers()
         h, w = info.input_size
+        fixed = file_input.shape[0]  # None: a dynamic batch
+        self._fixed_batch = None if fixed is None else int(fixed)
+        # a dynamic batch: as many as convert --max-batch recorded, else (an ONNX from elsewhere) DYNAMIC_MAX_BATCH
+        self.max_batch = self._fixed_batch or (info.max_batch if info.max_batch > 1 else DYNAMIC_MAX_BATCH)
         self._input = TensorSpec(file_input.name, (1, 3, h, w), file_input.dtype)
-        self._output = file_output
-        if None in file_output.shape:  # the real logit size at this input size, from the runtime itself
-            probe = self.infer(np.zeros((1, 3, h, w), file_input.dtype))
-            self._output = TensorSpec(file_output.name, tuple(int(d) for d in probe.shape), file_output.dtype)
+        self._output = TensorSpec(file_output.name, (1, *file_output.shape[1:]), file_output.dtype)
+        if None in self._output.shape:  # the real logit size at this input size, from the runtime itself
+            probe = self.infer(np.zeros((self._fixed_batch or 1, 3, h, w), file_input.dtype))
+            self._output = TensorSpec(file_output.name, (1, *(int(d) for d in probe.shape[1:])), file_output.dtype)
             check_io_specs(str(model_path), info, self._input, self._output)
 
     @property
     def device(self) -> str:
         return "cuda (ONNX Runtime CUDA provider)" if self.providers[0].startswith("CUDA") else "cpu"
+
+    def batch_size_for(self, images: int) -> int:
+        """A model exported with a fixed batch runs at exactly that batch (the rest of it padding)."""
+        return self._fixed_batch or images
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         if batch.dtype != self._input.dtype:

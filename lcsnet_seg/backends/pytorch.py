@@ -20,11 +20,13 @@ from lcsnet_seg.backends.base import Backend, TensorSpec
 from lcsnet_seg.model_info import ModelInfo, ModelOverrides
 
 MAX_VIEWS = 8
+MAX_BATCH = 16  # the most images one call takes where the model runs at any batch (several cameras of one node)
 
 
 class TorchBackend(Backend):
     name = "torch_cpu"
     supports_host = True
+    max_batch = MAX_BATCH
 
     def __init__(
         self,
@@ -55,7 +57,8 @@ class TorchBackend(Backend):
         self.graph_capture = "backend" if self.supports_device else "none"
         self.name = "torch_cuda" if self.supports_device else "torch_cpu"
         self._streams: dict[int, object] = {}
-        self._views: dict[tuple[int, int], tuple] = {}
+        self._views: dict[tuple[int, int, int], tuple] = {}
+        self._batches: tuple[int, ...] | None = None  # a compiled model's batch sizes (None: any batch)
         h, w = info.input_size
         shape = (1, 3, h, w)
         self.compile_status = "uncompiled model (no compile dir given)"
@@ -71,11 +74,14 @@ class TorchBackend(Backend):
             module = tc.prepare_module(model, self._device, precision, channels_last)
             self._forward = module
             if compile_dir is not None:
-                self._forward, self.compile_status = tc.load_compiled(
+                self._forward, self.compile_status, self._batches = tc.load_compiled(
                     module, weights_path, compile_dir, self._device, shape, precision, channels_last
                 )
+            if self._batches is not None:
+                self.max_batch = max(self._batches)
             torch.cuda.set_device(self._device)
-            tc.warm_up(self._forward, shape, self._device, tc.PRECISIONS[precision])  # compiles here, not at frame 1
+            for batch in self._batches or (1,):  # compiles here, not at frame 1
+                tc.warm_up(self._forward, (batch, *shape[1:]), self._device, tc.PRECISIONS[precision])
             dtype = np.float16 if precision == "fp16" else np.float32
         self.precision = precision
         self._input = TensorSpec("image", shape, np.dtype(dtype))
@@ -127,6 +133,12 @@ class TorchBackend(Backend):
     def device(self) -> str:
         return str(self._device)
 
+    def batch_size_for(self, images: int) -> int:
+        """A compiled model runs at the batch sizes it was compiled for: the smallest that holds ``images``."""
+        if self._batches is None:
+            return images
+        return next(b for b in self._batches if b >= images)
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
@@ -149,23 +161,26 @@ class TorchBackend(Backend):
             stream = self._streams[handle] = self._torch.cuda.ExternalStream(handle, device=self._device)
         return stream
 
-    def _tensors(self, input_ptr: int, output_ptr: int):
+    def _tensors(self, input_ptr: int, output_ptr: int, batch: int):
         from lcsnet_seg.gpu.runtime import CudaArrayView
 
-        views = self._views.get((input_ptr, output_ptr))
+        key = (input_ptr, output_ptr, batch)
+        views = self._views.get(key)
         if views is None:
             if len(self._views) >= MAX_VIEWS:
                 self._views.clear()
             as_tensor, device = self._torch.as_tensor, self._device
-            views = self._views[(input_ptr, output_ptr)] = (
-                as_tensor(CudaArrayView(input_ptr, self._input.static_shape(), self._input.dtype), device=device),
-                as_tensor(CudaArrayView(output_ptr, self._output.static_shape(), self._output.dtype), device=device),
+            in_shape = (batch, *self._input.static_shape()[1:])
+            out_shape = (batch, *self._output.static_shape()[1:])
+            views = self._views[key] = (
+                as_tensor(CudaArrayView(input_ptr, in_shape, self._input.dtype), device=device),
+                as_tensor(CudaArrayView(output_ptr, out_shape, self._output.dtype), device=device),
             )
         return views
 
-    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int, batch: int = 1) -> None:
         torch = self._torch
-        x, out = self._tensors(input_ptr, output_ptr)
+        x, out = self._tensors(input_ptr, output_ptr, batch)
         with torch.cuda.stream(self._stream(stream_handle)), torch.inference_mode():
             out.copy_(self._forward(x))
 

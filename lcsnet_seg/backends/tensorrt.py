@@ -48,6 +48,7 @@ class TensorRTBackend(Backend):
         if self.note:
             log.info("%s: %s", engine_path, self.note)
         super().__init__(doc["model_info_parsed"].with_overrides(overrides))
+        self._trt = trt
         self._gpu, self._device_index = gpu_name, device
         runtime: trtt.Runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         if version_compatible(doc) and not doc.get("build", {}).get("exclude_lean_runtime"):
@@ -89,11 +90,20 @@ class TensorRTBackend(Backend):
                 f"it needs {self.device_memory_bytes >> 20} MiB of device memory)"
             )
         self._context: trtt.IExecutionContext | None = context
+        # the batch range: a fixed batch, or the optimisation profile's (convert --max-batch: 1..N)
+        if inp.shape[0] is None:
+            low, _, high = (dims(d)[0] for d in engine.get_tensor_profile_shape(inp.name, 0))
+            self._batches = (int(low), int(high))
+        else:
+            self._batches = (int(inp.shape[0]), int(inp.shape[0]))
+        self.max_batch = self._batches[1]
         h, w = self.info.input_size
-        if None in inp.shape and not context.set_input_shape(inp.name, trt.Dims([1, 3, h, w])):
+        self._batch = self._batches[0]  # the batch the context's input shape is set for (plan_batch changes it)
+        if None in inp.shape and not context.set_input_shape(inp.name, trt.Dims([self._batch, 3, h, w])):
             profile = doc.get("profile") or {}
             raise ModelFileError(
-                f"engine {engine_path}: input '{inp.name}' cannot take shape 1x3x{h}x{w}: its optimisation profile "
+                f"engine {engine_path}: input '{inp.name}' cannot take shape {self._batch}x3x{h}x{w}: its optimisation "
+                f"profile "
                 f"is min {profile.get('min')}, opt {profile.get('opt')}, max {profile.get('max')}; set input_size "
                 "within it or rebuild the engine with --min-shape/--opt-shape/--max-shape covering it"
             )
@@ -101,7 +111,7 @@ class TensorRTBackend(Backend):
         if any(d < 0 for d in out_shape):
             raise ModelFileError(f"engine {engine_path}: output '{out.name}' has no concrete shape ({out_shape})")
         self._input = TensorSpec(inp.name, (1, 3, h, w), inp.dtype)
-        self._output = TensorSpec(out.name, tuple(int(d) for d in out_shape), out.dtype)
+        self._output = TensorSpec(out.name, (1, *(int(d) for d in out_shape[1:])), out.dtype)
         check_io_specs(str(engine_path), self.info, self._input, self._output)
         self._addresses: tuple[int, int] | None = None
 
@@ -109,10 +119,31 @@ class TensorRTBackend(Backend):
     def device(self) -> str:
         return f"cuda:{self._device_index} ({self._gpu}, TensorRT)"
 
-    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+    def plan_batch(self, images: int) -> None:
+        """One input shape for every frame: the batch the profile allows for ``images`` images. Changing a context's
+        input shape invalidates CUDA graphs captured under the old one, and contexts cannot share a dynamic profile,
+        so fewer images than planned run padded to it."""
+        low, high = self._batches
+        batch = min(max(int(images), low), high)
+        if batch == self._batch:
+            return
+        h, w = self.info.input_size
+        context = self._context
+        if context is None or not context.set_input_shape(self._input.name, self._trt.Dims([batch, 3, h, w])):
+            raise ModelFileError(
+                f"TensorRT refused batch {batch} for '{self._input.name}' (the engine takes {low}..{high})"
+            )
+        self._batch = batch
+
+    def batch_size_for(self, images: int) -> int:
+        return self._batch
+
+    def infer_device(self, input_ptr: int, output_ptr: int, stream_handle: int, batch: int = 1) -> None:
         context = self._context
         if context is None:
             raise RuntimeError("TensorRT backend used after close()")
+        if batch != self._batch:
+            raise RuntimeError(f"TensorRT backend planned for batch {self._batch} was given {batch} (plan_batch first)")
         if self._addresses != (input_ptr, output_ptr):  # set once per pair of buffers, checked
             for tensor, address in ((self._input.name, input_ptr), (self._output.name, output_ptr)):
                 if not context.set_tensor_address(tensor, int(address)):

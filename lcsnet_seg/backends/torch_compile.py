@@ -4,7 +4,8 @@ a prepared cache exists, compiled by torch.compile (inductor, default mode).
 Compiling costs about 25 s with a cold cache, so it is done ahead: ``prepare_compiled_model``
 compiles once, which leaves inductor's on-disk cache (generated kernels, FX graphs) in
 ``cache_dir``, and writes a marker (``MARKER``) naming what the cache was built for: the weights
-file's SHA-256, the GPU, the torch version, the input shape, dtype and memory format. A backend
+file's SHA-256, the GPU, the torch version, the input shape, dtype and memory format, and the batch sizes
+compiled (``batches``: a compiled model runs only at those; a batch of 3 runs at the next prepared size). A backend
 told about ``cache_dir`` compiles only when the marker matches, so the compile reads the warm
 cache (seconds); otherwise it runs the uncompiled model and says why in one line.
 
@@ -122,14 +123,36 @@ def marker_mismatch(cache_dir, facts: dict) -> str | None:
 
 
 def load_compiled(module: nn.Module, weights_path, cache_dir, device, input_shape, precision: str, channels_last: bool):
-    """(forward, status line): the compiled module where cache_dir has a matching marker, else the
-    module itself. The caller warms it up (which is when compiling happens)."""
+    """(forward, status line, batch sizes): the compiled module and the batches it was prepared for where cache_dir
+    has a matching marker, else the module itself (any batch: None). The caller warms it up at each batch (which is
+    when compiling happens)."""
     if weights_path is None:
-        return module, f"uncompiled model: compile dir {cache_dir} given but no weights file to check it against"
+        return module, f"uncompiled model: compile dir {cache_dir} given but no weights file to check it against", None
     why = marker_mismatch(cache_dir, compile_facts(weights_path, device, input_shape, precision, channels_last))
     if why:
-        return module, f"uncompiled model: compile dir {cache_dir} not used, {why}"
-    return compile_module(module, cache_dir), f"compiled model (torch.compile, inductor cache {cache_dir})"
+        return module, f"uncompiled model: compile dir {cache_dir} not used, {why}", None
+    batches = prepared_batches(cache_dir)
+    sizes = ", ".join(map(str, batches))
+    return (
+        compile_module(module, cache_dir),
+        f"compiled model (torch.compile at batch {sizes}, inductor cache {cache_dir})",
+        batches,
+    )
+
+
+def prepared_batches(cache_dir) -> tuple[int, ...]:
+    """The batch sizes a (matching) marker says were compiled; (1,) for a marker written before batches existed."""
+    found = json.loads((Path(cache_dir) / MARKER).read_text()).get("batches") or [1]
+    return tuple(sorted({int(b) for b in found if int(b) >= 1})) or (1,)
+
+
+def batch_buckets(max_batch: int) -> tuple[int, ...]:
+    """The batch sizes to compile for up to ``max_batch`` images: powers of two, and max_batch itself."""
+    sizes, size = [], 1
+    while size < max_batch:
+        sizes.append(size)
+        size *= 2
+    return (*sizes, int(max_batch))
 
 
 def prepare_compiled_model(
@@ -139,9 +162,13 @@ def prepare_compiled_model(
     precision: str = "fp16",
     channels_last: bool = True,
     input_size: tuple[int, int] | None = None,
+    max_batch: int = 1,
+    batches: tuple[int, ...] | None = None,
 ) -> dict:
     """Compile the LCSNet weights for this GPU once and leave inductor's cache and the marker in
-    ``cache_dir`` (created if missing). ``input_size`` (h, w) defaults to the checkpoint's.
+    ``cache_dir`` (created if missing). ``input_size`` (h, w) defaults to the checkpoint's; ``max_batch``: compile
+    for batches up to it too (batch_buckets: 1, 2, 4, ..., max_batch; each size is one compile), or exactly for
+    ``batches``.
     Returns the marker written (its facts plus ``compile_seconds``). Takes ~25 s on a cold cache."""
     from lcsnet_seg.errors import BackendUnavailable
     from lcsnet_seg.model.checkpoint import checkpoint_model_info, load_model
@@ -154,9 +181,13 @@ def prepare_compiled_model(
     shape = (1, 3, int(h), int(w))
     module = prepare_module(model, torch_device, precision, channels_last)
     start = time.perf_counter()
-    warm_up(compile_module(module, cache_dir), shape, torch_device, PRECISIONS[precision])
+    compiled = compile_module(module, cache_dir)
+    batches = tuple(sorted(set(batches))) if batches else batch_buckets(int(max_batch))
+    for batch in batches:
+        warm_up(compiled, (batch, *shape[1:]), torch_device, PRECISIONS[precision])
     marker = {
         **compile_facts(weights_path, torch_device, shape, precision, channels_last),
+        "batches": list(batches),
         "compile_seconds": round(time.perf_counter() - start, 1),
     }
     (Path(cache_dir) / MARKER).write_text(json.dumps(marker, indent=2) + "\n")

@@ -1,12 +1,15 @@
 """One frame geometry of the GPU Segmenter, and the device and page-locked host memory that serves it.
 
 A geometry (``FrameGeometry``) is everything a frame's GPU work depends on: each image's size, row
-step, channels and encoding, its output size, and the outputs asked for. It is the one key of the
-eager buffers and of the graph cache. ``FrameBuffers`` holds, for one geometry:
+step, channels and encoding, where it comes from (host memory, or device memory: a JPEG the GPU decoded),
+its output size, and the outputs asked for. It is the one key of the eager buffers and of the graph cache.
+``FrameBuffers`` holds, for one geometry:
 
-- the staging area: the raw images back to back as they lie in the callers' arrays (row padding
+- the staging area: the raw host images back to back as they lie in the callers' arrays (row padding
   included, each 256-byte aligned), then the float32 overlay alpha; one host-to-device copy moves
-  them all, so a captured CUDA graph reads the alpha of the frame at hand;
+  them all, so a captured CUDA graph reads the alpha of the frame at hand; the images already on the
+  device follow in device memory only, each copied there on the stream before the frame runs (the
+  decoder's buffer is another one every frame; the copy is a few microseconds even at 1080p);
 - the output arena: every requested output of every image back to back (each 256-byte aligned) in
   device memory with a pinned twin, so one device-to-host copy returns them all;
 - the kernels' argument packs (kernel_args.py), filled and copied to the device once, and the
@@ -18,6 +21,7 @@ from __future__ import annotations
 import ctypes
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -45,10 +49,14 @@ class ImageGeometry:
     encoding: str
     out_h: int
     out_w: int
+    on_device: bool = False
 
     @classmethod
-    def of(cls, image: np.ndarray, encoding: str, out_hw: tuple[int, int]) -> ImageGeometry:
-        """``image``: H x W x C (checked by segmentation.check_request)."""
+    def of(cls, image, encoding: str, out_hw: tuple[int, int]) -> ImageGeometry:
+        """``image``: H x W x C (checked by segmentation.check_request), or a DeviceImage."""
+        if is_device_image(image):
+            out_h, out_w = int(out_hw[0]), int(out_hw[1])
+            return cls(image.height, image.width, image.channels, image.pitch, encoding, out_h, out_w, True)
         h, w, c = image.shape
         return cls(h, w, c, image.strides[0], encoding, int(out_hw[0]), int(out_hw[1]))
 
@@ -56,6 +64,24 @@ class ImageGeometry:
     def nbytes(self) -> int:
         """The bytes the image spans in memory: every row's step but the last one's, then its pixels."""
         return self.step * (self.height - 1) + self.width * self.channels
+
+
+class DeviceImage(Protocol):
+    """An image already in device memory (gpu/decode.py's DecodedImage): H x W x channels uint8 at ``ptr``, rows
+    ``pitch`` bytes apart, in ``encoding``."""
+
+    ptr: int
+    height: int
+    width: int
+    channels: int
+    pitch: int
+    encoding: str
+
+
+def is_device_image(image) -> bool:
+    return not isinstance(image, np.ndarray) and all(
+        hasattr(image, name) for name in ("ptr", "height", "width", "channels", "pitch", "encoding")
+    )
 
 
 @dataclass(frozen=True)
@@ -113,17 +139,23 @@ class FrameBuffers:
         self.geometry = geometry
         self._ctx = ctx
         images = geometry.images
-        # staging: images back to back, then the alpha
-        self.image_offsets, end = [], 0
-        for image in images:
-            self.image_offsets.append(end)
-            end = _align(end + image.nbytes)
+        # staging: host images back to back, then the alpha; device images after them, on the device only
+        self.image_offsets, end = [0] * len(images), 0
+        for i, image in enumerate(images):
+            if not image.on_device:
+                self.image_offsets[i] = end
+                end = _align(end + image.nbytes)
         self.alpha_offset = end
         self.staged_bytes = end + 16
+        end = _align(self.staged_bytes)
+        for i, image in enumerate(images):
+            if image.on_device:
+                self.image_offsets[i] = end
+                end = _align(end + image.nbytes)
         self.staging, staging_view = ctx.pinned_array((self.staged_bytes,), np.uint8)
         self.staging_ptr = int(self.staging.handle)
         self.alpha_host = staging_view[self.alpha_offset : self.alpha_offset + 4].view(np.float32)
-        self.image_dev = ctx.device_buffer(self.staged_bytes)
+        self.image_dev = ctx.device_buffer(end)
         self.image_ptr = int(self.image_dev.handle)
         # outputs: image by image, output by output
         layout, end = [], 0
@@ -194,10 +226,14 @@ class FrameBuffers:
         self.pre_config = pre.launch_config(network.in_w, network.in_h, len(images))
         self.post_config = post.launch_config(max(i.out_w for i in images), max(i.out_h for i in images), len(images))
 
-    def stage(self, copier, images: list[np.ndarray], alpha: float) -> None:
-        """Copy the callers' images (as they lie in memory, row padding included) and the alpha into staging."""
+    def stage(self, copier, images: list, alpha: float) -> None:
+        """Copy the callers' host images (as they lie in memory, row padding included) and the alpha into staging,
+        and queue the copies of the device images on the stream (ahead of the frame's work)."""
         for offset, geometry, image in zip(self.image_offsets, self.geometry.images, images):
-            copier(self.staging_ptr + offset, image.__array_interface__["data"][0], geometry.nbytes)
+            if geometry.on_device:
+                self._ctx.copy_on_device(self.image_ptr + offset, int(image.ptr), geometry.nbytes)
+            else:
+                copier(self.staging_ptr + offset, image.__array_interface__["data"][0], geometry.nbytes)
         self.alpha_host[0] = alpha
 
     def close(self) -> None:

@@ -120,6 +120,12 @@ class GpuContext:
         self.activate()
         check_result(driver.cuMemcpyDtoHAsync(host_ptr, device_ptr, nbytes, self.stream.handle), "cuMemcpyDtoHAsync")
 
+    def copy_on_device(self, dst_ptr: int, src_ptr: int, nbytes: int) -> None:
+        from cuda.bindings import driver
+
+        self.activate()
+        check_result(driver.cuMemcpyDtoDAsync(dst_ptr, src_ptr, nbytes, self.stream.handle), "cuMemcpyDtoDAsync")
+
     def synchronize(self) -> None:
         self.activate()
         self.stream.sync()

@@ -269,14 +269,25 @@ def checkpoint_model_info(meta: dict, num_classes: int, source) -> ModelInfo:
 
 
 def checkpoint_class_count(meta: dict, state: dict | None = None) -> int | None:
-    """How many classes a checkpoint says it predicts (num_classes, or its class list), None where it does not."""
-    if meta.get("num_classes"):
-        return int(meta["num_classes"])
-    if INFO_KEY in meta:
-        import json
+    """How many classes a checkpoint says it predicts (num_classes, or its class list), None where it does not.
+    An entry of the wrong kind is a ModelFileError naming it."""
+    import json
 
-        doc = meta[INFO_KEY]
-        return len((json.loads(doc) if isinstance(doc, str) else doc).get("classes", [])) or None
+    from lcsnet_seg.errors import ModelFileError
+
+    try:
+        if meta.get("num_classes"):
+            return int(meta["num_classes"])
+        if INFO_KEY in meta:
+            doc = meta[INFO_KEY]
+            doc = json.loads(doc) if isinstance(doc, str) else doc
+            return len(doc.get("classes", [])) or None
+    except (TypeError, ValueError, AttributeError) as exc:
+        entry = "num_classes" if meta.get("num_classes") else INFO_KEY
+        raise ModelFileError(
+            f"checkpoint entry {entry!r} is malformed ({type(exc).__name__}: {exc}); re-save the checkpoint with "
+            "an integer num_classes or a JSON object of model facts"
+        ) from None
     classes = meta.get("classes")
     return len(classes) if isinstance(classes, (list, tuple)) and classes else None
 

@@ -45,6 +45,7 @@ class NodeConfig:
     model_path: str
     segmenter: SegmenterConfig
     cameras: tuple[str, ...]
+    batch_wait_ms: float
     input_transport: str
     qos_reliability: str
     qos_depth: int
@@ -65,6 +66,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
     from lcsnet_seg.model import DEMO_ONNX
 
     classes = load_class_set(values["classes_file"]) if values["classes_file"] else None
+    cameras = tuple(values.get("cameras") or ())
     overrides = ModelOverrides.of(
         input_size=values["input_size"], mean=values["mean"], std=values["std"], classes=classes
     )
@@ -76,11 +78,15 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
         cuda_graph=bool(values["cuda_graph"]),
         overlay_alpha=float(values["overlay_alpha"]),
         output_size=values["output_size"],
+        max_batch=max(1, len(cameras)),  # every camera's frame in one backend call
+        max_graphs=max(4, 2 * len(cameras)),  # a composition for all, and for each camera missing or resized
+        decoder=values["decoder"] if values["input_transport"] == "compressed" else "cpu",  # raw: nothing to decode
     )
     return NodeConfig(
         model_path=values["model_path"] or str(DEMO_ONNX),
         segmenter=segmenter,
-        cameras=tuple(values.get("cameras") or ()),
+        cameras=cameras,
+        batch_wait_ms=float(values["batch_wait_ms"]),
         input_transport=values["input_transport"],
         qos_reliability=values["qos_reliability"],
         qos_depth=int(values["qos_depth"]),

@@ -14,6 +14,11 @@ def status_name(node_name: str = NODE_NAME) -> str:
     return f"{node_name}: semantic segmentation"
 
 
+def camera_status_name(node_name: str, camera: str) -> str:
+    """The name of one named camera's DiagnosticStatus (the ``cameras`` parameter)."""
+    return f"{node_name}: camera {camera}"
+
+
 def output_topic(topic: str, node_name: str = NODE_NAME, camera: str = "") -> str:
     """The absolute topic of output ``topic`` (an OutputSpec.topic: published as ~/<topic>, or ~/<camera>/<topic>
     for a named camera of the ``cameras`` parameter)."""

@@ -22,19 +22,15 @@ from rclpy.publisher import Publisher
 from rclpy.timer import Timer
 
 from lcsnet_seg.errors import LcsnetError
-from lcsnet_seg.image_messages import message_to_array
 from lcsnet_seg.ros import params, qos
 from lcsnet_seg.ros.cameras import Camera
 from lcsnet_seg.ros.config import SEGMENTER_SETTINGS, NodeConfig, node_config
-from lcsnet_seg.ros.diagnostics import NodeHealth, diagnostic_array
+from lcsnet_seg.ros.diagnostics import COUNTERS, NodeHealth, diagnostic_array
 from lcsnet_seg.ros.frame_worker import LatestFrameWorker, PendingSettings
 from lcsnet_seg.ros.names import NODE_NAME
+from lcsnet_seg.ros.ticks import process_tick
 from lcsnet_seg.segmenter import FrameSegmenter, build_segmenter
 from lcsnet_seg.stats import Counters
-
-# dropped: replaced by a newer frame before the worker took it; lost: never reached the node (sequence gaps,
-# lost-message events)
-COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_lost", "frames_bad", "frames_failed")
 
 
 class SegmentationNode(LifecycleNode):
@@ -59,7 +55,7 @@ class SegmentationNode(LifecycleNode):
         self._health = NodeHealth(self._counters)
         self._worker = LatestFrameWorker(
             self.process,
-            on_drop=lambda _camera: self._counters.add("frames_dropped"),
+            on_drop=lambda camera: self._health.count(camera, "frames_dropped"),
             before_frame=lambda: self._settings.apply_to(self._segmenter),
         )
 
@@ -92,7 +88,8 @@ class SegmentationNode(LifecycleNode):
             config = node_config(values)
             self._segmenter, why = build_segmenter(config.model_path, config.segmenter)
             self._config, segmenter = config, self._segmenter
-            self._cameras = [Camera(self, name, config) for name in (config.cameras or ("",))]
+            for name in config.cameras or ("",):  # one by one: a failure part-way releases those made
+                self._cameras.append(Camera(self, name, config))
             self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         except Exception as exc:  # ours are one line already; a backend library's own gets its type: the node stays up
             self.release()  # whatever was built before the failure (the Segmenter, publishers)
@@ -103,7 +100,7 @@ class SegmentationNode(LifecycleNode):
         self.get_logger().info(
             f"configured in {time.monotonic() - started:.1f} s: backend {segmenter.backend.name} on "
             f"{segmenter.backend.device} ({why}); model {config.model_path}; input {info.input_size[1]}x"
-            f"{info.input_size[0]}, {info.num_classes} classes"
+            f"{info.input_size[0]}, {info.num_classes} classes; decoder {self._decoder_description()}"
         )
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
@@ -112,6 +109,7 @@ class SegmentationNode(LifecycleNode):
         assert self._config is not None  # configured
         for camera in self._cameras:
             camera.subscribe(self._on_image, self._on_incompatible_qos_sub, self._on_message_lost)
+        self._worker.gather_s = self._config.batch_wait_ms / 1e3 if len(self._cameras) > 1 else 0.0
         self._worker.start()
         self._diag_timer = self.create_timer(self._config.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(f"active: segmenting {', '.join(c.topic for c in self._cameras)}")
@@ -174,39 +172,19 @@ class SegmentationNode(LifecycleNode):
         if segmenter is not None:
             segmenter.close()
         self._config = None
-        self._health.stats.clear()
+        self._health.forget()
 
     def _on_image(self, camera: Camera, msg, message_info) -> None:
-        self._counters.add("frames_received")
-        self._health.input_rate.tick()
+        self._health.received(camera)
         lost = camera.watch.arrived(message_info)
         if lost:
-            self._counters.add("frames_lost", lost)
+            self._health.count(camera, "frames_lost", lost)
         self._worker.offer(camera, msg)
 
     def process(self, batch: list) -> None:
-        """Segment one tick's frames (``[(camera, message, received_at), ...]``) and publish. Never raises."""
-        for camera, msg, received_at in batch:
-            self._process_one(camera, msg, received_at)
-
-    def _process_one(self, camera: Camera, msg, received_at: float) -> None:
-        segmenter, wanted = self._segmenter, camera.wanted
-        if segmenter is None or not wanted:  # decided before decoding: nobody wants this frame's outputs
-            return
-        t0 = time.perf_counter()
-        try:
-            image, encoding = message_to_array(msg)
-            t1 = time.perf_counter()
-            result = segmenter(image, encoding, outputs=tuple(o.field for o in wanted))
-            t2 = time.perf_counter()
-            camera.publish(msg.header, wanted, result)
-        except Exception as exc:  # noqa: BLE001 - a frame must never take the node down
-            self._health.frame_lost_to(exc, camera.topic, self.get_logger())
-            return
-        t3 = time.perf_counter()
-        self._counters.add("frames_processed")
-        self._health.output_rate.tick()
-        self._health.stats.add_frame((t1 - t0) * 1e3, result.timings_ms, (t3 - t2) * 1e3, (t3 - received_at) * 1e3)
+        """Segment one tick's frames (``[(camera, message, received_at), ...]``) in one batch and publish
+        (ros/ticks.py). Never raises."""
+        process_tick(self._segmenter, batch, self._health, self.get_logger())
 
     def _on_incompatible_qos_sub(self, camera: Camera, info) -> None:
         self._counters.add("qos_incompatible_events")
@@ -220,7 +198,7 @@ class SegmentationNode(LifecycleNode):
     def _on_message_lost(self, camera: Camera, info) -> None:
         counted = camera.watch.lost_events(int(getattr(info, "total_count_change", 1)))
         if counted:  # else the publisher's sequence gaps have counted these frames already
-            self._counters.add("frames_lost", counted)
+            self._health.count(camera, "frames_lost", counted)
 
     def _publish_diagnostics(self) -> None:
         if self._diagnostics_pub is None:
@@ -229,14 +207,25 @@ class SegmentationNode(LifecycleNode):
             model = self._config.model_path if self._config else ""
             seg = self._segmenter
             backend = (seg.backend.name, seg.device) if seg is not None else ("none", "none")
-            status = self._health.report(self, self._cameras, backend, model, self._state == "active")
-            self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
+            extra = {"decoder": self._decoder_description(), "cameras": str(len(self._cameras))}
+            statuses = self._health.report(self, self._cameras, backend, model, self._state == "active", extra)
+            self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
         except Exception as exc:  # noqa: BLE001 - a status report must never take the node down
             where = traceback.extract_tb(exc.__traceback__)[-1]
             self.get_logger().error(
                 f"diagnostics failed: {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})",
                 throttle_duration_sec=30.0,
             )
+
+    def _decoder_description(self) -> str:
+        """Which decoder runs (diagnostics, the configure line)."""
+        if self._config is None or not self._config.compressed:
+            return "none (raw images)"
+        seg = self._segmenter
+        if seg is not None and seg.jpeg_decoder is not None:
+            return "gpu (nvImageCodec; PNG and refused frames on the CPU)"
+        note = getattr(seg, "decoder_note", None)
+        return f"cpu (OpenCV){'; ' + note if note else ''}"
 
     @property
     def counters(self) -> dict[str, int]:

@@ -29,7 +29,11 @@ class NodeHarness:
     """Context manager. ``outputs``: OutputSpec topics to collect (label_mask, overlay, ...);
     ``input_topic``: where frames are published (the node's ``image`` or ``image/compressed`` is
     remapped there by the caller's ``remappings``); ``compressed``: publish CompressedImage;
-    ``node_name``: the name the node runs under (its outputs are /<node_name>/<topic>)."""
+    ``node_name``: the name the node runs under (its outputs are /<node_name>/<topic>).
+
+    ``cameras``: the node's ``cameras`` parameter (the caller sets it too); then ``input_topic`` holds
+    ``{camera}``, each camera's frames go to its own topic (``publish(raw, camera)``), and the outputs are
+    collected per camera under ``"<camera>/<topic>"`` (key()) from /<node_name>/<camera>/<topic>."""
 
     def __init__(
         self,
@@ -43,11 +47,14 @@ class NodeHarness:
         player_name: str = "lcsnet_player",
         depth: int = 50,
         node_name: str = NODE_NAME,
+        cameras: tuple[str, ...] = (),
     ) -> None:
         self.log_path, self.parameters, self.remappings = log_path, parameters, remappings
         self.input_topic, self.outputs, self.compressed = input_topic, tuple(outputs), compressed
         self.player_name, self.depth, self.node_name = player_name, depth, node_name
-        self.received: dict[str, dict[int, Received]] = {t: {} for t in self.outputs}
+        self.cameras = tuple(cameras) or ("",)
+        self.keys = tuple(self.key(t, c) for c in self.cameras for t in self.outputs)  # every output collected
+        self.received: dict[str, dict[int, Received]] = {k: {} for k in self.keys}
         self.arrived = threading.Condition()
         self.exit_code: int | None = None
         self._process: subprocess.Popen | None = None
@@ -82,13 +89,20 @@ class NodeHarness:
         self.reliable = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=self.depth, reliability=ReliabilityPolicy.RELIABLE
         )
-        self.publisher = self.node.create_publisher(
-            CompressedImage if self.compressed else Image, self.input_topic, self.reliable
-        )
-        for topic in self.outputs:
-            self.node.create_subscription(
-                Image, output_topic(topic, self.node_name), self._keep(topic), self.reliable, raw=True
-            )
+        kind = CompressedImage if self.compressed else Image
+        self.publishers = {
+            c: self.node.create_publisher(kind, self.input_topic.format(camera=c), self.reliable) for c in self.cameras
+        }
+        self.publisher = self.publishers[self.cameras[0]]
+        for camera in self.cameras:
+            for topic in self.outputs:
+                self.node.create_subscription(
+                    Image,
+                    output_topic(topic, self.node_name, camera),
+                    self._keep(self.key(topic, camera)),
+                    self.reliable,
+                    raw=True,
+                )
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         threading.Thread(target=self._executor.spin, daemon=True).start()
@@ -100,6 +114,11 @@ class NodeHarness:
         self.node.destroy_node()
         rclpy.try_shutdown()
         self.exit_code = stop_node(self.process)
+
+    @staticmethod
+    def key(topic: str, camera: str = "") -> str:
+        """Where an output of ``camera`` is collected in ``received``: the topic, or "<camera>/<topic>"."""
+        return f"{camera}/{topic}" if camera else topic
 
     def _keep(self, topic: str):
         def callback(raw: bytes) -> None:
@@ -129,8 +148,10 @@ class NodeHarness:
         """Until the node subscribes to the input topic and publishes every collected output."""
         what = f"the node to subscribe to {self.input_topic} and publish {', '.join(self.outputs)}"
         deadline = time.monotonic() + timeout
-        while self.publisher.get_subscription_count() == 0 or any(
-            self.node.count_publishers(output_topic(t, self.node_name)) == 0 for t in self.outputs
+        while any(p.get_subscription_count() == 0 for p in self.publishers.values()) or any(
+            self.node.count_publishers(output_topic(t, self.node_name, c)) == 0
+            for c in self.cameras
+            for t in self.outputs
         ):
             self._check_alive(what)
             if time.monotonic() > deadline:
@@ -138,7 +159,8 @@ class NodeHarness:
             time.sleep(0.1)
 
     def has(self, stamp_ns: int, topics: tuple[str, ...] | None = None) -> bool:
-        return all(stamp_ns in self.received[t] for t in (topics or self.outputs))
+        """Whether every output in ``topics`` (keys; default: all of them) has an answer for ``stamp_ns``."""
+        return all(stamp_ns in self.received[t] for t in (topics or self.keys))
 
     def round_trip(
         self, raw: bytes, stamp_ns: int, *, tries: int, wait_s: float, topics: tuple[str, ...] | None = None
@@ -149,7 +171,8 @@ class NodeHarness:
         for _ in range(tries):
             self._check_alive(f"the outputs of the frame stamped {stamp_ns} ns")
             sent = time.perf_counter()
-            self.publisher.publish(raw)
+            for publisher in self.publishers.values():
+                publisher.publish(raw)
             with self.arrived:
                 if self.arrived.wait_for(lambda: self.has(stamp_ns, topics), timeout=wait_s):
                     return (time.perf_counter() - sent) * 1e3
@@ -164,8 +187,8 @@ class NodeHarness:
             )
         self.clear()
 
-    def publish(self, raw) -> None:
-        self.publisher.publish(raw)
+    def publish(self, raw, camera: str = "") -> None:
+        self.publishers[camera or self.cameras[0]].publish(raw)
 
     def wait_for(self, stamps, topic: str, timeout: float) -> bool:
         """Until ``topic`` has an output for every stamp in ``stamps``, or ``timeout`` s; True if all came."""

@@ -45,6 +45,8 @@ def _ros_arg_value(value) -> str:
         return str(value).lower()
     if isinstance(value, (int, float)):
         return str(value)
+    if isinstance(value, (list, tuple)):  # a YAML list (e.g. cameras: [front, rear])
+        return "[" + ", ".join(_ros_arg_value(v) for v in value) + "]"
     return "'" + str(value).replace("'", "''") + "'"
 
 

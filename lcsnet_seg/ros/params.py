@@ -3,6 +3,7 @@ YAML file (config/lcsnet_seg.yaml), the launch file and the tests that keep them
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from lcsnet_seg.segmenter.contract import OUTPUT_SIZES
 
 RELIABILITIES = ("best_effort", "reliable")
 TRANSPORTS = ("raw", "compressed")
+MAX_CAMERAS = 16
+# a camera name: a relative ROS name (tokens of letters, digits, underscores, not starting with a digit, "/" between)
+CAMERA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class ParamSpec:
     """name; default (None: unset, the model file's own value applies); kind: bool, int, float, str,
     int[], float[]; runtime: the value may change while the node runs and applies from the next
     frame on; otherwise it is read at configure and may change only while the node is unconfigured
-    (cleanup, set, configure)."""
+    (cleanup, set, configure). str[]: a list of strings (the camera names)."""
 
     name: str
     default: Any
@@ -38,6 +42,13 @@ class ParamSpec:
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model_path", "", "str", "ONNX model, TensorRT engine or LCSNet .pth; empty: the packaged demo model"),
+    ParamSpec(
+        "cameras",
+        None,
+        "str[]",
+        "camera names: each reads <name>/image (or <name>/image/compressed) and publishes ~/<name>/label_mask etc., "
+        "all segmented in one batch per tick; empty: one input 'image' and outputs ~/label_mask etc.",
+    ),
     ParamSpec(
         "backend",
         "auto",
@@ -67,6 +78,24 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "str",
         "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage on 'image/compressed'",
         choices=TRANSPORTS,
+    ),
+    ParamSpec(
+        "batch_wait_ms",
+        5.0,
+        "float",
+        "several cameras: once a tick's first frame is in, wait up to this long for the frames of the other cameras "
+        "that are due, so that cameras triggered together share one batch (it ends as soon as they are all in); "
+        "0: take what is there",
+        float_range=(0.0, 100.0),
+    ),
+    ParamSpec(
+        "decoder",
+        "auto",
+        "str",
+        "compressed input: where JPEG frames are decoded; auto: on the GPU (nvImageCodec) when the GPU path runs "
+        "and nvImageCodec is installed, else the CPU; gpu: on the GPU or a configure error naming what to install; "
+        "cpu: OpenCV",
+        choices=("auto", "cpu", "gpu"),
     ),
     ParamSpec("input_size", None, "int[]", "network input [height, width]; unset: the model's", array_length=2),
     ParamSpec(
@@ -132,6 +161,7 @@ _TYPES = {
     "str": ParameterType.PARAMETER_STRING,
     "int[]": ParameterType.PARAMETER_INTEGER_ARRAY,
     "float[]": ParameterType.PARAMETER_DOUBLE_ARRAY,
+    "str[]": ParameterType.PARAMETER_STRING_ARRAY,
 }
 
 
@@ -155,7 +185,9 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
         dynamic_typing=unset_array,
     )
     notes = []
-    if unset_array:
+    if unset_array and spec.kind == "str[]":
+        notes.append(f"at most {MAX_CAMERAS} distinct relative ROS names (e.g. [front, rear])")
+    elif unset_array:
         notes.append(f"{spec.array_length} {'integers' if spec.kind == 'int[]' else 'numbers'}; empty: the model's")
     if spec.choices:
         notes.append("one of: " + ", ".join(spec.choices))
@@ -211,8 +243,10 @@ def plain_value(value: Any) -> Any:
 def check_value(spec: ParamSpec, value: Any) -> str | None:
     """Why ``value`` is not acceptable for ``spec``, or None if it is (None and [] mean unset)."""
     value = plain_value(value)
-    if value is None or (spec.array_length is not None and isinstance(value, (list, tuple)) and len(value) == 0):
+    if value is None or (spec.kind.endswith("[]") and isinstance(value, (list, tuple)) and len(value) == 0):
         return None
+    if spec.kind == "str[]":
+        return _check_names(spec.name, value)
     if spec.kind in ("int[]", "float[]"):
         number = int if spec.kind == "int[]" else (int, float)
         if not isinstance(value, (list, tuple)) or not all(
@@ -232,6 +266,24 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
         return f"std values must be positive, got {list(value)}"
     if spec.name == "input_size" and any(v < 8 for v in value):
         return f"input_size values must be at least 8 pixels, got {list(value)}"
+    return None
+
+
+def _check_names(name: str, value: Any) -> str | None:
+    """Why ``value`` is not a list of distinct camera names (CAMERA_NAME), or None."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return f"{name} must be a list of names, e.g. [front, rear], got {value!r}"
+    for item in value:
+        if not CAMERA_NAME.fullmatch(item) or "__" in item:
+            return (
+                f"{name} entry {item!r} is not a valid relative ROS name: use letters, digits and underscores "
+                "(not first: a digit; no '__'), '/' between parts"
+            )
+    repeated = sorted({v for v in value if list(value).count(v) > 1})
+    if repeated:
+        return f"{name} lists {', '.join(repeated)} more than once; each camera once"
+    if len(value) > MAX_CAMERAS:
+        return f"{name} lists {len(value)} cameras; at most {MAX_CAMERAS} in one node"
     return None
 
 

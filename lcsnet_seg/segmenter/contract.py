@@ -7,8 +7,9 @@ Its own module so that the CPU Segmenter (cpu.py), the GPU Segmenter (gpu.py) an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -64,16 +65,23 @@ class FrameSegmenter(Protocol):
     with segmenter.build_segmenter.
 
     ``segmenter(image, pixel_format_name, outputs)`` segments one H x W x C uint8 image and returns the
-    requested outputs (``outputs``: fields of OUTPUTS; labels always); ``timings_ms`` of the result
+    requested outputs; ``segment_batch([(image, pixel_format_name), ...], outputs)`` segments several (of any sizes
+    and formats: one per camera) in as few backend calls as the backend's ``max_batch`` allows, one result each in
+    order, all with the batch's timings; a bad image in it raises for the whole call (the caller may retry the
+    others one by one) (``outputs``: fields of OUTPUTS; labels always); ``timings_ms`` of the result
     always has "total" (ms) and the stages the Segmenter could time. ``results_reused``: when true, the
     result's arrays are overwritten by the next call (the GPU Segmenter's pinned buffers), so a caller
     that keeps a result past the next frame keeps ``result.copy()``. ``overlay_alpha`` and
-    ``output_size`` may be changed between calls. ``close()`` releases the backend (idempotent)."""
+    ``output_size`` may be changed between calls. ``close()`` releases the backend (idempotent).
+    ``jpeg_decoder``: not None where the Segmenter decodes JPEG frames itself (the GPU Segmenter with
+    SegmenterConfig decoder auto/gpu: ``decode_jpegs(datas)`` returns device images that ``segment_batch`` takes
+    as they are)."""
 
     backend: Backend
     overlay_alpha: float
     output_size: str
     results_reused: bool
+    jpeg_decoder: Any  # the GPU Segmenter's nvImageCodec decoder (decode_jpegs), where it has one; else None
 
     @property
     def info(self) -> ModelInfo: ...
@@ -84,6 +92,10 @@ class FrameSegmenter(Protocol):
     def __call__(
         self, image: np.ndarray, pixel_format_name: str = "rgb8", outputs: tuple[str, ...] = DEFAULT_OUTPUTS
     ) -> SegmentationResult: ...
+
+    def segment_batch(
+        self, frames: Sequence[tuple[np.ndarray, str]], outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    ) -> list[SegmentationResult]: ...
 
     def close(self) -> None: ...
 

@@ -34,12 +34,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from lcsnet_seg.backends.base import Backend
-from lcsnet_seg.errors import ConfigError
-from lcsnet_seg.gpu.frames import FrameBuffers, FrameGeometry, HostCopier, ImageGeometry, NetworkLayout
+from lcsnet_seg.errors import ConfigError, ImageError
+from lcsnet_seg.gpu.frames import FrameBuffers, FrameGeometry, HostCopier, ImageGeometry, NetworkLayout, is_device_image
 from lcsnet_seg.gpu.graphs import Graph, StreamGraph
 from lcsnet_seg.gpu.postprocess import GpuPostprocess
 from lcsnet_seg.gpu.preprocess import GpuPreprocess
@@ -62,6 +64,10 @@ EAGER_TIMINGS = ("preprocess", "infer", "postprocess", "total")
 CAPTURES = ("stream", "backend")
 
 
+class CaptureRefused(RuntimeError):
+    """The stream capture of a frame failed (not the frame's work itself): frames run eagerly from then on."""
+
+
 class GpuSegmenter:
     """Segments H x W x C uint8 images on the GPU with a device-pointer backend.
 
@@ -80,6 +86,7 @@ class GpuSegmenter:
         device_id: int = 0,
         cuda_graph: bool = True,
         max_graphs: int = 4,
+        max_batch: int = 1,
     ) -> None:
         if not backend.supports_device:
             raise ConfigError(f"backend {backend.name} has no device-pointer path; use the CPU Segmenter")
@@ -87,13 +94,27 @@ class GpuSegmenter:
             raise ConfigError(f"output_size {output_size!r} must be one of {OUTPUT_SIZES}")
         if int(max_graphs) < 1:
             raise ConfigError(f"max_graphs {max_graphs} must be at least 1")
+        if int(max_batch) < 1:
+            raise ConfigError(f"max_batch {max_batch} must be at least 1")
         self.backend = backend
         self.overlay_alpha = check_alpha(overlay_alpha)
         self.output_size = output_size
         self._local = threading.local()
+        self._lock = threading.Lock()  # a frame in progress and close() never overlap (close waits for the frame)
+        self._closed = False
+        self.jpeg_decoder: Any = None  # a GpuJpegDecoder on this stream, once use_gpu_decoder() made one
+        self.decoder_note: str | None = None  # why JPEG frames are not decoded on the GPU, where they were asked to be
         # a backend that captures itself (torch) gives the stream: then its capture holds our work too
         self.ctx = GpuContext(device_id, stream_handle=backend.make_stream())
         self._bind_thread()
+        try:
+            self._build(cuda_graph, max_graphs, max_batch)
+        except BaseException:
+            self._free()
+            raise
+
+    def _build(self, cuda_graph: bool, max_graphs: int, max_batch: int) -> None:
+        backend = self.backend
         self.graphs = bool(cuda_graph) and backend.graph_capture in CAPTURES
         self.graph_problem: str | None = None
         if cuda_graph and not self.graphs:
@@ -104,20 +125,23 @@ class GpuSegmenter:
         self.network = self._network_layout()
         self.preprocess = GpuPreprocess(self.ctx, self.network.in_dtype)
         self.postprocess = GpuPostprocess(self.ctx, self.network.logits_dtype, info.num_classes)
-        self._input = self.ctx.device_buffer(self.network.input_bytes)
-        self._logits = self.ctx.device_buffer(self.network.logits_bytes)
+        # one call segments up to `chunk` images in one backend call; the model buffers hold the batch it runs them at
+        self.chunk = max(1, min(int(max_batch), backend.max_batch))
+        backend.plan_batch(self.chunk)
+        capacity = backend.batch_size_for(self.chunk)
+        self._input = self.ctx.device_buffer(self.network.input_bytes * capacity)
+        self._logits = self.ctx.device_buffer(self.network.logits_bytes * capacity)
         palette_host, palette_view = self.ctx.pinned_array((256, 3), np.uint8)
         palette_view[:] = info.classes.palette_rgb()
         self._palette = self.ctx.device_buffer(256 * 3)
         self.ctx.copy_to_device(int(self._palette.handle), int(palette_host.handle), 256 * 3)
         self.ctx.synchronize()
         self._scale, self._offset = normalisation(info)
-        self._frames: FrameBuffers | None = None  # eager: the buffers of the last geometry
+        self._frames: OrderedDict[FrameGeometry, FrameBuffers] = OrderedDict()  # eager: least recent first
         self._graphs: OrderedDict[FrameGeometry, tuple[FrameBuffers, Graph]] = OrderedDict()  # least recent first
         self._events = EventPair(self.ctx)
         self._stage_events = [self.ctx.event() for _ in range(4)]  # eager: recorded again every frame
         self._copy_to_staging = HostCopier()
-        self._closed = False
 
     def _network_layout(self) -> NetworkLayout:
         """The model buffers from the backend's specs: the logits at the size the model really returns."""
@@ -170,7 +194,8 @@ class GpuSegmenter:
         self.preprocess.launch(frame.pre_config, frame.pre_args)
         if mark:
             mark(1)
-        self.backend.infer_device(int(self._input.handle), int(self._logits.handle), int(ctx.stream.handle))
+        batch = self.backend.batch_size_for(len(frame.geometry.images))
+        self.backend.infer_device(int(self._input.handle), int(self._logits.handle), int(ctx.stream.handle), batch)
         if mark:
             mark(2)
         self.postprocess.launch(frame.post_config, frame.post_args)
@@ -179,38 +204,103 @@ class GpuSegmenter:
     def __call__(
         self, image: np.ndarray, pixel_format_name: str = "rgb8", outputs: tuple[str, ...] = DEFAULT_OUTPUTS
     ) -> SegmentationResult:
-        fmt, image = check_request(image, pixel_format_name, outputs)
-        self._bind_thread()
-        net_h, net_w = self.info.input_size
-        out_hw = image.shape[:2] if self.output_size == "input" else (net_h, net_w)
+        return self.segment_batch([(image, pixel_format_name)], outputs)[0]
+
+    def segment_batch(
+        self, frames: Sequence[tuple[np.ndarray, str]], outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    ) -> list[SegmentationResult]:
+        """Segment several images of any sizes and formats: up to ``chunk`` of them per GPU frame (one backend
+        call, one graph per geometry). One result per image, in order; timings_ms the batch's. An image may be in
+        device memory already (a DecodedImage of decode_jpegs; its pixel format name is its own ``encoding``)."""
+        checked = [self._check(image, name, outputs) for image, name in frames]
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the GPU Segmenter was used after close()")
+            self._bind_thread()
+            return self._segment(checked, outputs)
+
+    def _segment(self, checked: list, outputs: tuple[str, ...]) -> list[SegmentationResult]:
         wanted = tuple(name for name in OUTPUTS if name == "labels" or name in outputs)
-        geometry = FrameGeometry((ImageGeometry.of(image, fmt.name, out_hw),), wanted)
         start = time.perf_counter()
+        results: list[SegmentationResult] = []
+        timings: dict[str, float] = {}
+        used: dict[FrameGeometry, range] = {}  # the results of this call that view each geometry's buffers
+        for first in range(0, len(checked), self.chunk):
+            chunk = checked[first : first + self.chunk]
+            images = [image for _, image in chunk]
+            geometry = FrameGeometry(
+                tuple(ImageGeometry.of(im, fmt.name, self._out_hw(im)) for fmt, im in chunk), wanted
+            )
+            if geometry in used:  # a second chunk of the same geometry overwrites the first's buffers: keep copies
+                for i in used[geometry]:
+                    results[i] = results[i].copy()
+            used[geometry] = range(len(results), len(results) + len(chunk))
+            frame, times = self._frame(geometry, images)
+            for stage, ms in times.items():
+                timings[stage] = timings.get(stage, 0.0) + ms
+            for (fmt, _), host in zip(chunk, frame.host):
+                arrays = {name: host[name] for name in wanted[1:]}
+                results.append(SegmentationResult(labels=host["labels"], arrays=arrays, overlay_order=fmt.output_order))
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        for result in results:
+            result.timings_ms = dict(timings)
+        return results
+
+    @staticmethod
+    def _check(image, name: str, outputs: tuple[str, ...]):
+        if not is_device_image(image):
+            return check_request(image, name, outputs)
+        fmt, _ = check_request(np.zeros((1, 1, image.channels), np.uint8), image.encoding, outputs)
+        if image.height < 1 or image.width < 1 or image.pitch < image.width * image.channels:
+            raise ImageError(f"device image {image.width} x {image.height} with pitch {image.pitch} is malformed")
+        return fmt, image
+
+    def _out_hw(self, image) -> tuple[int, int]:
+        if self.output_size != "input":
+            return self.info.input_size
+        return (image.height, image.width) if is_device_image(image) else image.shape[:2]
+
+    def decode_jpegs(self, datas: Sequence) -> list:
+        """JPEG frames decoded on this Segmenter's device and stream, in one batched call (gpu/decode.py): per frame
+        a DecodedImage, to pass to segment_batch as it is, or the Exception (not raised) for a frame to decode on
+        the CPU. Needs ``jpeg_decoder`` (SegmenterConfig decoder auto or gpu, and nvImageCodec)."""
+        if self.jpeg_decoder is None:
+            raise ConfigError("this GPU Segmenter has no JPEG decoder (decoder cpu, or nvImageCodec missing)")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the GPU Segmenter was used after close()")
+            self._bind_thread()
+            return self.jpeg_decoder.decode(datas)
+
+    def use_gpu_decoder(self, hardware: bool = False) -> None:
+        """Decode JPEG frames on the GPU from now on (decode_jpegs); raises BackendUnavailable with what to install
+        where nvImageCodec cannot decode here."""
+        from lcsnet_seg.gpu.decode import GpuJpegDecoder
+
+        self._bind_thread()
+        self.jpeg_decoder = GpuJpegDecoder(self.ctx.device_id, int(self.ctx.stream.handle), hardware=hardware)
+
+    def _frame(self, geometry: FrameGeometry, images: list[np.ndarray]):
+        """Run one GPU frame (a graph where possible); (its buffers, its stage times)."""
         if self.graphs:
             try:
-                frame, timings = self._graph_frame(geometry, [image])
-            except Exception as exc:  # a capture the backend refused: eager from here on, said once
+                return self._graph_frame(geometry, images)
+            except CaptureRefused as exc:  # a capture the backend refused: eager from here on, said once
                 self._drop_graphs()
                 self.graphs = False
-                self.graph_problem = f"CUDA graph capture failed ({type(exc).__name__}: {exc}); running eager"
+                self.graph_problem = f"CUDA graph capture failed ({exc}); running eager"
                 log.warning(self.graph_problem)
-                frame, timings = self._eager_frame(geometry, [image])
-        else:
-            frame, timings = self._eager_frame(geometry, [image])
-        host = frame.host[0]
-        arrays = {name: host[name] for name in wanted[1:]}
-        result = SegmentationResult(labels=host["labels"], arrays=arrays, overlay_order=fmt.output_order)
-        timings["total"] = (time.perf_counter() - start) * 1e3
-        result.timings_ms = timings
-        return result
+        return self._eager_frame(geometry, images)
 
     def _eager_frame(self, geometry: FrameGeometry, images: list[np.ndarray]):
-        if self._frames is None or self._frames.geometry != geometry:
-            self.ctx.synchronize()
-            if self._frames is not None:
-                self._frames.close()
-            self._frames = self._buffers(geometry)
-        frame = self._frames
+        frame = self._frames.get(geometry)
+        if frame is None:
+            while len(self._frames) >= self.max_graphs:  # the least recently used geometry's buffers go first
+                self.ctx.synchronize()
+                self._frames.popitem(last=False)[1].close()
+            frame = self._frames[geometry] = self._buffers(geometry)
+        else:
+            self._frames.move_to_end(geometry)
         frame.stage(self._copy_to_staging, images, self.overlay_alpha)
         stream, events = self.ctx.stream, self._stage_events
         stream.record(events[0])
@@ -249,15 +339,20 @@ class GpuSegmenter:
             for _ in range(2):  # warm up: lazy initialisation (and TensorRT's first enqueue) stay out of the capture
                 enqueue()
             self.ctx.synchronize()
+        except Exception:  # this frame failed (not the capture): it is the caller's error
+            self.ctx.synchronize()
+            frame.close()
+            raise
+        try:
             graph: Graph
             if self.backend.graph_capture == "backend":
                 graph = self.backend.capture(enqueue, int(self.ctx.stream.handle))
             else:
                 graph = StreamGraph.capture(self.ctx, enqueue)
-        except Exception:
+        except Exception as exc:
             self.ctx.synchronize()
             frame.close()
-            raise
+            raise CaptureRefused(f"{type(exc).__name__}: {exc}") from exc
         self.captures += 1
         self._graphs[geometry] = (frame, graph)
         return frame, graph
@@ -274,20 +369,34 @@ class GpuSegmenter:
         return len(self._graphs)
 
     def close(self) -> None:
-        """Free the graphs, buffers and the backend; safe on any thread, idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._bind_thread()
-        self._drop_graphs()
-        if self._frames is not None:
-            self._frames.close()
-            self._frames = None
-        self._events.close()
-        for event in self._stage_events:
-            event.close()
-        self._copy_to_staging.close()
-        for buffer in (self._input, self._logits, self._palette):
-            buffer.close()
+        """Free the graphs, buffers and the backend; safe on any thread, idempotent. Waits for a frame in progress
+        (on another thread) to end first: its buffers are never freed under it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._bind_thread()
+            self._free()
+            self.backend.close()
+
+    def _free(self) -> None:
+        """Free what the constructor made, as far as it got."""
+        made = self.__dict__
         self.ctx.synchronize()
-        self.backend.close()
+        if "_graphs" in made:
+            self._drop_graphs()
+        while made.get("_frames"):
+            self._frames.popitem()[1].close()
+        if "_events" in made:
+            self._events.close()
+        for event in made.get("_stage_events", ()):
+            event.close()
+        if "_copy_to_staging" in made:
+            self._copy_to_staging.close()
+        if made.get("jpeg_decoder") is not None:
+            self.jpeg_decoder.close()
+            self.jpeg_decoder = None
+        for name in ("_input", "_logits", "_palette"):
+            if name in made:
+                made[name].close()
+        self.ctx.synchronize()

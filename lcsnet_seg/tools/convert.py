@@ -252,17 +252,17 @@ def main(argv=None) -> int:
 
 def prepare_compiled(options: ConvertOptions) -> int:
     """The compile stage: torch.compile's on-disk cache and its marker, for this GPU, torch and weights."""
-    from lcsnet_seg.backends.torch_compile import prepare_compiled_model
+    from lcsnet_seg.backends.torch_compile import batch_buckets, prepare_compiled_model
 
     name = options.name or Path(options.model).stem
     cache_dir = options.compile_dir or options.out_dir / f"{name}.compiled"
     cache_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"[convert] compile: torch.compile (inductor) for cuda:{options.device}, cache in {cache_dir} "
-        "(about 25 s the first time)",
+        f"(about 25 s the first time, for each batch size of {batch_buckets(options.max_batch or 1)})",
         flush=True,
     )
-    marker = prepare_compiled_model(options.model, cache_dir, device=options.device)
+    marker = prepare_compiled_model(options.model, cache_dir, device=options.device, max_batch=options.max_batch or 1)
     print(
         f"[convert] compile: done in {marker['compile_seconds']} s for {marker.get('gpu', 'this GPU')}; start the "
         f"node with -p backend:=torch_cuda -p model_path:={options.model} -p compile_dir:={cache_dir}",
