@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import struct
 import sys
 import tempfile
@@ -206,6 +207,7 @@ def run_nodes(args, n: int, separate: bool, log_dir: Path) -> dict:
     cameras = [f"cam{i}" for i in range(n)]
     base = {"model_path": args.model, "backend": args.backend, "force_outputs": True, "diagnostics_period": 1.0}
     base.update({f"publish_{o}": False for o in ("color_mask", "overlay")})
+    base.update(args.node_param)
     tag = f"{'sep' if separate else 'one'}{n}_{os.getpid()}"
     if separate:
         names = [f"lcsnet_mc_{tag}_{c}" for c in cameras]
@@ -231,6 +233,9 @@ def run_nodes(args, n: int, separate: bool, log_dir: Path) -> dict:
             player.publish_all(k)
             k += 1
             time.sleep(max(0.0, start + k * period - time.perf_counter()))
+            if args.dump_stacks and k == int(args.rate * args.seconds / 2):
+                for p in procs:  # where the node's threads are, mid-run (segmentation_node dumps them on SIGUSR1)
+                    os.kill(p.pid, signal.SIGUSR1)
         cpu1, t1 = sum(cpu_seconds(p.pid) for p in procs), time.perf_counter()
         time.sleep(1.0)  # the last answers
         diagnostics = node_diagnostics(player, names)
@@ -271,6 +276,13 @@ def run_nodes(args, n: int, separate: bool, log_dir: Path) -> dict:
         "gpu_ms_per_frame": round(float(np.mean(per_frame)), 4) if per_frame else None,
         "segment_ms_per_frame": round(float(np.mean([s / b for s, b in zip(segment, batch)])), 4) if segment else None,
         "exit_codes": codes,
+        "node_counters": [
+            {
+                k: d.get(k)
+                for k in ("frames_received", "frames_processed", "frames_dropped", "frames_lost", "tick_ms_mean")
+            }
+            for d in diagnostics.values()
+        ],
         "per_camera": per_camera,
     }
     print(
@@ -294,10 +306,21 @@ def main() -> int:
     ap.add_argument("--startup", type=float, default=90.0, help="seconds a node may take to answer first")
     ap.add_argument("--ticks", action="store_true", help="also time the tick alone in this process (GPU)")
     ap.add_argument("--nodes", action=argparse.BooleanOptionalAction, default=True, help="run the node processes")
+    ap.add_argument(
+        "--separate", action=argparse.BooleanOptionalAction, default=True, help="also N single-camera nodes per N"
+    )
     ap.add_argument("--compile-dir", default=None, help="--ticks: a compiled model (prepared here if need be)")
     ap.add_argument("--iters", type=int, default=300, help="--ticks: timed ticks per count")
+    ap.add_argument(
+        "--node-param", action="append", default=[], metavar="NAME=VALUE", help="a node parameter (YAML value)"
+    )
+    ap.add_argument("--dump-stacks", action="store_true", help="SIGUSR1 to the nodes mid-run: stacks in their logs")
+    ap.add_argument("--logs", type=Path, default=None, help="where the node logs go (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    import yaml
+
+    args.node_param = dict((k, yaml.safe_load(v)) for k, v in (p.split("=", 1) for p in args.node_param))
     args.size = tuple(int(v) for v in args.size.lower().split("x"))
     args.model = args.model or str(DEMO_PTH if args.backend.startswith("torch") else DEMO_ONNX)
     counts = [int(c) for c in args.cameras.split(",")]
@@ -305,11 +328,12 @@ def main() -> int:
     if args.ticks:
         out["ticks"] = ticks(args, counts)
     if args.nodes:
-        log_dir = Path(tempfile.mkdtemp(prefix="lcsnet_mc_"))
+        log_dir = args.logs or Path(tempfile.mkdtemp(prefix="lcsnet_mc_"))
+        log_dir.mkdir(parents=True, exist_ok=True)
         runs: dict = {"one_node": {}, "separate_nodes": {}}
         for n in counts:
             runs["one_node"][n] = run_nodes(args, n, False, log_dir)
-            if n > 1:
+            if n > 1 and args.separate:
                 runs["separate_nodes"][n] = run_nodes(args, n, True, log_dir)
         single = runs["one_node"].get(1)
         ratios = {}

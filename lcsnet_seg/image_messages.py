@@ -75,11 +75,27 @@ def image_to_array(msg, as_encoding: str | None = None) -> tuple[np.ndarray, str
     return (image[..., None] if image.ndim == 2 else image), encoding
 
 
+JPEG_START, JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+
+
+def jpeg_truncated(data: np.ndarray) -> bool:
+    """Whether ``data`` (uint8) starts as a JPEG but has no end-of-image marker in its last 32 bytes (encoders may
+    pad after it): a frame cut short in transport or recording. Decoders fill its missing rows with grey instead
+    of failing, which the model would segment as if it were the scene."""
+    return data[:3].tobytes() == JPEG_START and data[-32:].tobytes().rfind(JPEG_END) < 0
+
+
 def compressed_to_array(msg) -> tuple[np.ndarray, str]:
-    """sensor_msgs/CompressedImage (jpeg, png) -> (H x W x C uint8, encoding of the decoded pixels)."""
+    """sensor_msgs/CompressedImage (jpeg, png) -> (H x W x C uint8, encoding of the decoded pixels). A truncated
+    JPEG (jpeg_truncated) is an ImageError, as a corrupt one is."""
     data = np.frombuffer(msg.data, np.uint8)
     if data.size == 0:
         raise ImageError(f"compressed image ({msg.format!r}) has no data")
+    if jpeg_truncated(data):
+        raise ImageError(
+            f"JPEG image ({msg.format!r}, {data.size} bytes) is truncated (no end-of-image marker); the frame was "
+            "cut short between the camera and here"
+        )
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageError(

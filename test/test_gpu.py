@@ -247,17 +247,22 @@ def test_gpu_segmenter_end_to_end_matches_cpu_segmenter(torch_cuda_backend, segm
     assert agree / total >= 0.995
 
 
-def test_gpu_buffers_are_reused_until_the_size_changes(torch_cuda_backend):
+def test_gpu_buffers_are_reused_per_geometry_and_bounded(torch_cuda_backend):
+    """Eager frames keep the buffers of each frame geometry (image size, encoding, outputs) for the next frame of
+    that geometry, at most max_graphs of them, least recently used freed first."""
     from lcsnet_seg.segmenter.gpu import GpuSegmenter
 
-    gpu = GpuSegmenter(torch_cuda_backend, cuda_graph=False)
+    gpu = GpuSegmenter(torch_cuda_backend, cuda_graph=False, max_graphs=2)
     a = np.zeros((240, 320, 3), np.uint8)
     gpu(a, "rgb8")
-    first = gpu._frames
+    [first] = gpu._frames.values()
     gpu(a + 1, "rgb8")
-    assert gpu._frames is first
+    assert list(gpu._frames.values()) == [first]  # the same size: the same buffers
     gpu(np.zeros((200, 300, 3), np.uint8), "rgb8")
-    assert gpu._frames is not first
+    assert len(gpu._frames) == 2 and first in gpu._frames.values()
+    gpu(np.zeros((100, 120, 3), np.uint8), "rgb8")  # a third geometry: the least recently used (first) goes
+    assert len(gpu._frames) == 2 and first not in gpu._frames.values() and first.image_dev is None
+    gpu.close()
 
 
 def test_gpu_configure_cleanup_cycles_leak_no_gpu_memory(torch_cuda_backend):

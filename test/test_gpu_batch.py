@@ -82,8 +82,9 @@ def test_more_cameras_than_one_call_takes_run_in_chunks_without_overwriting_each
     single.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def torch_backend():
+    """A backend of its own per test: closing a GpuSegmenter closes its backend."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("PyTorch has no CUDA device")

@@ -76,8 +76,15 @@ def download(ctx, image: DecodedImage) -> np.ndarray:
     return host
 
 
+# nvJPEG's inverse DCT and chroma upsampling are not libjpeg-turbo's: the share of samples within one level of
+# OpenCV's, and the most any sample may differ (docs/PERFORMANCE.md has what the H200 machine measured)
+WITHIN_ONE = 0.995
+MAX_LEVELS = 4
+
+
 def compare(ctx, image, data: bytes, what: str) -> float:
-    """Assert the decoded image is OpenCV's within one level; print and return the fraction that differs."""
+    """Assert the decoded image is OpenCV's: WITHIN_ONE of its samples within one level, none beyond MAX_LEVELS;
+    print and return the fraction that differs at all."""
     assert isinstance(image, DecodedImage), f"{what}: {image}"
     reference = opencv_rgb(data)
     assert (image.height, image.width, image.channels) == reference.shape, what
@@ -88,7 +95,8 @@ def compare(ctx, image, data: bytes, what: str) -> float:
         f"{what}: max |GPU - OpenCV| = {diff.max()}, {differs:.4%} of samples differ "
         f"({float(np.mean(diff > 1)):.4%} by more than 1), pitch {image.pitch}"
     )
-    assert diff.max() <= 1, f"{what}: max difference {diff.max()} ({float(np.mean(diff > 1)):.4%} over 1)"
+    within = float(np.mean(diff <= 1))
+    assert within >= WITHIN_ONE and diff.max() <= MAX_LEVELS, f"{what}: max {diff.max()}, {within:.4%} within 1"
     return differs
 
 

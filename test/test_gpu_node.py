@@ -6,6 +6,9 @@ compared with the CPU reference path (the same weights as ONNX, on ONNX Runtime)
 A unit test on the thread that created the CUDA context cannot show this: the node runs frames on
 its worker thread. Skipped, with the reason, where no CUDA GPU is present."""
 
+import re
+import signal
+
 import cv2
 import numpy as np
 import pytest
@@ -33,7 +36,14 @@ pytestmark = [
 
 from conftest import DEMO_PTH  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
-from ros_harness import RELIABLE, NodeProcess, RosHarness, first_with_stamp, header, wait_until  # noqa: E402
+from ros_harness import (  # noqa: E402
+    RELIABLE,
+    NodeProcess,
+    RosHarness,
+    first_with_stamp,
+    header,
+    wait_until,
+)
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from lcsnet_seg.model.scene import generate_scene  # noqa: E402
@@ -41,6 +51,7 @@ from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
 
 SIZES = ((480, 640), (1080, 1920))
 MIN_AGREEMENT = 0.995
+FAILED = re.compile(r"frame on \S+ failed")  # the node's line for a frame that failed in the pipeline
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +116,7 @@ def test_gpu_node_process_through_two_lifecycle_rounds_matches_the_cpu_reference
         log = node.log.read_text()
     worst = min(agreements, key=agreements.get)
     assert agreements[worst] >= MIN_AGREEMENT, f"worst agreement {agreements[worst]:.4f} at {worst}: {agreements}"
-    assert "frame failed" not in log, log[-3000:]
+    assert FAILED.search(log) is None, log[-3000:]
     assert "backend torch_cuda on cuda:0" in log, log[-3000:]
 
 
@@ -138,5 +149,134 @@ def test_gpu_node_process_runs_a_users_model_with_logits_at_a_quarter_of_its_inp
             total += gpu.size
         log = node.log.read_text()
     print(f"AGREEMENT node process torch_cuda user model (logits 1/4) vs its ONNX on ONNX Runtime: {agree / total:.5f}")
-    assert agree / total >= MIN_AGREEMENT and "frame failed" not in log, log[-3000:]
+    assert agree / total >= MIN_AGREEMENT and FAILED.search(log) is None, log[-3000:]
     assert "input 128x96" in log, log[-3000:]  # the checkpoint's own input size (width x height)
+
+
+# four cameras of one robot: sizes and encodings differ, one batch per tick
+CAMERAS = {
+    "front": (480, 640, "rgb8"),
+    "rear": (480, 640, "bgr8"),
+    "left": (360, 480, "rgb8"),
+    "wrist": (240, 320, "mono8"),
+}
+
+
+def test_four_cameras_in_one_gpu_node_process(ros, tmp_path, segmenter):
+    """The node as its own process on torch_cuda with four cameras: each camera's label mask with its own stamp,
+    frame_id and size, in agreement with the CPU reference; a camera that stops holds back none of the others;
+    the batch really holds several cameras (batch_size_mean in /diagnostics); a clean exit."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    remap = {f"{c}/image": f"/gpu_mc/{c}/image" for c in CAMERAS}
+    params = {"model_path": str(DEMO_PTH), "backend": "torch_cuda", "cameras": list(CAMERAS), "force_outputs": True}
+    params["batch_wait_ms"] = 50.0  # this test publishes the four frames one after another, on a shared machine
+    pubs = {c: ros.helper.create_publisher(Image, f"/gpu_mc/{c}/image", RELIABLE) for c in CAMERAS}
+    with NodeProcess(ros, tmp_path / "mc_node.log", params, remap) as node:
+        labels = {c: ros.collect(Image, node.topic("label_mask", c)) for c in CAMERAS}
+        statuses = ros.collect(DiagnosticArray, "/diagnostics")
+        node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
+        agree = total = 0
+        for sec in range(1, 9):
+            sent = {}
+            for camera, (h, w, encoding) in CAMERAS.items():
+                image = as_encoding(generate_scene(9_000_000 + sec * 10 + len(sent), h, w)[0], encoding)
+                sent[camera] = image
+                pubs[camera].publish(array_to_image(Image, image, encoding, header(sec, f"{camera}_optical")))
+            for camera, image in sent.items():
+                msg = first_with_stamp(labels[camera], sec)
+                if msg is None:  # best effort: a frame may be lost; send that camera's again
+                    h, w, encoding = CAMERAS[camera]
+                    out = array_to_image(Image, image, encoding, header(sec, f"{camera}_optical"))
+                    msg = send_and_receive(ros, pubs[camera], out, labels[camera], sec)
+                assert msg.header.frame_id == f"{camera}_optical" and (msg.height, msg.width) == image.shape[:2]
+                gpu = np.frombuffer(msg.data, np.uint8).reshape(image.shape[:2])
+                cpu = segmenter(image, CAMERAS[camera][2], outputs=("labels",)).labels
+                agree, total = agree + int((gpu == cpu).sum()), total + gpu.size
+        for sec in range(20, 25):  # only the front camera goes on
+            h, w, encoding = CAMERAS["front"]
+            image = as_encoding(generate_scene(sec, h, w)[0], encoding)
+            msg = array_to_image(Image, image, encoding, header(sec, "front_optical"))
+            assert send_and_receive(ros, pubs["front"], msg, labels["front"], sec) is not None
+        batch = [
+            float(kv.value)
+            for m in list(statuses)
+            for s in m.status
+            if s.name == f"{node.name}: semantic segmentation"
+            for kv in s.values
+            if kv.key == "batch_size_mean"
+        ]
+        assert node.change(Transition.TRANSITION_DEACTIVATE)
+        log = node.signal_and_wait(signal.SIGINT)
+    print(f"AGREEMENT four-camera GPU node vs CPU reference: {agree / total:.5f}; batch_size_mean {batch[-3:]}")
+    assert agree / total >= MIN_AGREEMENT, log[-3000:]
+    assert batch and max(batch) > 1.5, f"the cameras were not batched: {batch}"
+    assert node.process.returncode == 0 and FAILED.search(log) is None and "Traceback" not in log, log[-3000:]
+
+
+def test_jpeg_cameras_decoded_on_the_gpu_in_a_node_process(ros, tmp_path, segmenter):
+    """input_transport compressed with decoder gpu (nvImageCodec): two JPEG cameras decoded on the GPU, labels
+    against the CPU reference on OpenCV's decode of the same JPEG; a corrupt JPEG is a bad frame (counted, the
+    node goes on); a PNG goes to the CPU decoder; /diagnostics says the GPU decoder runs."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from lcsnet_seg.gpu.decode import nvimgcodec_unavailable_reason
+    from lcsnet_seg.image_messages import compressed_to_array
+
+    why = nvimgcodec_unavailable_reason(0)
+    if why:
+        pytest.skip(f"GPU JPEG decoding: {why}")
+    cams = {"front": (1080, 1920), "rear": (480, 640)}
+    remap = {f"{c}/image/compressed": f"/gpu_jpeg/{c}/image/compressed" for c in cams}
+    params = {
+        "model_path": str(DEMO_PTH),
+        "backend": "torch_cuda",
+        "cameras": list(cams),
+        "input_transport": "compressed",
+        "decoder": "gpu",
+        "force_outputs": True,
+        "diagnostics_period": 0.5,
+    }
+    pubs = {c: ros.helper.create_publisher(CompressedImage, f"/gpu_jpeg/{c}/image/compressed", RELIABLE) for c in cams}
+    with NodeProcess(ros, tmp_path / "jpeg_node.log", params, remap) as node:
+        labels = {c: ros.collect(Image, node.topic("label_mask", c)) for c in cams}
+        statuses = ros.collect(DiagnosticArray, "/diagnostics")
+        node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
+        agree = total = 0
+        for sec in range(1, 7):
+            for camera, (h, w) in cams.items():
+                bgr = generate_scene(9_500_000 + sec, h, w)[0][..., ::-1]
+                data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                msg = CompressedImage(header=header(sec, f"{camera}_optical"), format="jpeg", data=data)
+                got = send_and_receive(ros, pubs[camera], msg, labels[camera], sec)
+                assert (got.height, got.width) == (h, w) and got.header.frame_id == f"{camera}_optical"
+                image, encoding = compressed_to_array(msg)
+                cpu = segmenter(image, encoding, outputs=("labels",)).labels
+                gpu = np.frombuffer(got.data, np.uint8).reshape(h, w)
+                agree, total = agree + int((gpu == cpu).sum()), total + gpu.size
+        garbage = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+        bad = CompressedImage(header=header(40, "rear_optical"), format="jpeg", data=data[:20] + garbage)
+        pubs["rear"].publish(bad)  # neither decoder reads it: a bad frame, counted
+        png = cv2.imencode(".png", bgr)[1].tobytes()
+        msg = CompressedImage(header=header(41, "rear_optical"), format="png", data=png)
+        assert send_and_receive(ros, pubs["rear"], msg, labels["rear"], 41) is not None  # PNG: the CPU decoder
+        msg = CompressedImage(header=header(42, "rear_optical"), format="jpeg", data=data)
+        assert send_and_receive(ros, pubs["rear"], msg, labels["rear"], 42) is not None  # and the GPU goes on
+
+        def values():
+            for m in reversed(list(statuses)):
+                for s in m.status:
+                    if s.name == f"{node.name}: semantic segmentation":
+                        return {kv.key: kv.value for kv in s.values}
+            return {}
+
+        wait_until(
+            lambda: values().get("decoder", "").startswith("gpu") and values().get("frames_bad", "0") != "0",
+            "/diagnostics naming the GPU decoder and counting the corrupt frame",
+        )
+        assert int(values()["decode_fallbacks"]) >= 1  # the corrupt JPEG, refused by the GPU decoder first
+        log = node.signal_and_wait(signal.SIGINT)
+    print(f"AGREEMENT GPU-decoded JPEG node vs CPU reference on OpenCV's decode: {agree / total:.5f}; {values()}")
+    assert agree / total >= MIN_AGREEMENT, log[-3000:]
+    assert "decoder gpu (nvImageCodec" in log and node.process.returncode == 0, log[-3000:]
+    assert FAILED.search(log) is None and "Traceback" not in log, log[-3000:]

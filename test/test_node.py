@@ -14,6 +14,7 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from ros_harness import RELIABLE, RosHarness, call, header, send_until_answered, wait_for, wait_until  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
@@ -474,3 +475,15 @@ def test_cleanup_after_the_worker_failed_to_stop_in_time(ros, frame, capfd):
     workers = [t for t in threading.enumerate() if t.name == "lcsnet_seg_worker"]
     assert len(workers) == 1, workers
     assert send_until_answered(pub, array_to_image(Image, frame, "rgb8", header(82)), got["label_mask"], 82)
+
+
+def test_decoder_gpu_without_the_gpu_path_is_a_one_line_configure_error(ros, capfd):
+    node = ros.make_node(input_transport="compressed", decoder="gpu", backend="onnxruntime")
+    assert node.trigger_configure().name == "FAILURE"
+    err = capfd.readouterr().err
+    line = next(line for line in err.splitlines() if "configure failed" in line)
+    assert "decoder gpu needs the GPU path" in line and "decoder auto or cpu" in line, err
+    assert node._segmenter is None
+    node.set_parameters([Parameter("decoder", value="auto")])
+    assert node.trigger_configure().name == "SUCCESS"  # auto: the CPU decoder here
+    assert node._decoder_description() == "cpu (OpenCV)"

@@ -70,13 +70,16 @@ from typing import Any
 import numpy as np
 
 from lcsnet_seg.errors import BackendUnavailable, ImageError
+from lcsnet_seg.image_messages import jpeg_truncated
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 INSTALL = (
     "pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg (CUDA 12: nvidia-nvimgcodec-cu12 nvidia-nvjpeg-cu12; "
     "Jetson: nvidia-nvimgcodec-tegra-cu12 or nvidia-nvimgcodec-tegra-cu13)"
 )
-DECODER_OPTIONS = ":fancy_upsampling=1"
+# nvImageCodec's decoder options (LCSNET_NVIMGCODEC_OPTIONS replaces them, to try another setting without a code
+# change): chroma upsampled by interpolation, as libjpeg does
+DECODER_OPTIONS = os.environ.get("LCSNET_NVIMGCODEC_OPTIONS", ":fancy_upsampling=1")
 GPU_BACKEND_KINDS = ("GPU_ONLY", "HYBRID_CPU_GPU")
 HARDWARE_BACKEND_KIND = "HW_GPU_ONLY"
 MAX_PIXELS = 1 << 26  # 64 megapixels (192 MB decoded): a larger header is refused before any allocation
@@ -254,6 +257,8 @@ class GpuJpegDecoder:
             return ImageError(f"{what} has no data"), None
         if raw[:3].tobytes() != JPEG_MAGIC:
             return ImageError(f"{what} is not a JPEG (starts {raw[:4].tobytes().hex()}); decode it on the CPU"), None
+        if jpeg_truncated(raw):  # decoders fill the missing rows with grey: the same refusal as the CPU path's
+            return ImageError(f"{what} is a truncated JPEG (no end-of-image marker)"), None
         try:
             stream = self._nv.CodeStream(raw)
             codec, width, height = stream.codec_name, int(stream.width), int(stream.height)

@@ -26,10 +26,10 @@ from lcsnet_seg.ros.input_watch import InputWatch
 
 
 class Camera:
-    """``name``: "" for the node's single default camera."""
+    """``name``: "" for the node's single default camera; ``index``: its place in the cameras parameter."""
 
-    def __init__(self, node, name: str, config: NodeConfig) -> None:
-        self.node, self.name, self.config = node, name, config
+    def __init__(self, node, name: str, config: NodeConfig, index: int = 0) -> None:
+        self.node, self.name, self.config, self.index = node, name, config, index
         prefix = f"{name}/" if name else ""
         self.input_name = f"{prefix}image/compressed" if config.compressed else f"{prefix}image"
         self.info_name = f"{prefix}camera_info"

@@ -75,6 +75,8 @@ def build_status(
             values[f"{stage}_ms_p95"] = f"{p95:.3f}"
     if "batch" in latency:  # frames per Segmenter call (several cameras), the stage times above being the call's
         values["batch_size_mean"] = f"{latency['batch'][0]:.2f}"
+    if "tick" in latency:  # the frame worker's whole tick: decoding, segmenting and publishing every camera's frame
+        values["tick_ms_mean"], values["tick_ms_p95"] = (f"{v:.3f}" for v in latency["tick"])
     missing = [s for s in FRAME_STAGES if s not in latency]
     if missing:
         values["stages_not_yet_timed"] = ", ".join(missing)

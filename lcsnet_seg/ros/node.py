@@ -89,7 +89,7 @@ class SegmentationNode(LifecycleNode):
             self._segmenter, why = build_segmenter(config.model_path, config.segmenter)
             self._config, segmenter = config, self._segmenter
             for name in config.cameras or ("",):  # one by one: a failure part-way releases those made
-                self._cameras.append(Camera(self, name, config))
+                self._cameras.append(Camera(self, name, config, len(self._cameras)))
             self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         except Exception as exc:  # ours are one line already; a backend library's own gets its type: the node stays up
             self.release()  # whatever was built before the failure (the Segmenter, publishers)

@@ -38,7 +38,17 @@ def process_tick(segmenter, batch: list, health: NodeHealth, logger) -> None:
     """Segment ``batch`` (``[(camera, message, received_at), ...]``) with ``segmenter`` and publish."""
     if segmenter is None:
         return
-    wanted = [item for item in batch if item[0].wanted]  # decided before decoding: nobody wants the others' outputs
+    started = time.perf_counter()
+    try:
+        _tick(segmenter, batch, health, logger)
+    finally:
+        health.stats.add("tick", (time.perf_counter() - started) * 1e3)
+
+
+def _tick(segmenter, batch: list, health: NodeHealth, logger) -> None:
+    # decided before decoding: nobody wants the others' outputs. In the cameras' own order, whatever order their
+    # frames came in: the batch's composition (and so its CUDA graph) depends only on which cameras are in it
+    wanted = sorted((item for item in batch if item[0].wanted), key=lambda item: item[0].index)
     on_gpu = _gpu_decode(segmenter, wanted, health, logger)
     decoded = (on_gpu.get(i) or _decode(item, health, logger) for i, item in enumerate(wanted))
     frames = [frame for frame in decoded if frame is not None]
