@@ -92,29 +92,62 @@ class Frame:
     log_time: int  # bag receive time, ns
     stamp: int  # header stamp, ns
     header: std_msgs__msg__Header | None  # the rosbags header (copied into outputs); None if not deserialised
-    image: np.ndarray | None  # image and encoding: both set, or both None with ``error``
+    image: np.ndarray | None  # image and encoding: both set, or both None with ``error`` or with ``jpeg``
     encoding: str | None
     error: str | None = None
+    jpeg: bytes | None = None  # a JPEG frame's data, left undecoded (read_frames(keep_jpeg=True)): decode_jpeg()
+
+    def decode_jpeg(self) -> None:
+        """Decode ``jpeg`` on the CPU (as read_frames does) into image and encoding; ImageError when it cannot."""
+        if self.image is None and self.jpeg is not None:
+            self.image, self.encoding = compressed_to_array(_Compressed("jpeg", self.jpeg))
+
+
+@dataclass
+class _Compressed:  # what compressed_to_array reads of a CompressedImage
+    format: str
+    data: bytes
 
 
 def read_frames(
-    reader, conn, start_ns: int | None = None, stop_ns: int | None = None, stride: int = 1
+    reader, conn, start_ns: int | None = None, stop_ns: int | None = None, stride: int = 1, keep_jpeg: bool = False
 ) -> Iterator[Frame]:
-    """Frames of an image topic in log-time order; an undecodable message yields a Frame with ``error``."""
+    """Frames of an image topic in log-time order; an undecodable message yields a Frame with ``error``.
+    keep_jpeg: JPEG frames of a CompressedImage topic come undecoded (``jpeg``; image and encoding None) for
+    a decoder of the caller's (the GPU's), the other frames decoded as ever."""
+    for _, frame in read_camera_frames(reader, [conn], start_ns, stop_ns, stride, keep_jpeg):
+        yield frame
+
+
+def read_camera_frames(
+    reader, conns, start_ns: int | None = None, stop_ns: int | None = None, stride: int = 1, keep_jpeg: bool = False
+) -> Iterator[tuple[int, Frame]]:
+    """(position of its connection in ``conns``, Frame) for the frames of several image topics, in log-time
+    order; ``stride`` counts each topic's own messages. See read_frames."""
+    from lcsnet_seg.gpu.decode import is_jpeg
+
     store = typestore()
-    for index, (_, log_time, raw) in enumerate(reader.messages(connections=[conn], start=start_ns, stop=stop_ns)):
-        if index % stride:
+    position = {c.id: i for i, c in enumerate(conns)}
+    seen = [0] * len(conns)
+    for conn, log_time, raw in reader.messages(connections=list(conns), start=start_ns, stop=stop_ns):
+        camera = position[conn.id]
+        seen[camera] += 1
+        if (seen[camera] - 1) % stride:
             continue
         try:
             msg = store.deserialize_cdr(raw, conn.msgtype)
         except Exception as exc:  # noqa: BLE001 - a corrupt record must not end the run
-            yield Frame(log_time, -1, None, None, None, f"message could not be deserialised ({type(exc).__name__})")
+            error = f"message could not be deserialised ({type(exc).__name__})"
+            yield camera, Frame(log_time, -1, None, None, None, error)
+            continue
+        if keep_jpeg and conn.msgtype == COMPRESSED and is_jpeg(msg.data):
+            yield camera, Frame(log_time, stamp_ns(msg.header), msg.header, None, None, jpeg=bytes(msg.data))
             continue
         try:
             image, encoding = decode_frame(msg, conn.msgtype)
-            yield Frame(log_time, stamp_ns(msg.header), msg.header, image, encoding)
+            yield camera, Frame(log_time, stamp_ns(msg.header), msg.header, image, encoding)
         except ImageError as exc:
-            yield Frame(log_time, stamp_ns(msg.header), msg.header, None, None, str(exc))
+            yield camera, Frame(log_time, stamp_ns(msg.header), msg.header, None, None, str(exc))
 
 
 class LabelIndex:

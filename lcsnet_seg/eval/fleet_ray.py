@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lcsnet_seg.errors import ConfigError, LcsnetError
-from lcsnet_seg.eval.bag_eval import BagOptions, BagScore, score_bag, segmenter_replay
+from lcsnet_seg.eval.bag_eval import BagOptions, BagScore, decodes_jpegs, score_bag, segmenter_replay
 from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class WorkerConfig:
     options: BagOptions
     device_id: int = 0
     model_files: ObjectRef[dict[str, bytes]] | None = None  # {file name: bytes} in Ray when the model is shipped
+    decoder: str = "cpu"  # SegmenterConfig.decoder (evaluate --decoder where the bags' topic is compressed)
 
 
 def ship_model(model: Path) -> ObjectRef[dict[str, bytes]]:
@@ -89,7 +90,7 @@ class BagWorker:
         self.config = config
         self.model = local_model(config)
         self.segmenter, self.why = build_segmenter(
-            self.model, SegmenterConfig(backend=config.backend, device=config.device_id)
+            self.model, SegmenterConfig(backend=config.backend, device=config.device_id, decoder=config.decoder)
         )
 
     def describe(self) -> dict:
@@ -103,6 +104,7 @@ class BagWorker:
             "backend": backend.name,
             "device": backend.device,
             "backend_reason": self.why,
+            "decoder": "gpu" if decodes_jpegs(self.segmenter) else "cpu",
             "model": str(self.model),
             "package": str(Path(lcsnet_seg.__file__).parent),
             "ray_gpu_ids": [str(gpu) for gpu in ray.get_gpu_ids()],
@@ -118,7 +120,8 @@ class BagWorker:
             replay = segmenter_replay(
                 self.segmenter, options, self.why, progress=lambda it, **kw: tqdm(it, **{**kw, "desc": Path(bag).name})
             )
-            score = score_bag(Path(bag), options, Path(out_dir) if out_dir else None, replay)
+            out = Path(out_dir) if out_dir else None
+            score = score_bag(Path(bag), options, out, replay, keep_jpeg=decodes_jpegs(self.segmenter))
         except LcsnetError as exc:  # the bag's own problem, reported in one line
             return Outcome(bag, "failed", reason=one_line(exc), wall_s=time.perf_counter() - started, worker=worker)
         except Exception as exc:  # noqa: BLE001 - one bag must never end the fleet

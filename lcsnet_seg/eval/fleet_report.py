@@ -80,6 +80,11 @@ def write_fleet_report(out_dir: Path, doc: dict, palette: np.ndarray) -> Path:
         f"bags scored, {doc['bags_failed']} failed; {frames.get('frames_scored', 0)} frames scored of "
         f"{frames.get('frames_in_range', 0)} in range",
     ]
+    if doc.get("decoder"):
+        lines.append(
+            f"- JPEG frames decoded on the {doc['decoder'].upper()}, {doc.get('decode_fallbacks', 0)} decoded on "
+            "the CPU instead (decode_fallbacks)"
+        )
     if doc["miou"] is not None:
         lines.append(
             f"- **fleet mIoU {doc['miou']:.4f}**, pixel accuracy {_f(doc['pixel_accuracy'])}, "

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lcsnet_seg.errors import ConfigError
-from lcsnet_seg.eval.bag_eval import BagOptions, bag_document
+from lcsnet_seg.eval.bag_eval import BagOptions, bag_document, decoder_for, image_msgtypes
+from lcsnet_seg.eval.bag_io import COMPRESSED
 from lcsnet_seg.eval.fleet import BagEntry, bag_names, compare, fleet_document, load_results
 from lcsnet_seg.eval.fleet_ray import BagWorker, Outcome, WorkerConfig, run_fleet, ship_model, start_ray
 
@@ -27,6 +28,15 @@ def uses_gpu(backend: str, model: Path, cluster_gpus: float) -> bool:
     if backend in GPU_BACKENDS or (backend == "auto" and model.suffix == ".engine"):
         return True
     return backend == "auto" and model.suffix == ".pth" and cluster_gpus > 0
+
+
+def topic_types(bags: list[Path], topic: str) -> list[str | None]:
+    """The message type of ``topic`` in the first bag that has it (a list of one), or [] where none does."""
+    for bag in bags:
+        found = image_msgtypes(bag, [topic])
+        if found[0] is not None:
+            return found
+    return []
 
 
 def default_workers(gpu: bool, resources: dict, workers_per_gpu: int = 1) -> int:
@@ -46,6 +56,7 @@ def evaluate_fleet(
     model: Path,
     backend: str,
     options: BagOptions,
+    decoder: str = "auto",
     workers: int | None = None,
     address: str | None = None,
     compare_with: str | None = None,
@@ -65,7 +76,9 @@ def evaluate_fleet(
     (default: with an address, where workers may be other machines). A bag that cannot be scored is
     reported in the document, never raised. workers_per_gpu: with a GPU backend, how many workers share
     one GPU (each takes 1/workers_per_gpu of it): a worker spends most of a frame on the CPU (reading,
-    decoding and scoring the bag), so one worker leaves its GPU mostly idle.
+    decoding and scoring the bag), so one worker leaves its GPU mostly idle. decoder: evaluate --decoder, the
+    workers' SegmenterConfig.decoder where the image topic carries CompressedImage (in the first bag that has
+    it; else cpu).
     """
     if workers_per_gpu < 1:
         raise ConfigError(f"--workers-per-gpu must be >= 1, got {workers_per_gpu}")
@@ -104,7 +117,14 @@ def evaluate_fleet(
             raise ConfigError(
                 f"{workers} workers take a CPU each; the local Ray instance has {cpus:g}: lower --workers"
             )
-        config = WorkerConfig(str(model), backend, options, model_files=ship_model(model) if ship else None)
+        image_types = topic_types(bags, options.image_topic)
+        config = WorkerConfig(
+            str(model),
+            backend,
+            options,
+            model_files=ship_model(model) if ship else None,
+            decoder=decoder_for(image_types, decoder),
+        )
         entries: dict[str, BagEntry] = {}
         classes_seen: list[ClassSet] = []
         bar = tqdm(total=len(jobs), desc="bags", unit="bag")
@@ -147,6 +167,14 @@ def evaluate_fleet(
             "backend": worker.get("backend"),
             "device": worker.get("device"),
             "backend_reason": worker.get("backend_reason"),
+            **(
+                {
+                    "decoder": worker.get("decoder"),
+                    "decode_fallbacks": sum((e.doc or {}).get("decode_fallbacks", 0) for e in ordered),
+                }
+                if COMPRESSED in image_types
+                else {}
+            ),
             "skipped_folders": list(skipped),
             "run": {
                 "workers": workers,

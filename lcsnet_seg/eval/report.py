@@ -114,15 +114,94 @@ def plot_class_values(
     plt.close(fig)
 
 
-def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) -> Path:
+def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray, cameras: dict | None = None) -> Path:
+    """metrics.json and report.md (with its plots and samples) in ``out_dir``. ``cameras``: several cameras of
+    one bag: {name: that camera's Scorer} (``doc`` then holds each one's document under "cameras"): the report
+    has a section of all cameras together, then one per camera (its plots and samples named after it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
     names = doc["classes"]
+    if not cameras:
+        lines = [f"# Segmentation evaluation: {doc.get('bag')}", "", *_run_lines(doc)]
+        lines += _score_lines(out_dir, doc, scorer, palette, "", "##")
+        lines += compare_lines(doc.get("compare"), out_dir, names, palette)
+        if doc["warnings"]:
+            lines += ["", "## Warnings", ""] + [f"- {w}" for w in doc["warnings"]]
+    else:
+        lines = [
+            f"# Segmentation evaluation: {doc.get('bag')}, {len(cameras)} cameras",
+            "",
+            f"- mode **{doc.get('mode')}**, backend {doc.get('backend')} on {doc.get('device')}, model "
+            f"`{doc.get('model')}`; frames of the cameras whose stamps lie within {doc.get('sync_ms', 0):.1f} ms "
+            f"segmented together: {doc.get('ticks')} ticks",
+        ]
+        lines += _decoder_lines(doc)
+        lines += [
+            "",
+            "## All cameras",
+            "",
+            "Summed confusion matrices and frame counts; latency per tick (all cameras of a tick together).",
+            "",
+            *_count_lines(doc),
+        ]
+        lines += _score_lines(out_dir, doc, scorer, palette, "all_", "###")
+        lines += compare_lines(doc.get("compare"), out_dir, names, palette)
+        for name, camera_scorer in cameras.items():
+            camera = doc["cameras"][name]
+            lines += [
+                "",
+                f"## Camera {name}",
+                "",
+                f"- image topic `{camera.get('image_topic')}`, labels `{camera.get('label_topic')}`",
+                *_decoder_lines(camera),
+                *_count_lines(camera),
+            ]
+            lines += _score_lines(out_dir, camera, camera_scorer, palette, f"{name}_", "###")
+        if doc["warnings"]:
+            lines += ["", "## Warnings", ""] + [f"- {w}" for w in doc["warnings"]]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
 
-    plot_confusion_matrix(out_dir / "confusion_matrix.png", doc["confusion_matrix"], names)
+
+def _decoder_lines(doc: dict) -> list[str]:
+    """A compressed topic's line on its JPEG decoding (nothing for raw images)."""
+    if "decoder" not in doc and "decode_fallbacks" not in doc:
+        return []
+    where = {"gpu": "on the GPU (nvImageCodec)", "cpu": "on the CPU (OpenCV)"}.get(doc.get("decoder", ""), "")
+    text = f"- JPEG frames decoded {where}" if where else "- JPEG frames"
+    text += f", {doc.get('decode_fallbacks', 0)} decoded on the CPU instead (decode_fallbacks)"
+    return [text + (f"; {doc['decoder_note']}" if doc.get("decoder_note") else "")]
+
+
+def _run_lines(doc: dict) -> list[str]:
+    return [
+        f"- image topic `{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`; "
+        f"mode **{doc.get('mode')}**, "
+        f"backend {doc.get('backend')} on {doc.get('device')}, model `{doc.get('model')}`",
+        *_decoder_lines(doc),
+        *_count_lines(doc),
+    ]
+
+
+def _count_lines(doc: dict) -> list[str]:
+    frames = doc["frames"]
+    return [
+        f"- **{'complete' if doc['complete'] else 'INCOMPLETE'}**: {frames['frames_segmented']} of "
+        f"{frames['frames_in_range']} frames segmented, {frames['frames_scored']} scored, "
+        f"{frames['frames_without_label']} without ground truth, {frames['frames_bad_image']} unreadable, "
+        f"{frames['frames_without_output']} without output, {frames['labels_wrong_size']} with wrong-size labels",
+    ]
+
+
+def _score_lines(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray, prefix: str, level: str) -> list[str]:
+    """mIoU, latency, the per-class table, the plots (files named ``prefix``...), samples and flicker."""
+    names = doc["classes"]
+    matrix_png, iou_png = f"{prefix}confusion_matrix.png", f"{prefix}per_class_iou.png"
+    plot_confusion_matrix(out_dir / matrix_png, doc["confusion_matrix"], names)
     ious = [doc["per_class_iou"][n] for n in names]
     plot_class_values(
-        out_dir / "per_class_iou.png",
+        out_dir / iou_png,
         ious,
         names,
         palette,
@@ -138,23 +217,11 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
         panels = [sample.image_rgb, sample.overlay_rgb]
         if sample.truth is not None and sample.truth.shape == sample.image_rgb.shape[:2]:
             panels.append(palette[sample.truth])
-        path = out_dir / f"sample_{k:02d}.png"
+        path = out_dir / f"{prefix}sample_{k:02d}.png"
         cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(panels, axis=1), cv2.COLOR_RGB2BGR))
         sample_files.append(path.name)
 
-    lat = doc["latency_ms"]
-    frames = doc["frames"]
-    lines = [
-        f"# Segmentation evaluation: {doc.get('bag')}",
-        "",
-        f"- image topic `{doc.get('image_topic')}`, labels `{doc.get('label_topic')}`; "
-        f"mode **{doc.get('mode')}**, "
-        f"backend {doc.get('backend')} on {doc.get('device')}, model `{doc.get('model')}`",
-        f"- **{'complete' if doc['complete'] else 'INCOMPLETE'}**: {frames['frames_segmented']} of "
-        f"{frames['frames_in_range']} frames segmented, {frames['frames_scored']} scored, "
-        f"{frames['frames_without_label']} without ground truth, {frames['frames_bad_image']} unreadable, "
-        f"{frames['frames_without_output']} without output, {frames['labels_wrong_size']} with wrong-size labels",
-    ]
+    lines = []
     if doc["miou"] is not None:
         lines.append(
             f"- **mIoU {doc['miou']:.4f}**, pixel accuracy {doc['pixel_accuracy']:.4f}, "
@@ -162,23 +229,20 @@ def write_report(out_dir: Path, doc: dict, scorer: Scorer, palette: np.ndarray) 
         )
     else:
         lines.append("- no frame could be scored: no mIoU")
-    lines.append(f"- {latency_line(lat, doc['fps'])}")
+    lines.append(f"- {latency_line(doc['latency_ms'], doc['fps'])}")
     lines += ["", "| class | IoU |", "| --- | --- |"]
     lines += [f"| {n} | {'absent from ground truth' if v is None else f'{v:.4f}'} |" for n, v in zip(names, ious)]
-    lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![per-class IoU](per_class_iou.png)", ""]
-    lines += ["Samples (image | overlay | ground truth):", ""] + [f"![{f}]({f})" for f in sample_files]
-    lines += flicker_lines(doc.get("temporal_consistency"), names)
-    lines += compare_lines(doc.get("compare"), out_dir, names, palette)
-    if doc["warnings"]:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in doc["warnings"]]
-    report = out_dir / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    return report
+    lines += ["", f"![confusion matrix]({matrix_png})", "", f"![per-class IoU]({iou_png})", ""]
+    if sample_files or not prefix:
+        lines += ["Samples (image | overlay | ground truth):", ""] + [f"![{f}]({f})" for f in sample_files]
+    lines += flicker_lines(doc.get("temporal_consistency"), names, level)
+    return lines
 
 
-def flicker_lines(block: dict | None, names) -> list[str]:
-    """Markdown for the temporal-consistency block of a metrics document (single bag or fleet)."""
-    lines = ["", "## Temporal consistency", ""]
+def flicker_lines(block: dict | None, names, level: str = "##") -> list[str]:
+    """Markdown for the temporal-consistency block of a metrics document (single bag or fleet); ``level``: its
+    heading's."""
+    lines = ["", f"{level} Temporal consistency", ""]
     if not block or block["flicker"] is None:
         return lines + [
             "No flicker figure: it needs consecutive frames with ground truth "

@@ -75,6 +75,26 @@ class Scorer:
             )
 
 
+def merged_scorer(scorers: dict[str, Scorer], latencies_ms: list[float]) -> Scorer:
+    """Several cameras' scores as one: confusion matrices, flicker counts and frame counts summed (each camera's
+    flicker pairs its own consecutive frames), warnings named by camera, ``latencies_ms`` (a tick's each); no
+    samples (each camera keeps its own)."""
+    first = next(iter(scorers.values()))
+    total = Scorer(first.num_classes)
+    for name, scorer in scorers.items():
+        total.cm.matrix += scorer.cm.matrix
+        total.cm.invalid_gt_pixels += scorer.cm.invalid_gt_pixels
+        total.flicker.stable_pixels += scorer.flicker.stable_pixels
+        total.flicker.flicker_pixels += scorer.flicker.flicker_pixels
+        total.flicker.frame_pairs += scorer.flicker.frame_pairs
+        for key, value in scorer.counts.items():
+            total.counts[key] = total.counts.get(key, 0) + value
+        for text in scorer.warnings:
+            total.warn(f"camera {name}: {text}")
+    total.latencies_ms = list(latencies_ms)
+    return total
+
+
 def sample_positions(total: int, count: int) -> set[int]:
     if total <= 0 or count <= 0:
         return set()

@@ -19,6 +19,16 @@ Writes OUT/metrics.json (miou, per_class_iou, pixel_accuracy, frequency_weighted
 latency_ms, frames, complete, warnings, temporal_consistency), OUT/report.md with
 confusion_matrix.png, per_class_iou.png and sample_NN.png, and, for one bag, OUT/segmentation_bag/
 (label_mask, color_mask, overlay with the input stamps, same storage as the input).
+
+Several cameras of one bag: --image-topic once per camera (and --label-topic once per camera, in the
+same order, or not at all). Frames of all cameras are taken in log-time order and grouped into ticks
+(header stamps within --sync-ms of the tick's first frame); each tick is one batched Segmenter call
+(with --node: published together into one node with a camera each). metrics.json holds all cameras
+together (summed confusion matrices, latency per tick) and each camera under "cameras"; the output
+bag has each camera's outputs under OUTPUT_PREFIX/<camera>/. A camera is named by its topic's first
+path component (/front/image_raw: front), or by its whole topic where that repeats.
+--decoder (CompressedImage topics): where JPEG frames are decoded; metrics.json says which ran
+("decoder") and how many frames the GPU decoder left to the CPU ("decode_fallbacks").
 Exit codes: 0 complete; 1 error; 2 bad arguments; 3 finished but incomplete (frames unreadable or
 without output); 4 some bags could not be scored (the others were).
 """
@@ -43,8 +53,33 @@ def parser() -> argparse.ArgumentParser:
         metavar="BAG",
         help="rosbag2 folder (sqlite3 or mcap), a folder holding bag folders, or a quoted glob",
     )
-    ap.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
-    ap.add_argument("--label-topic", help="ground-truth mono8 class-id images, matched by header stamp")
+    ap.add_argument(
+        "--image-topic",
+        required=True,
+        action="append",
+        help="sensor_msgs/Image or CompressedImage topic; several times: several cameras of one bag, each "
+        "scored on its own and all together, a tick's frames segmented in one batch (camera names: README)",
+    )
+    ap.add_argument(
+        "--label-topic",
+        action="append",
+        help="ground-truth mono8 class-id images, matched by header stamp; several cameras: once per "
+        "--image-topic, in the same order (or not at all)",
+    )
+    ap.add_argument(
+        "--sync-ms",
+        type=float,
+        default=None,
+        help="several cameras: frames whose header stamps lie within this of a tick's first frame are "
+        "segmented together (default: half the shortest median frame period of the cameras)",
+    )
+    ap.add_argument(
+        "--decoder",
+        default="auto",
+        choices=("auto", "cpu", "gpu"),
+        help="CompressedImage topics: where JPEG frames are decoded; auto: on the GPU (nvImageCodec) where the "
+        "GPU path runs and nvImageCodec is installed, else the CPU; gpu: the GPU or an error; cpu: OpenCV",
+    )
     ap.add_argument("--out-dir", type=Path, required=True)
     ap.add_argument(
         "--model", type=Path, default=None, help="ONNX, engine or LCSNet .pth (default: the packaged demo model)"
@@ -114,6 +149,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if args.label_topic and len(args.label_topic) != len(args.image_topic):
+        print(
+            f"evaluate: {len(args.image_topic)} --image-topic but {len(args.label_topic)} --label-topic; give one "
+            "--label-topic per --image-topic, in the same order, or none",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.sync_ms is not None and args.sync_ms < 0:
+        print("evaluate: --sync-ms must be >= 0", file=sys.stderr)
+        return EXIT_USAGE
     if args.stride < 1 or args.rate < 0 or args.stamp_tolerance_ms < 0:
         print("evaluate: --stride must be >= 1, --rate >= 0 and --stamp-tolerance-ms >= 0", file=sys.stderr)
         return EXIT_USAGE
@@ -131,12 +176,31 @@ def main(argv=None) -> int:
         return EXIT_ERROR
 
 
-def bag_options(args, fleet: bool):
-    from lcsnet_seg.eval.bag_eval import BagOptions
+def selection_specs(args) -> list[str]:
+    return [str(b) for b in args.bags]
 
+
+def topics(args) -> tuple[list[str], list[str | None]]:
+    """The image topics, and a label topic (or None) for each, from --image-topic / --label-topic (one string
+    each when argparse did not collect them into lists: a caller's own Namespace)."""
+    images = [args.image_topic] if isinstance(args.image_topic, str) else list(args.image_topic)
+    labels = args.label_topic
+    labels = [labels] if isinstance(labels, str) else list(labels or [None] * len(images))
+    return images, labels
+
+
+def bag_options(args, fleet: bool):
+    from lcsnet_seg.eval.bag_eval import BagOptions, CameraTopics, camera_names
+
+    images, labels = topics(args)
+    cameras = ()
+    if len(images) > 1:
+        cameras = tuple(CameraTopics(n, i, lab) for n, i, lab in zip(camera_names(images), images, labels))
     return BagOptions(
-        image_topic=args.image_topic,
-        label_topic=args.label_topic,
+        image_topic=images[0],
+        label_topic=labels[0],
+        cameras=cameras,
+        sync_ms=getattr(args, "sync_ms", None),
         stamp_tolerance_ms=args.stamp_tolerance_ms,
         start=args.start,
         end=args.end,
@@ -155,9 +219,15 @@ def run(args, segmenter=None) -> int:
     from lcsnet_seg.model import DEMO_ONNX
 
     model = args.model or DEMO_ONNX
-    selection = resolve_bags([str(b) for b in args.bags])
+    selection = resolve_bags(selection_specs(args))
     if not selection.fleet:
         return run_one(args, selection.bags[0], model, segmenter)
+    if len(topics(args)[0]) > 1:
+        print(
+            "evaluate: several --image-topic are the cameras of one bag; a fleet of bags takes one --image-topic",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.node:
         raise ConfigError(
             "--node evaluates one bag at a time (it replays at real time); score several bags without --node"
@@ -171,6 +241,7 @@ def run(args, segmenter=None) -> int:
         args.out_dir,
         model=model,
         backend=args.backend,
+        decoder=getattr(args, "decoder", "auto"),
         options=bag_options(args, fleet=True),
         workers=args.workers,
         address=args.address,
@@ -202,13 +273,24 @@ def run_one(args, bag: Path, model: Path, segmenter=None) -> int:
     """One bag in this process (no Ray: nothing to spread, and --node and a given segmenter work here)."""
     from functools import partial
 
-    from lcsnet_seg.eval.bag_eval import Replay, bag_document, score_bag, segmenter_replay
+    from lcsnet_seg.eval import bag_io
+    from lcsnet_seg.eval.bag_eval import (
+        Replay,
+        bag_document,
+        decoder_for,
+        decodes_jpegs,
+        image_msgtypes,
+        score_bag,
+        segmenter_replay,
+    )
     from lcsnet_seg.eval.fleet import compare, load_results
     from lcsnet_seg.eval.report import write_report
     from lcsnet_seg.segmenter import SegmenterConfig, build_segmenter
 
     options = bag_options(args, fleet=False)
     other = load_results(args.compare) if args.compare else None
+    msgtypes = image_msgtypes(bag, [c.image_topic for c in options.camera_topics()])
+    decoder = decoder_for(msgtypes, getattr(args, "decoder", "auto"))
     replay: Replay
     if args.node:
         from lcsnet_seg.ros.bag_replay import replay_through_node
@@ -218,24 +300,30 @@ def run_one(args, bag: Path, model: Path, segmenter=None) -> int:
             replay_through_node,
             model=model,
             backend=args.backend,
-            image_topic=args.image_topic,
             out_dir=args.out_dir,
             samples=args.samples,
             rate=args.rate,
-            output_prefix=args.output_prefix,
+            decoder=decoder,
         )
+        keep_jpeg = all(t == bag_io.COMPRESSED for t in msgtypes)  # the bag's JPEG data to the node's decoder
     else:
         why = "given by the caller"
         if segmenter is None:
-            segmenter, why = build_segmenter(model, SegmenterConfig(backend=args.backend, device=args.device))
+            config = SegmenterConfig(backend=args.backend, device=args.device, decoder=decoder)
+            segmenter, why = build_segmenter(model, config)
         replay = segmenter_replay(segmenter, options, why)
-    score = score_bag(bag, options, args.out_dir, replay)
+        keep_jpeg = decodes_jpegs(segmenter)
+    score = score_bag(bag, options, args.out_dir, replay, keep_jpeg=keep_jpeg)
     doc, classes = bag_document(score, bag, options, model, "node" if args.node else "segmenter")
     if other is not None:
         doc["compare"] = compare(doc, other, str(args.compare))
-    report = write_report(args.out_dir, doc, score.scorer, classes.palette_rgb())
+    report = write_report(args.out_dir, doc, score.scorer, classes.palette_rgb(), score.cameras)
     flicker = doc["temporal_consistency"]["flicker"]
-    print(f"evaluate: mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "evaluate: no frame scored", end="")
+    if score.cameras:
+        print(f"evaluate: {len(score.cameras)} cameras, {doc['ticks']} ticks; all cameras: ", end="")
+        print(f"mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "no frame scored", end="")
+    else:
+        print(f"evaluate: mIoU {doc['miou']:.4f}" if doc["miou"] is not None else "evaluate: no frame scored", end="")
     print(f", flicker {flicker:.4f}" if flicker is not None else "", end="")
     print(f", {doc['fps']:.1f} FPS" if doc["fps"] else "", end="")
     print(
