@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -227,7 +227,7 @@ def segmenter_replay(
         several = len(streams.cameras) > 1
         fallbacks = [0] * len(streams.cameras)
 
-        def on_gpu(tick) -> dict[int, object]:
+        def on_gpu(tick) -> dict[int, Any]:
             """The tick's undecoded JPEG frames decoded by the segmenter, by position; refused ones left out."""
             jpegs = [k for k, (_, _, frame, _) in enumerate(tick) if frame.image is None and frame.jpeg is not None]
             if not jpegs:
@@ -236,7 +236,7 @@ def segmenter_replay(
                 decoded = segmenter.decode_jpegs([tick[k][2].jpeg for k in jpegs])
             except Exception as exc:  # noqa: BLE001 - the whole call failed: every frame goes to the CPU decoder
                 decoded = [exc] * len(jpegs)
-            images = {}
+            images: dict[int, Any] = {}
             for k, image in zip(jpegs, decoded):
                 if isinstance(image, BaseException):
                     fallbacks[tick[k][0]] += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class CameraReplay:
 
     name: str
     in_range: int
-    labels: object
+    labels: Any
     output_prefix: str
 
 
@@ -165,8 +165,8 @@ def replay_cameras(
 
         progress = tqdm
     scorers = [Scorer(num_classes, sample_positions(c.in_range, samples)) for c in cameras]
-    for scorer, camera in zip(scorers, cameras):
-        scorer.counts["frames_in_range"] = camera.in_range
+    for scorer, replayed_camera in zip(scorers, cameras):
+        scorer.counts["frames_in_range"] = replayed_camera.in_range
     prefixes = [c.output_prefix.rstrip("/") for c in cameras]
     writing = not isinstance(writer, NoOutputBag)
     recorded = tuple(o.field for o in RECORDED)
@@ -217,7 +217,7 @@ def replay_cameras(
                         spec.encoding_for(out.overlay_order),
                     )
         labels = cameras[camera].labels
-        truth = labels.find(frame.stamp) if labels is not None else None  # type: ignore[attr-defined]
+        truth = labels.find(frame.stamp) if labels is not None else None
         if labels is not None:
             scorer.score(index, frame.stamp, out.arrays[LABELS], truth)  # copies what it keeps
         overlay = out.arrays.get("overlay")

@@ -150,6 +150,7 @@ def replay_through_node(
         if not good:
             raise bag_io.BagError(f"no readable images on {', '.join(c.name or 'the image topic' for c in cameras)}")
         first = good[0][0][2]
+        assert first.header is not None  # a readable frame was deserialised
         # Warm-up: the node must be up and matched before the timed replay. The warm-up frame carries a stamp
         # of its own (WARM_UP_STAMP_NS, no bag frame's), so its late answers can never pass for a bag frame's.
         warm_header = copy.deepcopy(first.header)
@@ -193,9 +194,9 @@ def replay_through_node(
                         arrays[spec.field] = decode_image(msg)  # the one codec: padded rows, any output encoding
                         if spec.topic == "overlay":
                             order = msg.encoding[:3]
-                raws = {topic: item[1] for topic, item in outputs.items() if item is not None}
+                messages = {topic: item[1] for topic, item in outputs.items() if item is not None}
                 latency = (answer[0] - sent[(camera, frame.stamp)]) * 1e3
-                yield camera, index, frame, FrameOutput(arrays, order, latency, raws, tick=number)
+                yield camera, index, frame, FrameOutput(arrays, order, latency, messages, tick=number)
 
     with harness:
         replayed = replay_cameras(

@@ -193,7 +193,7 @@ def bag_options(args, fleet: bool):
     from lcsnet_seg.eval.bag_eval import BagOptions, CameraTopics, camera_names
 
     images, labels = topics(args)
-    cameras = ()
+    cameras: tuple[CameraTopics, ...] = ()
     if len(images) > 1:
         cameras = tuple(CameraTopics(n, i, lab) for n, i, lab in zip(camera_names(images), images, labels))
     return BagOptions(
