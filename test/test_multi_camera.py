@@ -205,3 +205,42 @@ def test_two_cameras_in_a_node_process(tmp_path):
             assert "segmenting /mc_proc/front/image, /mc_proc/rear/image" in log, log[-2000:]
     finally:
         ros.close()
+
+
+def test_a_cuda_graph_segmenter_keeps_its_composition_while_a_camera_is_live(ros, monkeypatch):
+    """With a Segmenter that replays CUDA graphs (fixed_compositions), a live camera without a new frame is
+    segmented again from its last one, not published: every tick has the same composition (one graph), until the
+    camera has been silent for LIVE_S and drops out."""
+    from lcsnet_seg.ros.ticks import LastFrames
+
+    monkeypatch.setattr(LastFrames, "LIVE_S", 1.5)
+    node, pubs, _ = batched_node(ros, batch_wait_ms=0.0)
+    calls: list[list[tuple[int, int]]] = []
+    real = type(node._segmenter).segment_batch
+
+    def recording(self, frames, outputs=("labels",)):
+        calls.append([image.shape[:2] for image, _ in frames])
+        return real(self, frames, outputs)
+
+    node._segmenter.__class__ = type("GraphLike", (type(node._segmenter),), {"segment_batch": recording})
+    node._segmenter.fixed_compositions = True
+    got = collect_outputs(ros)
+    for sec in (80, 81):  # both cameras live
+        for camera, pub in pubs.items():
+            assert send_until_answered(pub, camera_frame(camera, sec), got[(camera, "label_mask")], sec)
+    calls.clear()
+    rear_before = len(got[("rear", "label_mask")])
+    for sec in range(82, 86):  # the rear camera stops: its last frame keeps the composition
+        assert send_until_answered(pubs["front"], camera_frame("front", sec), got[("front", "label_mask")], sec)
+    both = [tuple(CAMERAS[c][:2] for c in CAMERAS)]
+    assert calls and all(tuple(c) == both[0] for c in calls), calls
+    assert len(got[("rear", "label_mask")]) == rear_before  # the stale frame is not published again
+    stamps = iter(range(90, 400))
+
+    def front_alone() -> bool:
+        sec = next(stamps)
+        assert send_until_answered(pubs["front"], camera_frame("front", sec), got[("front", "label_mask")], sec)
+        return calls[-1] == [CAMERAS["front"][:2]]
+
+    wait_until(front_alone, "the silent rear camera to drop out of the batch", timeout=30, period=0.1)
+    assert len(got[("rear", "label_mask")]) == rear_before

@@ -56,6 +56,12 @@ a GPU, and what only from its 0.8 sources and docs:
   ``cuda_stream`` given, and that stream is synchronised with nvImageCodec's own streams by events; the
   interface's ``strides`` are None when rows are unpadded, else (pitch, C, 1), and it has ``stream``;
   the nvJPEG CUDA decoder's kind is HYBRID_CPU_GPU.
+- run on an NVIDIA H200 (2026-12-01, test/test_gpu_decode.py, docs/PERFORMANCE.md): decoding into device memory
+  on our stream, read back by a copy queued on that stream with no host synchronisation in between; pixels
+  within one level of OpenCV's for 99.7 % of samples and at most 3 levels off (nvImageCodec's default options and
+  ``:fancy_upsampling=1`` gave the same pixels; ``:fancy_upsampling=0`` was up to 34 off); a frame cut at 3/5 of
+  its bytes decodes without an error (as OpenCV's does), hence the end-of-image check below; 1,000 fuzzed frames
+  in batches of 16: 710 refused, none raised, good frames right afterwards.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ INSTALL = (
     "Jetson: nvidia-nvimgcodec-tegra-cu12 or nvidia-nvimgcodec-tegra-cu13)"
 )
 # nvImageCodec's decoder options (LCSNET_NVIMGCODEC_OPTIONS replaces them, to try another setting without a code
-# change): chroma upsampled by interpolation, as libjpeg does
+# change): chroma upsampled by interpolation, as libjpeg does (0.9.0's default too, said here for other releases)
 DECODER_OPTIONS = os.environ.get("LCSNET_NVIMGCODEC_OPTIONS", ":fancy_upsampling=1")
 GPU_BACKEND_KINDS = ("GPU_ONLY", "HYBRID_CPU_GPU")
 HARDWARE_BACKEND_KIND = "HW_GPU_ONLY"

@@ -28,7 +28,7 @@ from lcsnet_seg.ros.config import SEGMENTER_SETTINGS, NodeConfig, node_config
 from lcsnet_seg.ros.diagnostics import COUNTERS, NodeHealth, diagnostic_array
 from lcsnet_seg.ros.frame_worker import LatestFrameWorker, PendingSettings
 from lcsnet_seg.ros.names import NODE_NAME
-from lcsnet_seg.ros.ticks import process_tick
+from lcsnet_seg.ros.ticks import LastFrames, process_tick
 from lcsnet_seg.segmenter import FrameSegmenter, build_segmenter
 from lcsnet_seg.stats import Counters
 
@@ -48,6 +48,7 @@ class SegmentationNode(LifecycleNode):
         self._config: NodeConfig | None = None
         self._segmenter: FrameSegmenter | None = None
         self._cameras: list[Camera] = []
+        self._last_frames = LastFrames()  # the worker's, reset at each activation
         self._diagnostics_pub: Publisher | None = None
         self._diag_timer: Timer | None = None
         self._settings = PendingSettings(SEGMENTER_SETTINGS, {"overlay_alpha": float})
@@ -110,6 +111,7 @@ class SegmentationNode(LifecycleNode):
         for camera in self._cameras:
             camera.subscribe(self._on_image, self._on_incompatible_qos_sub, self._on_message_lost)
         self._worker.gather_s = self._config.batch_wait_ms / 1e3 if len(self._cameras) > 1 else 0.0
+        self._last_frames.clear()
         self._worker.start()
         self._diag_timer = self.create_timer(self._config.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(f"active: segmenting {', '.join(c.topic for c in self._cameras)}")
@@ -184,7 +186,7 @@ class SegmentationNode(LifecycleNode):
     def process(self, batch: list) -> None:
         """Segment one tick's frames (``[(camera, message, received_at), ...]``) in one batch and publish
         (ros/ticks.py). Never raises."""
-        process_tick(self._segmenter, batch, self._health, self.get_logger())
+        process_tick(self._segmenter, batch, self._health, self.get_logger(), self._last_frames)
 
     def _on_incompatible_qos_sub(self, camera: Camera, info) -> None:
         self._counters.add("qos_incompatible_events")

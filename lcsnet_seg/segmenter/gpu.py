@@ -365,6 +365,12 @@ class GpuSegmenter:
             frame.close()
 
     @property
+    def fixed_compositions(self) -> bool:
+        """Whether a new batch composition costs a CUDA-graph capture (frames run as graphs): a caller batching
+        several cameras keeps the composition where it can (ros/ticks.py)."""
+        return self.graphs
+
+    @property
     def graph_count(self) -> int:
         return len(self._graphs)
 
