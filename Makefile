@@ -38,6 +38,7 @@ $(VENV)/.deps: requirements.txt requirements-dev.txt
 
 # A real (non-editable) install: it lays out share/ament_index and share/lcsnet_seg as colcon does.
 $(VENV)/.package: $(VENV)/.deps $(SOURCES)
+	rm -rf $(VENV)/lib/lcsnet_seg; find $(VENV)/bin -maxdepth 1 -lname '../lib/lcsnet_seg/*' -delete
 	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
 	rm -rf build lcsnet_seg.egg-info
 	scripts/link_ros_executables.sh $(VENV)
@@ -73,6 +74,7 @@ $(JAZZY_VENV)/.deps: requirements.txt requirements-jazzy.txt
 	touch $@
 
 $(JAZZY_VENV)/.package: $(JAZZY_VENV)/.deps $(SOURCES)
+	rm -rf $(JAZZY_VENV)/lib/lcsnet_seg; find $(JAZZY_VENV)/bin -maxdepth 1 -lname '../lib/lcsnet_seg/*' -delete
 	$(JAZZY_PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
 	rm -rf build lcsnet_seg.egg-info
 	scripts/link_ros_executables.sh $(JAZZY_VENV)

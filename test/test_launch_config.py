@@ -88,9 +88,10 @@ def test_launch_file_arguments_and_parameters_match_the_node():
 
 def test_an_install_lays_out_share_and_the_executables_as_ros_expects(tmp_path):
     """What pip (and colcon, through setup.py) installs: package.xml, the launch and config files under
-    share/lcsnet_seg, the ament index marker, and every executable as a console script; setup.cfg sends the
-    scripts to lib/lcsnet_seg, where `ros2 run` looks."""
+    share/lcsnet_seg, the ament index marker, and every executable as a console script, in lib/lcsnet_seg (where
+    `ros2 run` looks; setup.cfg sends them there for colcon) and in bin, whichever way pip installed them."""
     import configparser
+    import os
     import shutil
     import subprocess
     import sys
@@ -109,8 +110,15 @@ def test_an_install_lays_out_share_and_the_executables_as_ros_expects(tmp_path):
     for folder, pattern in (("launch", "*.launch.py"), ("config", "*.yaml"), ("config", "*.rviz"), ("config", "*.xml")):
         shipped = {p.name for p in (REPO / folder).glob(pattern)}
         assert shipped and shipped <= {p.name for p in (share / folder).iterdir()}, folder
-    scripts = {p.name for p in (prefix / "bin").iterdir()}
-    assert {"segmentation_node", "convert", "evaluate", "make_demo_bag", "demo"} <= scripts
+    # pip from a wheel writes <prefix>/bin, the legacy `setup.py install` (Python 3.10's setuptools without `wheel`)
+    # follows setup.cfg and writes <prefix>/lib/lcsnet_seg: the link script makes both places hold every executable
+    site = next((prefix / "lib").glob("python3*/site-packages"))
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(site)}
+    subprocess.run([str(REPO / "scripts" / "link_ros_executables.sh"), str(prefix)], env=env, check=True, timeout=60)
+    names = {"segmentation_node", "convert", "evaluate", "make_demo_bag", "demo"}
+    for folder in (prefix / "bin", prefix / "lib" / "lcsnet_seg"):
+        runnable = {p.name for p in folder.iterdir() if p.is_file() and os.access(p, os.X_OK)}  # follows links
+        assert names <= runnable, (folder, sorted(runnable))
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
     assert cfg["install"]["install_scripts"] == "$base/lib/lcsnet_seg" == cfg["develop"]["script_dir"]
