@@ -34,6 +34,14 @@ pytestmark = [
     pytest.mark.skipif(_gpu_problem() is not None, reason=f"GPU node test: {_gpu_problem()}"),
 ]
 
+if _gpu_problem() is None:
+    # This process is the cameras: 640x480 and 1080p frames reach the node whole only when the publishing process
+    # has the large-image profile too (README, 'On a robot'); without it most are lost on loopback. Set while
+    # collecting, before this process's first participant, and only where these tests run.
+    from lcsnet_seg.ros.node_process import ros_environment
+
+    ros_environment()
+
 from conftest import DEMO_PTH  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from ros_harness import (  # noqa: E402
@@ -178,11 +186,13 @@ def test_four_cameras_in_one_gpu_node_process(ros, tmp_path, segmenter):
         node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
         agree = total = 0
         for sec in range(1, 9):
-            sent = {}
-            for camera, (h, w, encoding) in CAMERAS.items():
-                image = as_encoding(generate_scene(9_000_000 + sec * 10 + len(sent), h, w)[0], encoding)
-                sent[camera] = image
-                pubs[camera].publish(array_to_image(Image, image, encoding, header(sec, f"{camera}_optical")))
+            sent = {  # made first, then published together: a rig's cameras triggered at once
+                camera: as_encoding(generate_scene(9_000_000 + sec * 10 + k, h, w)[0], encoding)
+                for k, (camera, (h, w, encoding)) in enumerate(CAMERAS.items())
+            }
+            msgs = {c: array_to_image(Image, im, CAMERAS[c][2], header(sec, f"{c}_optical")) for c, im in sent.items()}
+            for camera, msg in msgs.items():
+                pubs[camera].publish(msg)
             for camera, image in sent.items():
                 msg = first_with_stamp(labels[camera], sec)
                 if msg is None:  # best effort: a frame may be lost; send that camera's again
