@@ -280,6 +280,29 @@ def test_node_mode_with_two_cameras_gives_the_in_process_labels(two_camera_bag, 
     assert stamps["/lcsnet_seg/front/label_mask"] == input_stamps(two_camera_bag, FRONT[0])
 
 
+@pytest.mark.ros_process
+def test_node_mode_says_the_decoder_the_node_ran_not_the_one_asked_for(two_camera_bag, tmp_path):
+    """--node on a compressed camera with --decoder auto: the node, on ONNX Runtime, decodes on the CPU, and
+    metrics.json and the report say so (from the node's configure line), not 'auto'."""
+    pytest.importorskip("rclpy")
+    out = tmp_path / "node"
+    code, doc = run(one_camera(two_camera_bag, out, REAR, ("--node", "--rate", "0", "--decoder", "auto")))
+    assert code == 0 and doc["complete"], doc["warnings"]
+    assert doc["decoder"] == "cpu" and "decoder_note" not in doc, doc
+    assert "decoded on the CPU (OpenCV)" in (out / "report.md").read_text()
+
+
+def test_the_decoder_is_read_from_the_nodes_last_configure_line():
+    from lcsnet_seg.ros.bag_replay import node_decoder
+
+    head = "[INFO] [1796133181.46] [lcsnet_seg_eval_1a2b]: configured in 0.2 s: backend x on cpu (auto); model m; "
+    gpu = head + "input 512x384, 8 classes; decoder gpu (nvImageCodec; PNG and refused frames on the CPU)"
+    cpu = head + "input 512x384, 8 classes; decoder cpu (OpenCV); nvImageCodec is not installed"
+    assert node_decoder(f"{cpu}\nactive\n{gpu}\n") == ("gpu", "")  # configured again: the last one counts
+    assert node_decoder(cpu) == ("cpu", "nvImageCodec is not installed")
+    assert node_decoder(head + "decoder none (raw images)") is None and node_decoder("") is None
+
+
 def gpu_decoding_unavailable() -> str | None:
     from lcsnet_seg.gpu.decode import nvimgcodec_unavailable_reason
 

@@ -11,6 +11,7 @@ replay loop's (eval/replay.py), as in the in-process mode.
 from __future__ import annotations
 
 import copy
+import re
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +31,19 @@ def eval_names() -> tuple[str, str, str]:
     another evaluation on the machine (fleet workers), can neither answer for its node nor feed it frames."""
     token = uuid.uuid4().hex[:8]
     return f"{NODE_NAME}_eval_{token}", f"/lcsnet_eval_{token}/image", f"lcsnet_eval_player_{token}"
+
+
+_CONFIGURED_DECODER = re.compile(r"configured in .*; decoder (gpu|cpu) \(([^)]*)\)(?:; (.*))?$", re.MULTILINE)
+
+
+def node_decoder(log: str) -> tuple[str, str] | None:
+    """The decoder a segmentation_node ran with (``gpu`` or ``cpu``) and its note (why the CPU, where the GPU was
+    not available), from the last configure line in its log; None where no configure line names one."""
+    found = _CONFIGURED_DECODER.findall(log)
+    if not found:
+        return None
+    name, _library, note = found[-1]
+    return name, note.strip()
 
 
 TIMED_BY = "label_mask"  # latency and output rate are measured on this output's arrivals
@@ -221,8 +235,14 @@ def replay_through_node(
         "fps": fps[0],
         "class_set": classes,
     }
-    if compressed:
-        meta["decoder"] = decoder  # the node's parameter: its own log says where it decoded
+    if compressed:  # where the node really decoded (its configure line), not what was asked of it
+        said = node_decoder((out_dir / "node.log").read_text(errors="replace"))
+        if said is None:
+            meta["decoder"], meta["decoder_note"] = decoder, "requested: the node's log does not say what ran"
+        else:
+            meta["decoder"] = said[0]
+            if said[1]:
+                meta["decoder_note"] = said[1]
     if several:
         meta["cameras"] = {name: {"fps": f} for name, f in zip(names, fps)}
     return replayed, meta
