@@ -170,7 +170,8 @@ def _decoder_lines(doc: dict) -> list[str]:
         return []
     where = {"gpu": "on the GPU (nvImageCodec)", "cpu": "on the CPU (OpenCV)"}.get(doc.get("decoder", ""), "")
     text = f"- JPEG frames decoded {where}" if where else "- JPEG frames"
-    text += f", {doc.get('decode_fallbacks', 0)} decoded on the CPU instead (decode_fallbacks)"
+    if "decode_fallbacks" in doc:  # --node: the node counts them in its own /diagnostics
+        text += f", {doc['decode_fallbacks']} decoded on the CPU instead (decode_fallbacks)"
     return [text + (f"; {doc['decoder_note']}" if doc.get("decoder_note") else "")]
 
 

@@ -28,7 +28,8 @@ together (summed confusion matrices, latency per tick) and each camera under "ca
 bag has each camera's outputs under OUTPUT_PREFIX/<camera>/. A camera is named by its topic's first
 path component (/front/image_raw: front), or by its whole topic where that repeats.
 --decoder (CompressedImage topics): where JPEG frames are decoded; metrics.json says which ran
-("decoder") and how many frames the GPU decoder left to the CPU ("decode_fallbacks").
+("decoder"; --node: the node's own choice) and how many frames the GPU decoder left to the CPU
+("decode_fallbacks"; --node: in the node's /diagnostics).
 Exit codes: 0 complete; 1 error; 2 bad arguments; 3 finished but incomplete (frames unreadable or
 without output); 4 some bags could not be scored (the others were).
 """
