@@ -37,12 +37,17 @@ $(VENV)/.deps: requirements.txt requirements-dev.txt
 	touch $@
 
 # A real (non-editable) install: it lays out share/ament_index and share/lcsnet_seg as colcon does.
-$(VENV)/.package: $(VENV)/.deps $(SOURCES)
-	rm -rf $(VENV)/lib/lcsnet_seg; find $(VENV)/bin -maxdepth 1 -lname '../lib/lcsnet_seg/*' -delete
-	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
+# Into venv $(1); links left from an earlier install go first (scripts/link_ros_executables.sh says why).
+define install_package
+	rm -rf $(1)/lib/lcsnet_seg; find $(1)/bin -maxdepth 1 -lname '../lib/lcsnet_seg/*' -delete
+	$(1)/bin/python -m pip install -q --no-deps --no-build-isolation --force-reinstall .
 	rm -rf build lcsnet_seg.egg-info
-	scripts/link_ros_executables.sh $(VENV)
+	scripts/link_ros_executables.sh $(1)
 	touch $@
+endef
+
+$(VENV)/.package: $(VENV)/.deps $(SOURCES)
+	$(call install_package,$(VENV))
 
 demo: setup
 	$(VENV)/bin/convert $(DEMO_CONVERT) --out-dir out/demo/model
@@ -74,11 +79,7 @@ $(JAZZY_VENV)/.deps: requirements.txt requirements-jazzy.txt
 	touch $@
 
 $(JAZZY_VENV)/.package: $(JAZZY_VENV)/.deps $(SOURCES)
-	rm -rf $(JAZZY_VENV)/lib/lcsnet_seg; find $(JAZZY_VENV)/bin -maxdepth 1 -lname '../lib/lcsnet_seg/*' -delete
-	$(JAZZY_PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
-	rm -rf build lcsnet_seg.egg-info
-	scripts/link_ros_executables.sh $(JAZZY_VENV)
-	touch $@
+	$(call install_package,$(JAZZY_VENV))
 
 test-jazzy: $(JAZZY_VENV)/.package
 	$(JAZZY_PY) scripts/ros_distro.py --expect jazzy
