@@ -101,6 +101,22 @@ class RosHarness:
         self.helper.create_subscription(msg_type, topic, received.append, qos)
         return received
 
+    def statuses(self, node_name: str) -> list:
+        """Every /diagnostics status of ``node_name`` from now on, as (level, message, values)."""
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from lcsnet_seg.ros.names import status_name
+
+        seen: list = []
+
+        def keep(msg: DiagnosticArray) -> None:
+            for status in msg.status:
+                if status.name == status_name(node_name):
+                    seen.append((status.level, status.message, {kv.key: kv.value for kv in status.values}))
+
+        self.helper.create_subscription(DiagnosticArray, "/diagnostics", keep, 50)
+        return seen
+
     def set_remote_parameter(self, node_name: str, name: str, value) -> None:
         """Set a parameter of a node in another process through its set_parameters service."""
         from rcl_interfaces.srv import SetParameters

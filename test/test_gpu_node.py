@@ -174,15 +174,13 @@ def test_four_cameras_in_one_gpu_node_process(ros, tmp_path, segmenter):
     """The node as its own process on torch_cuda with four cameras: each camera's label mask with its own stamp,
     frame_id and size, in agreement with the CPU reference; a camera that stops holds back none of the others;
     the batch really holds several cameras (batch_size_mean in /diagnostics); a clean exit."""
-    from diagnostic_msgs.msg import DiagnosticArray
-
     remap = {f"{c}/image": f"/gpu_mc/{c}/image" for c in CAMERAS}
     params = {"model_path": str(DEMO_PTH), "backend": "torch_cuda", "cameras": list(CAMERAS), "force_outputs": True}
     params["batch_wait_ms"] = 50.0  # this test publishes the four frames one after another, on a shared machine
     pubs = {c: ros.helper.create_publisher(Image, f"/gpu_mc/{c}/image", RELIABLE) for c in CAMERAS}
     with NodeProcess(ros, tmp_path / "mc_node.log", params, remap) as node:
         labels = {c: ros.collect(Image, node.topic("label_mask", c)) for c in CAMERAS}
-        statuses = ros.collect(DiagnosticArray, "/diagnostics")
+        statuses = ros.statuses(node.name)
         node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
         agree = total = 0
         for sec in range(1, 9):
@@ -196,9 +194,7 @@ def test_four_cameras_in_one_gpu_node_process(ros, tmp_path, segmenter):
             for camera, image in sent.items():
                 msg = first_with_stamp(labels[camera], sec)
                 if msg is None:  # best effort: a frame may be lost; send that camera's again
-                    h, w, encoding = CAMERAS[camera]
-                    out = array_to_image(Image, image, encoding, header(sec, f"{camera}_optical"))
-                    msg = send_and_receive(ros, pubs[camera], out, labels[camera], sec)
+                    msg = send_and_receive(ros, pubs[camera], msgs[camera], labels[camera], sec)
                 assert msg.header.frame_id == f"{camera}_optical" and (msg.height, msg.width) == image.shape[:2]
                 gpu = np.frombuffer(msg.data, np.uint8).reshape(image.shape[:2])
                 cpu = segmenter(image, CAMERAS[camera][2], outputs=("labels",)).labels
@@ -208,14 +204,7 @@ def test_four_cameras_in_one_gpu_node_process(ros, tmp_path, segmenter):
             image = as_encoding(generate_scene(sec, h, w)[0], encoding)
             msg = array_to_image(Image, image, encoding, header(sec, "front_optical"))
             assert send_and_receive(ros, pubs["front"], msg, labels["front"], sec) is not None
-        batch = [
-            float(kv.value)
-            for m in list(statuses)
-            for s in m.status
-            if s.name == f"{node.name}: semantic segmentation"
-            for kv in s.values
-            if kv.key == "batch_size_mean"
-        ]
+        batch = [float(values["batch_size_mean"]) for _, _, values in list(statuses) if "batch_size_mean" in values]
         assert node.change(Transition.TRANSITION_DEACTIVATE)
         log = node.signal_and_wait(signal.SIGINT)
     print(f"AGREEMENT four-camera GPU node vs CPU reference: {agree / total:.5f}; batch_size_mean {batch[-3:]}")
@@ -228,8 +217,6 @@ def test_jpeg_cameras_decoded_on_the_gpu_in_a_node_process(ros, tmp_path, segmen
     """input_transport compressed with decoder gpu (nvImageCodec): two JPEG cameras decoded on the GPU, labels
     against the CPU reference on OpenCV's decode of the same JPEG; a corrupt JPEG is a bad frame (counted, the
     node goes on); a PNG goes to the CPU decoder; /diagnostics says the GPU decoder runs."""
-    from diagnostic_msgs.msg import DiagnosticArray
-
     from lcsnet_seg.gpu.decode import nvimgcodec_unavailable_reason
     from lcsnet_seg.image_messages import compressed_to_array
 
@@ -250,7 +237,7 @@ def test_jpeg_cameras_decoded_on_the_gpu_in_a_node_process(ros, tmp_path, segmen
     pubs = {c: ros.helper.create_publisher(CompressedImage, f"/gpu_jpeg/{c}/image/compressed", RELIABLE) for c in cams}
     with NodeProcess(ros, tmp_path / "jpeg_node.log", params, remap) as node:
         labels = {c: ros.collect(Image, node.topic("label_mask", c)) for c in cams}
-        statuses = ros.collect(DiagnosticArray, "/diagnostics")
+        statuses = ros.statuses(node.name)
         node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
         agree = total = 0
         for sec in range(1, 7):
@@ -274,11 +261,7 @@ def test_jpeg_cameras_decoded_on_the_gpu_in_a_node_process(ros, tmp_path, segmen
         assert send_and_receive(ros, pubs["rear"], msg, labels["rear"], 42) is not None  # and the GPU goes on
 
         def values():
-            for m in reversed(list(statuses)):
-                for s in m.status:
-                    if s.name == f"{node.name}: semantic segmentation":
-                        return {kv.key: kv.value for kv in s.values}
-            return {}
+            return statuses[-1][2] if statuses else {}
 
         wait_until(
             lambda: values().get("decoder", "").startswith("gpu") and values().get("frames_bad", "0") != "0",

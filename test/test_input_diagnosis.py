@@ -12,7 +12,7 @@ pytest.importorskip("rclpy")
 
 pytestmark = pytest.mark.ros_process
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from ros_harness import NodeProcess, RosHarness, header, wait_for, wait_until  # noqa: E402
@@ -20,7 +20,6 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from lcsnet_seg.ros.image_codec import array_to_image  # noqa: E402
 from lcsnet_seg.ros.input_watch import CAMERA_TRANSPORT_SETTING, QUIET_AFTER_S  # noqa: E402
-from lcsnet_seg.ros.names import status_name  # noqa: E402
 
 INPUT_WORDS = ("no publisher", "no image", "lost before it", "transport", "QoS")
 
@@ -56,19 +55,6 @@ class Camera:
         self.ros.helper.destroy_publisher(self.publisher)
 
 
-def statuses_of(ros, node_name: str) -> list:
-    """Every /diagnostics status of ``node_name`` from now on, as (level, message, values)."""
-    seen: list = []
-
-    def keep(msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name == status_name(node_name):
-                seen.append((status.level, status.message, {kv.key: kv.value for kv in status.values}))
-
-    ros.helper.create_subscription(DiagnosticArray, "/diagnostics", keep, 50)
-    return seen
-
-
 def input_warnings(statuses, log: str, camera_late: bool = False) -> list[str]:
     """The input warnings a user would see. With ``camera_late`` (the camera started after the node), "no
     publisher" is right for as long as the node has not discovered the camera (on a loaded machine that can
@@ -90,7 +76,7 @@ def test_a_camera_started_before_the_node_is_never_warned_about(ros, tmp_path):
     camera = Camera(ros, "/diag_before/image")
     try:
         with NodeProcess(ros, tmp_path / "before.log", PARAMS, {"image": "/diag_before/image"}) as node:
-            statuses = statuses_of(ros, node.name)
+            statuses = ros.statuses(node.name)
             node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
             wait_until(lambda: frames_received(statuses) >= 20, "20 camera frames counted in /diagnostics", 60)
             settle = time.monotonic() + QUIET_AFTER_S + 1.0
@@ -109,7 +95,7 @@ def test_a_camera_started_before_the_node_is_never_warned_about(ros, tmp_path):
 
 def test_a_camera_started_after_the_node_is_never_warned_about(ros, tmp_path):
     with NodeProcess(ros, tmp_path / "after.log", PARAMS, {"image": "/diag_after/image"}) as node:
-        statuses = statuses_of(ros, node.name)
+        statuses = ros.statuses(node.name)
         node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
         camera = Camera(ros, "/diag_after/image")  # within the quiet period after activation
         try:
@@ -133,7 +119,7 @@ def test_frames_lost_before_the_node_are_a_warning_with_the_fix(ros):
     )
     ros.executor.add_node(node)
     ros.nodes.append(node)
-    statuses = statuses_of(ros, node.get_name())
+    statuses = ros.statuses(node.get_name())
     assert node.trigger_configure().name == "SUCCESS" and node.trigger_activate().name == "SUCCESS"
     publisher = ros.helper.create_publisher(Image, "/image", qos_profile_sensor_data)
     frame = np.zeros((60, 80, 3), np.uint8)
@@ -173,7 +159,7 @@ def test_a_node_nobody_listens_to_says_idle(ros, tmp_path):
     try:
         params = {"autostart": True, "diagnostics_period": 0.2}
         with NodeProcess(ros, tmp_path / "idle.log", params, {"image": "/diag_idle/image"}) as node:
-            statuses = statuses_of(ros, node.name)
+            statuses = ros.statuses(node.name)
             node.wait_for_state(State.PRIMARY_STATE_ACTIVE)
             wait_until(lambda: frames_received(statuses) >= 10, "10 camera frames counted in /diagnostics", 60)
             level, message, values = statuses[-1]
